@@ -1,0 +1,154 @@
+package chat
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Kind is what an [Event] announces.
+type Kind uint8
+
+// Event kinds. Their String values are the "type" of the JSON encoding.
+const (
+	KindWelcome  Kind = iota // to a newcomer: UID
+	KindJoin                 // to everyone else: UID joined
+	KindLeave                // to everyone else: UID left
+	KindMessage              // a line from UID to everyone, or to To when Private
+	KindNick                 // UID, formerly OldNick, is now Nick
+	KindWho                  // the member list, to the asker
+	KindInfo                 // lines of help text
+	KindError                // a refusal; Text is the message without "! "
+	KindShutdown             // the daemon is stopping
+	numKinds
+)
+
+var kindNames = [numKinds]string{
+	"welcome", "join", "leave", "message", "nick", "who", "info", "error", "shutdown",
+}
+
+// String returns the kind's JSON type name.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// MemberInfo describes one member in a /who listing.
+type MemberInfo struct {
+	UID      uint64
+	Nick     string
+	Protocol string
+}
+
+// Event is something the room tells one or more sessions. Events are
+// immutable once sent and are shared by every recipient.
+type Event struct {
+	Kind    Kind
+	UID     uint64    // the member the event is about: sender, newcomer, leaver
+	Nick    string    // UID's nick, "" if none
+	OldNick string    // KindNick: the nick before ("" if none)
+	To      uint64    // KindMessage: the recipient of a private message
+	ToNick  string    // KindMessage: the recipient's nick
+	Private bool      // KindMessage: to one member
+	Echo    bool      // KindMessage: the sender's copy of a private message
+	Text    string    // message, error or info text
+	Time    time.Time // when the room accepted it
+	Members []MemberInfo
+	Online  int    // KindWho: members online
+	Except  uint64 // Group.Broadcast: skip this member
+
+	enc [MaxFormats]atomic.Pointer[[]byte]
+}
+
+// MaxFormats bounds the number of wire formats an [Event] caches.
+const MaxFormats = 4
+
+// Encoded returns ev's bytes in wire format f, encoding them with enc the
+// first time and sharing them afterwards. Concurrent callers may both
+// encode; one result wins and both are correct. The result must not be
+// modified. f must be below [MaxFormats].
+func (ev *Event) Encoded(f int, enc func(*Event) []byte) []byte {
+	if p := ev.enc[f].Load(); p != nil {
+		return *p
+	}
+	b := enc(ev)
+	if ev.enc[f].CompareAndSwap(nil, &b) {
+		return b
+	}
+	return *ev.enc[f].Load()
+}
+
+// DisplayName renders a member as the text protocol names it: "uid 7", or
+// "alice(7)" once a nick is set.
+func DisplayName(uid uint64, nick string) string {
+	if nick == "" {
+		return "uid " + strconv.FormatUint(uid, 10)
+	}
+	return nick + "(" + strconv.FormatUint(uid, 10) + ")"
+}
+
+// Lines returns ev as lines of the text protocol, without line endings.
+func (ev *Event) Lines() []string {
+	switch ev.Kind {
+	case KindWho:
+		lines := make([]string, 0, len(ev.Members)+1)
+		for _, m := range ev.Members {
+			nick := m.Nick
+			if nick == "" {
+				nick = "-"
+			}
+			lines = append(lines, "* uid "+strconv.FormatUint(m.UID, 10)+" nick "+nick+" via "+m.Protocol)
+		}
+		return append(lines, "* "+strconv.Itoa(ev.Online)+" online")
+	case KindInfo:
+		return helpLines
+	}
+	return []string{ev.Line()}
+}
+
+// Line returns ev as one line of the text protocol, without a line ending.
+// A /who listing or help text is several lines: use [Event.Lines].
+func (ev *Event) Line() string {
+	name := DisplayName(ev.UID, ev.Nick)
+	switch ev.Kind {
+	case KindWelcome:
+		return "Welcome to fastws! You are " + name + ". Type to talk to everyone, $uid:text to talk to one user, /help for commands."
+	case KindJoin:
+		return "* " + name + " joined"
+	case KindLeave:
+		return "* " + name + " left"
+	case KindMessage:
+		switch {
+		case !ev.Private:
+			return name + ": " + ev.Text
+		case ev.Echo:
+			return "(to " + DisplayName(ev.To, ev.ToNick) + "): " + ev.Text
+		default:
+			return name + " (private): " + ev.Text
+		}
+	case KindNick:
+		return "* " + DisplayName(ev.UID, ev.OldNick) + " is now " + ev.Nick
+	case KindError:
+		return "! " + ev.Text
+	case KindShutdown:
+		return "* server is shutting down"
+	}
+	lines := ev.Lines()
+	out := lines[0]
+	for _, l := range lines[1:] {
+		out += "\n" + l
+	}
+	return out
+}
+
+var helpLines = []string{
+	"* commands:",
+	"*   text          talk to everyone",
+	"*   $uid:text     talk to uid only, e.g. $3:hi",
+	"*   /nick NAME    set your nick (letters, digits, _ - .; up to 24)",
+	"*   /who          list who is online",
+	"*   /help         this text",
+	"*   /quit         leave",
+}

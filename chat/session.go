@@ -1,0 +1,66 @@
+package chat
+
+// Session is one member's connection as the room sees it. The transport
+// implements it; the room only writes to it and closes it. The transport's
+// reader decodes lines and calls [Hub.Handle]; a Session has no Read.
+type Session interface {
+	// Send queues ev for this session alone. It must not block and must not
+	// call back into the Hub. It is safe for concurrent use.
+	Send(ev *Event)
+	// Close ends the session with reason r after the events already queued.
+	// It must not block and must not call back into the Hub; the transport
+	// calls Hub.Leave once the connection is gone. It is safe for concurrent
+	// use and idempotent.
+	Close(r CloseReason)
+}
+
+// Group is a set of sessions that receive room-wide events together: in the
+// server, the sessions of one reactor. Broadcasting through groups wakes each
+// reactor once per event instead of queueing the event once per member.
+type Group interface {
+	// Broadcast queues ev for every session of the group that has joined the
+	// room, except the member ev.Except (0 = none), in the same order as the
+	// group's other events. It must not block and must not call back into the
+	// Hub. It is safe for concurrent use.
+	Broadcast(ev *Event)
+}
+
+// CloseReason says why a session ended. It reaches the log, the
+// connection listing and a metric label, so its String values are stable.
+type CloseReason uint8
+
+// Close reasons.
+const (
+	ReasonClientClosed  CloseReason = iota // the peer closed or reset the connection
+	ReasonClientQuit                       // the member typed /quit
+	ReasonIdle                             // idleTimeout passed without a line
+	ReasonSlowConsumer                     // queued output passed maxSendBuffer
+	ReasonProtocolError                    // bad framing, a line too long, bad UTF-8 on websocket
+	ReasonFlood                            // persistent flooding past messagesPerSecond
+	ReasonRefused                          // refused at connect (limits)
+	ReasonShutdown                         // the daemon or the instance stopped
+	ReasonError                            // a socket error
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	"client_closed", "client_quit", "idle", "slow_consumer", "protocol_error",
+	"flood", "refused", "shutdown", "error",
+}
+
+// String returns the reason's stable snake_case name.
+func (r CloseReason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Reasons lists every close reason, in order, for pre-declaring metric labels.
+func Reasons() []CloseReason {
+	rs := make([]CloseReason, numReasons)
+	for i := range rs {
+		rs[i] = CloseReason(i)
+	}
+	return rs
+}

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/fastws/fastws/chat"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Wire formats: each is a slot of chat.Event's encoding cache, so a
+// broadcast is encoded once per format.
+const (
+	formatText   = iota // the text protocol, "\r\n"-terminated lines (telnet)
+	formatWSText        // the text protocol, one websocket text frame per line
+	formatWSJSON        // fastws.v1.json, one websocket text frame per event
+)
+
+// A codec is one protocol's wire format.
+type codec interface {
+	// newDecoder returns the decoder state of a new connection.
+	newDecoder() decoder
+	// refusal returns what a connection refused at accept is told (msg is
+	// the reason without "! ") before it is closed.
+	refusal(msg string) []byte
+}
+
+// A decoder turns one connection's inbound bytes into calls on its session.
+// It runs on the connection's event loop only.
+type decoder interface {
+	// decode consumes every complete unit buffered on c, handing each line
+	// to s.line, and leaves a partial unit buffered in gnet. A
+	// *protocolError ends the connection with ReasonProtocolError.
+	decode(s *session, c gnet.Conn) error
+	// format is the chat.Event encoding slot the session's output uses.
+	format() int
+	// encode renders ev in that format.
+	encode(ev *chat.Event) []byte
+}
+
+// protocolError is a violation by the peer. Msg is what the peer is told
+// ("line too long (max 65536 bytes)"), Kind labels the error metric.
+type protocolError struct {
+	Kind string
+	Msg  string
+}
+
+func (e *protocolError) Error() string { return e.Kind + ": " + e.Msg }
+
+// asProtocolError reports whether err is a protocol violation.
+func asProtocolError(err error) (*protocolError, bool) {
+	var pe *protocolError
+	ok := errors.As(err, &pe)
+	return pe, ok
+}

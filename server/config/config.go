@@ -1,0 +1,158 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Config is a validated config.ini. Load and Parse return it; it is never
+// modified afterwards, so it is safe to share between goroutines.
+type Config struct {
+	Path          string        // absolute path of the file
+	RunDir        string        // absolute; default "./run" resolved against the config file's folder
+	LogFile       string        // absolute; default "fastws.log" resolved against RunDir
+	MetricsListen string        // host:port or "" (off); default "127.0.0.1:19990"
+	StopTimeout   time.Duration // default 10s
+	Defaults      Limits        // the [fastws] limit keys
+	Instances     []Instance    // in file order
+}
+
+// Limits are the per-connection and per-instance limits the daemon
+// enforces. [fastws] sets them for every instance; an [instance.NAME]
+// section may override each one.
+type Limits struct {
+	MaxPackageSize      int           // maxPackageSize, bytes, default 64K (65536); allowed 16..64M
+	MaxSendBuffer       int           // maxSendBuffer, bytes, default 1M; allowed >= 4K and >= MaxPackageSize
+	IdleTimeout         time.Duration // idleTimeout, default 10m; 0 = off
+	MaxConnections      int           // maxConnections per instance, default 100000; 0 = unlimited
+	MaxConnectionsPerIP int           // maxConnectionsPerIP, default 0 = unlimited
+	MessagesPerSecond   float64       // messagesPerSecond, default 50; 0 = unlimited
+	MessageBurst        int           // messageBurst, default 100 (token bucket size); >= 1
+}
+
+// Defaults and bounds of the daemon keys and limits.
+const (
+	defaultRunDir        = "./run"
+	defaultLogFile       = "fastws.log"
+	defaultMetricsListen = "127.0.0.1:19990"
+	defaultStopTimeout   = 10 * time.Second
+	defaultHost          = "0.0.0.0"
+
+	minPackageSize    = 16
+	maxPackageSize    = 64 << 20
+	minSendBuffer     = 4 << 10
+	maxChildProcesses = 1024
+)
+
+// DefaultLimits returns the limits that apply when config.ini sets none.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxPackageSize:      64 << 10,
+		MaxSendBuffer:       1 << 20,
+		IdleTimeout:         10 * time.Minute,
+		MaxConnections:      100000,
+		MaxConnectionsPerIP: 0,
+		MessagesPerSecond:   50,
+		MessageBurst:        100,
+	}
+}
+
+// Instance is one [instance.NAME] section: a listener with its own protocol
+// and reactors. Every instance's connections join the same chat room.
+type Instance struct {
+	Section           string   // "instance.telnet"
+	Name              string   // instanceName, required, unique across instances
+	Protocol          Protocol // protocol: telnet | websocket (required)
+	Host              string   // host, default "0.0.0.0"; an IP literal or "localhost"
+	Port              int      // port, required, 1-65535
+	ChildProcessCount int      // childProcessCount, default runtime.NumCPU(); 1..1024
+	Limits            Limits   // [fastws] limits overridden by this section's keys
+
+	// AllowedOrigins lists the browser origins (lower-case
+	// "scheme://host[:port]") allowed to open a WebSocket; empty allows
+	// any. Only websocket instances set it (allowedOrigins).
+	AllowedOrigins []string
+}
+
+// Addr returns the instance's listen address, host:port.
+func (i Instance) Addr() string {
+	return net.JoinHostPort(i.Host, strconv.Itoa(i.Port))
+}
+
+// Same reports whether i and o are equal in every field, so that a reload
+// can leave an unchanged instance (and its connections) alone.
+func (i Instance) Same(o Instance) bool {
+	return i.Section == o.Section &&
+		i.Name == o.Name &&
+		i.Protocol == o.Protocol &&
+		i.Host == o.Host &&
+		i.Port == o.Port &&
+		i.ChildProcessCount == o.ChildProcessCount &&
+		i.Limits == o.Limits &&
+		slices.Equal(i.AllowedOrigins, o.AllowedOrigins)
+}
+
+// defaultChildProcessCount is one reactor per CPU, within the allowed range.
+func defaultChildProcessCount() int {
+	return min(max(runtime.NumCPU(), 1), maxChildProcesses)
+}
+
+// Protocol is the wire protocol of an instance.
+type Protocol int
+
+// The protocols an instance can speak. The zero Protocol is none of them.
+const (
+	ProtocolTelnet    Protocol = iota + 1 // lines over TCP
+	ProtocolWebSocket                     // RFC 6455, plus the built-in chat page
+)
+
+// String returns the protocol's config.ini spelling.
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolTelnet:
+		return "telnet"
+	case ProtocolWebSocket:
+		return "websocket"
+	}
+	return "Protocol(" + strconv.Itoa(int(p)) + ")"
+}
+
+// parseProtocol is the inverse of Protocol.String.
+func parseProtocol(s string) (Protocol, bool) {
+	switch s {
+	case "telnet":
+		return ProtocolTelnet, true
+	case "websocket":
+		return ProtocolWebSocket, true
+	}
+	return 0, false
+}
+
+// Load reads and validates the config file at path. A file that cannot be
+// read yields the *os.PathError, wrapped; an invalid file yields Errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates config.ini content. The path names the file in error
+// messages and anchors relative paths (runDir resolves against its folder);
+// Parse does not read it. When data is invalid, the error is Errors, listing
+// every problem found, in line order.
+func Parse(path string, data []byte) (*Config, error) {
+	p := newParser(path, data)
+	c := p.parse()
+	if len(p.errs) > 0 {
+		p.errs.sortByLine()
+		return nil, p.errs
+	}
+	return c, nil
+}

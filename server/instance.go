@@ -1,0 +1,311 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fastws/fastws/chat"
+	"github.com/fastws/fastws/server/config"
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// instance is one config.ini instance: a gnet engine and its reactors. It
+// implements gnet.EventHandler; every callback runs on an event loop.
+type instance struct {
+	gnet.BuiltinEventEngine
+
+	cfg    config.Instance
+	limits config.Limits
+	hub    *chat.Hub
+	log    *slog.Logger
+	codec  codec
+
+	eng   gnet.Engine
+	addr  string        // the bound address, set before ready closes
+	ready chan struct{} // closed by OnBoot
+	done  chan struct{} // closed when gnet.Run returns
+	err   error         // gnet.Run's error, set before done closes
+
+	stopping atomic.Bool
+
+	mu       sync.Mutex
+	reactors map[gnet.EventLoop]*reactor // guarded by mu
+	order    []*reactor                  // guarded by mu: in creation order
+	perIP    map[string]int              // guarded by mu
+	stopped  bool                        // guarded by mu: no new reactors
+
+	conns    atomic.Int64
+	protoErr sync.Map // kind -> *atomic.Uint64
+}
+
+func newInstance(cfg config.Instance, hub *chat.Hub, log *slog.Logger) *instance {
+	i := &instance{
+		cfg:      cfg,
+		limits:   cfg.Limits,
+		hub:      hub,
+		log:      log.With("instance", cfg.Name),
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		reactors: make(map[gnet.EventLoop]*reactor),
+		perIP:    make(map[string]int),
+	}
+	switch cfg.Protocol {
+	default:
+		i.codec = telnetCodec{maxLine: cfg.Limits.MaxPackageSize}
+	}
+	return i
+}
+
+// start runs the engine and returns once it listens, or with the reason it
+// could not.
+func (i *instance) start() error {
+	go func() {
+		i.err = gnet.Run(i, "tcp://"+i.cfg.Addr(),
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(i.cfg.ChildProcessCount),
+			gnet.WithTicker(i.limits.IdleTimeout > 0),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{i.log}),
+		)
+		close(i.done)
+	}()
+	select {
+	case <-i.ready:
+		return nil
+	case <-i.done:
+		return fmt.Errorf("instance %s: listen %s: %w", i.cfg.Name, i.cfg.Addr(), i.err)
+	}
+}
+
+// OnBoot records the bound address and reports the instance ready.
+func (i *instance) OnBoot(eng gnet.Engine) gnet.Action {
+	i.eng = eng
+	i.addr = i.cfg.Addr()
+	if fd, err := eng.Dup(); err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			switch a := sa.(type) {
+			case *unix.SockaddrInet4:
+				i.addr = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+			case *unix.SockaddrInet6:
+				i.addr = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+			}
+		}
+		_ = unix.Close(fd)
+	}
+	close(i.ready)
+	return gnet.None
+}
+
+// reactorFor returns the reactor of loop, creating it on first use, or nil
+// once the instance is stopping.
+func (i *instance) reactorFor(loop gnet.EventLoop) *reactor {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.stopped {
+		return nil
+	}
+	r := i.reactors[loop]
+	if r == nil {
+		r = &reactor{inst: i, hub: i.hub, loop: loop}
+		i.reactors[loop] = r
+		i.order = append(i.order, r)
+		i.hub.AddGroup(r)
+	}
+	return r
+}
+
+// admit applies the connection limits to a new peer and counts it. It
+// returns why the peer is refused, or "".
+func (i *instance) admit(ip string) string {
+	if max := i.limits.MaxConnections; max > 0 && i.conns.Load() >= int64(max) {
+		return "server full (maxConnections " + strconv.Itoa(max) + "), try again later"
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if max := i.limits.MaxConnectionsPerIP; max > 0 {
+		if i.perIP[ip] >= max {
+			return "too many connections from " + ip + " (maxConnectionsPerIP " + strconv.Itoa(max) + ")"
+		}
+		i.perIP[ip]++
+	}
+	i.conns.Add(1)
+	return ""
+}
+
+func (i *instance) release(ip string) {
+	i.conns.Add(-1)
+	if i.limits.MaxConnectionsPerIP > 0 {
+		i.mu.Lock()
+		if i.perIP[ip]--; i.perIP[ip] <= 0 {
+			delete(i.perIP, ip)
+		}
+		i.mu.Unlock()
+	}
+}
+
+// OnOpen admits a connection and makes it a member of the room.
+func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	remote := c.RemoteAddr().String()
+	ip, _, _ := net.SplitHostPort(remote)
+	if i.stopping.Load() {
+		return i.codec.refusal("server is shutting down"), gnet.Close
+	}
+	if why := i.admit(ip); why != "" {
+		i.countProtoErr("refused")
+		return i.codec.refusal(why), gnet.Close
+	}
+	r := i.reactorFor(c.EventLoop())
+	if r == nil || r.shutdown {
+		i.release(ip)
+		return i.codec.refusal("server is shutting down"), gnet.Close
+	}
+	now := time.Now()
+	s := &session{r: r, conn: c, dec: i.codec.newDecoder(), remote: remote, ip: ip, since: now, lastRead: now.UnixNano()}
+	c.SetContext(s)
+	r.add(s)
+	r.counters.conns.Add(1)
+	r.counters.accepted.Add(1)
+	s.member = i.hub.Join(s, chat.JoinOptions{
+		Protocol: i.cfg.Protocol.String(),
+		Rate:     i.limits.MessagesPerSecond,
+		Burst:    i.limits.MessageBurst,
+	})
+	return nil, gnet.None
+}
+
+// OnTraffic decodes what the peer sent.
+func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
+	s, _ := c.Context().(*session)
+	if s == nil || s.closing || s.muted {
+		_, _ = c.Discard(-1)
+		return gnet.None
+	}
+	s.lastRead = time.Now().UnixNano()
+	in, msgs := s.bytesIn, s.msgsIn
+	err := s.dec.decode(s, c)
+	s.r.counters.bytesIn.Add(s.bytesIn - in)
+	s.r.counters.msgsIn.Add(s.msgsIn - msgs)
+	if err == nil {
+		return gnet.None
+	}
+	_, _ = c.Discard(-1)
+	reason := chat.ReasonError
+	if pe, ok := asProtocolError(err); ok {
+		reason = chat.ReasonProtocolError
+		i.countProtoErr(pe.Kind)
+		i.hub.Refuse(s.member, pe.Msg)
+	}
+	s.muted = true // ignore further input; the queued Close ends it
+	s.Close(reason)
+	return gnet.None
+}
+
+// OnClose takes a closed connection out of the room.
+func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
+	s, _ := c.Context().(*session)
+	if s == nil {
+		return gnet.None
+	}
+	c.SetContext(nil)
+	s.closed = true
+	r := s.r
+	r.remove(s)
+	r.counters.conns.Add(-1)
+	r.counters.closed.Add(1)
+	i.release(s.ip)
+	reason := s.reason
+	if !s.closing {
+		reason = chat.ReasonClientClosed
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+			reason = chat.ReasonError
+			r.counters.errors.Add(1)
+		}
+	}
+	s.reason = reason
+	uid := s.member.UID()
+	i.hub.Leave(s.member)
+	switch reason {
+	case chat.ReasonClientClosed, chat.ReasonClientQuit, chat.ReasonShutdown:
+		i.log.Debug("connection closed", "uid", uid, "remote", s.remote, "reason", reason.String())
+	default:
+		i.log.Info("connection closed", "uid", uid, "remote", s.remote, "reason", reason.String(), "err", err)
+	}
+	return gnet.None
+}
+
+// OnTick closes idle connections.
+func (i *instance) OnTick() (time.Duration, gnet.Action) {
+	timeout := i.limits.IdleTimeout
+	if timeout <= 0 {
+		return time.Hour, gnet.None
+	}
+	cutoff := time.Now().Add(-timeout)
+	for _, r := range i.reactorList() {
+		_ = r.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			r.closeIdle(cutoff, timeout)
+			return nil
+		}))
+	}
+	return min(time.Second, timeout/4), gnet.None
+}
+
+func (i *instance) reactorList() []*reactor {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return append([]*reactor(nil), i.order...)
+}
+
+func (i *instance) countProtoErr(kind string) {
+	v, ok := i.protoErr.Load(kind)
+	if !ok {
+		v, _ = i.protoErr.LoadOrStore(kind, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+// stop ends the instance gracefully: no new connections, every session gets
+// what was queued before, then the shutdown notice, then close; whatever is
+// left when ctx ends is closed by force. It waits for the engine to exit.
+func (i *instance) stop(ctx context.Context) {
+	i.stopping.Store(true)
+	i.mu.Lock()
+	i.stopped = true
+	rs := append([]*reactor(nil), i.order...)
+	i.mu.Unlock()
+
+	ev := &chat.Event{Kind: chat.KindShutdown, Time: time.Now()}
+	for _, r := range rs {
+		r.Broadcast(ev)
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+wait:
+	for i.conns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-t.C:
+			for _, r := range rs {
+				_ = r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+					r.closeDrained(false)
+					return nil
+				}))
+			}
+		}
+	}
+	for _, r := range rs {
+		i.hub.RemoveGroup(r)
+	}
+	_ = i.eng.Stop(context.Background())
+	<-i.done
+}

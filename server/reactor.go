@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fastws/fastws/chat"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// delivery is one entry of a reactor's outbox: an event for one session
+// (s set), a room-wide event (s nil), or a close.
+type delivery struct {
+	s      *session
+	ev     *chat.Event
+	close  bool
+	reason chat.CloseReason
+}
+
+// reactor is one gnet event loop of an instance and the chat.Group of the
+// sessions it owns.
+type reactor struct {
+	inst *instance
+	hub  *chat.Hub
+	loop gnet.EventLoop
+
+	mu        sync.Mutex
+	outbox    []delivery // guarded by mu
+	scheduled bool       // guarded by mu: a Run is pending on the loop
+
+	// Owned by the event loop.
+	spare    []delivery
+	sessions []*session
+	dirty    []*session // sessions with a batch to write
+	closing  []*session // sessions to close once their output is written
+	shutdown bool
+
+	counters reactorCounters
+}
+
+// reactorCounters are written by the event loop and read by Stats.
+type reactorCounters struct {
+	conns, accepted, closed            atomic.Int64
+	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
+	errors, slowConsumers, refused     atomic.Uint64
+}
+
+// Broadcast queues a room-wide event for the reactor's sessions. It never
+// blocks and is safe for concurrent use.
+func (r *reactor) Broadcast(ev *chat.Event) { r.enqueue(delivery{ev: ev}) }
+
+// enqueue adds d to the outbox and wakes the loop if no wake-up is pending.
+func (r *reactor) enqueue(d delivery) {
+	r.mu.Lock()
+	r.outbox = append(r.outbox, d)
+	wake := !r.scheduled
+	r.scheduled = true
+	r.mu.Unlock()
+	if wake {
+		if err := r.loop.Execute(context.Background(), r); err != nil {
+			// The engine is gone; its connections are closed with it.
+			r.mu.Lock()
+			r.scheduled = false
+			r.mu.Unlock()
+		}
+	}
+}
+
+// Run drains the outbox on the event loop: it implements gnet.Runnable.
+func (r *reactor) Run(context.Context) error {
+	r.mu.Lock()
+	q := r.outbox
+	r.outbox = r.spare[:0]
+	r.scheduled = false
+	r.mu.Unlock()
+
+	for i := range q {
+		d := &q[i]
+		switch {
+		case d.close:
+			if !d.s.closed {
+				d.s.startClose(d.reason)
+			}
+		case d.s != nil:
+			if !d.s.closed && !d.s.closing {
+				d.s.push(d.ev.Encoded(d.s.dec.format(), d.s.dec.encode))
+			}
+		default:
+			r.fanOut(d.ev)
+		}
+	}
+	clear(q)
+	r.spare = q[:0]
+	r.flush()
+	return nil
+}
+
+// fanOut appends ev to the batch of every joined session but ev.Except.
+func (r *reactor) fanOut(ev *chat.Event) {
+	var enc [chat.MaxFormats][]byte
+	for _, s := range r.sessions {
+		if s.member == nil || s.closing || s.member.UID() == ev.Except {
+			continue
+		}
+		f := s.dec.format()
+		if enc[f] == nil {
+			enc[f] = ev.Encoded(f, s.dec.encode)
+		}
+		s.push(enc[f])
+	}
+	if ev.Kind == chat.KindShutdown {
+		r.shutdown = true
+		for _, s := range r.sessions {
+			s.startClose(chat.ReasonShutdown)
+		}
+	}
+}
+
+// maxIOV is the most buffers one writev takes (Linux's UIO_MAXIOV).
+const maxIOV = 1024
+
+// flush writes every pending batch, then closes the sessions that asked
+// for it once their output has left gnet's buffer.
+func (r *reactor) flush() {
+	var msgs, bytes uint64
+	for _, s := range r.dirty {
+		b := s.batch
+		for len(b) > 0 && !s.closed {
+			n := min(len(b), maxIOV)
+			var err error
+			var w int
+			if n == 1 {
+				w, err = s.conn.Write(b[0])
+			} else {
+				w, err = s.conn.Writev(b[:n])
+			}
+			if err != nil {
+				break
+			}
+			s.msgsOut += uint64(n)
+			s.bytesOut += uint64(w)
+			msgs += uint64(n)
+			bytes += uint64(w)
+			b = b[n:]
+		}
+		clear(s.batch)
+		s.batch = s.batch[:0]
+		if !s.closed && s.conn.OutboundBuffered() > r.inst.limits.MaxSendBuffer {
+			r.counters.slowConsumers.Add(1)
+			s.startClose(chat.ReasonSlowConsumer)
+		}
+	}
+	clear(r.dirty)
+	r.dirty = r.dirty[:0]
+	r.counters.msgsOut.Add(msgs)
+	r.counters.bytesOut.Add(bytes)
+	r.closeDrained(false)
+}
+
+// closeDrained closes the closing sessions whose output is written, or all
+// of them if force. A slow consumer is not waited for.
+func (r *reactor) closeDrained(force bool) {
+	keep := r.closing[:0]
+	for _, s := range r.closing {
+		switch {
+		case s.closed:
+		case force || s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0:
+			_ = r.loop.Close(s.conn)
+		default:
+			keep = append(keep, s)
+			continue
+		}
+	}
+	clear(r.closing[len(keep):])
+	r.closing = keep
+}
+
+// add registers a new session on the loop.
+func (r *reactor) add(s *session) {
+	s.idx = len(r.sessions)
+	r.sessions = append(r.sessions, s)
+}
+
+// remove unregisters a closed session on the loop.
+func (r *reactor) remove(s *session) {
+	last := len(r.sessions) - 1
+	r.sessions[s.idx] = r.sessions[last]
+	r.sessions[s.idx].idx = s.idx
+	r.sessions[last] = nil
+	r.sessions = r.sessions[:last]
+}
+
+// onLoop runs fn on the reactor's event loop and waits for it, or for ctx.
+func (r *reactor) onLoop(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	err := r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+		fn()
+		close(done)
+		return nil
+	}))
+	if err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closeIdle tells the sessions that have read nothing since cutoff why,
+// and closes them. Event loop only.
+func (r *reactor) closeIdle(cutoff time.Time, timeout time.Duration) {
+	c := cutoff.UnixNano()
+	var ev *chat.Event
+	for _, s := range r.sessions {
+		if s.closing || s.lastRead >= c {
+			continue
+		}
+		if ev == nil {
+			ev = &chat.Event{Kind: chat.KindError, Text: "idle for " + timeout.String() + ", closing", Time: time.Now()}
+		}
+		if s.member != nil {
+			s.push(ev.Encoded(s.dec.format(), s.dec.encode))
+		}
+		s.startClose(chat.ReasonIdle)
+	}
+	r.flush()
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fastws/fastws/chat"
+	"github.com/fastws/fastws/server/config"
+)
+
+// Server is the daemon's network side: the room and every instance. Its
+// methods are safe for concurrent use.
+type Server struct {
+	log     *slog.Logger
+	hub     *chat.Hub
+	started time.Time
+
+	mu        sync.Mutex
+	instances []*instance // guarded by mu; in config order
+}
+
+// New returns a server for cfg's instances; nothing listens until Start.
+func New(log *slog.Logger) *Server {
+	return &Server{log: log, hub: chat.NewHub(chat.Options{})}
+}
+
+// Hub returns the room every instance shares.
+func (s *Server) Hub() *chat.Hub { return s.hub }
+
+// Start opens every instance of cfg and returns once each one listens. If
+// one cannot, Start stops the ones it opened and returns an error naming
+// the instance and address.
+func (s *Server) Start(cfg *config.Config) error {
+	var started []*instance
+	for _, ic := range cfg.Instances {
+		inst := newInstance(ic, s.hub, s.log)
+		if err := inst.start(); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+			for _, i := range started {
+				i.stop(ctx)
+			}
+			cancel()
+			return err
+		}
+		s.log.Info("listening", "instance", ic.Name, "protocol", ic.Protocol.String(), "addr", inst.addr, "reactors", ic.ChildProcessCount)
+		started = append(started, inst)
+	}
+	s.mu.Lock()
+	s.instances = append(s.instances, started...)
+	s.started = time.Now()
+	s.mu.Unlock()
+	return nil
+}
+
+// Addrs returns the bound address of each instance, by instanceName.
+func (s *Server) Addrs() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]string, len(s.instances))
+	for _, i := range s.instances {
+		m[i.cfg.Name] = i.addr
+	}
+	return m
+}
+
+// Stop stops every instance gracefully: every member gets the events queued before the stop, then
+// "* server is shutting down", then its connection closes. What is still
+// open when ctx ends is closed by force. Stop waits for every engine to
+// exit and returns ctx's error if the deadline cut the drain short.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	insts := s.instances
+	s.instances = nil
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, i := range insts {
+		i.stopping.Store(true)
+	}
+	for _, i := range insts {
+		wg.Go(func() { i.stop(ctx) })
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}

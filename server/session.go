@@ -1,0 +1,67 @@
+package server
+
+import (
+	"time"
+
+	"github.com/fastws/fastws/chat"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// session is one connection: the chat.Session the room writes to, and the
+// state its event loop keeps for it. Fields below mu-free comments are
+// owned by the reactor's event loop.
+type session struct {
+	r      *reactor
+	conn   gnet.Conn
+	dec    decoder
+	member *chat.Member
+	remote string
+	ip     string
+	since  time.Time
+
+	idx      int   // position in r.sessions
+	lastRead int64 // unix nanoseconds of the last inbound bytes
+	batch    [][]byte
+	closing  bool // no more output is queued; closes once written
+	muted    bool // input is ignored: a Close is queued
+	closed   bool
+	reason   chat.CloseReason
+
+	msgsIn, msgsOut, bytesIn, bytesOut uint64
+}
+
+// Send queues ev for this session. It never blocks and is safe for
+// concurrent use.
+func (s *session) Send(ev *chat.Event) { s.r.enqueue(delivery{s: s, ev: ev}) }
+
+// Close closes the session with reason r once what is queued before it is
+// written. It never blocks, is safe for concurrent use and idempotent.
+func (s *session) Close(r chat.CloseReason) { s.r.enqueue(delivery{s: s, close: true, reason: r}) }
+
+// line hands one decoded client line to the room. Event loop only.
+func (s *session) line(b []byte) {
+	if s.closing || s.muted {
+		return
+	}
+	s.msgsIn++
+	s.r.hub.Handle(s.member, b)
+}
+
+// push appends encoded bytes to the session's batch. Event loop only.
+func (s *session) push(b []byte) {
+	if s.closing || s.closed {
+		return
+	}
+	if len(s.batch) == 0 {
+		s.r.dirty = append(s.r.dirty, s)
+	}
+	s.batch = append(s.batch, b)
+}
+
+// startClose stops further output and records why. Event loop only.
+func (s *session) startClose(r chat.CloseReason) {
+	if !s.closing {
+		s.closing, s.reason = true, r
+		s.r.closing = append(s.r.closing, s)
+	}
+}

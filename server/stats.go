@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/fastws/fastws/chat"
+)
+
+// InstanceStats is a snapshot of one instance's counters.
+type InstanceStats struct {
+	Name        string
+	Protocol    string
+	Addr        string // bound address
+	Reactors    int    // configured event loops
+	Conns       int64  // open now
+	ConnsTotal  uint64 // accepted since start
+	Closed      uint64 // closed since start
+	MsgsIn      uint64 // client lines (or frames) handled
+	MsgsOut     uint64 // lines (or frames) written
+	BytesIn     uint64
+	BytesOut    uint64
+	Errors      uint64            // socket errors, protocol errors and refusals
+	Slow        uint64            // slow-consumer disconnects
+	ProtoErrors map[string]uint64 // protocol errors and refusals by kind
+}
+
+// Stats is a snapshot of the server.
+type Stats struct {
+	Started   time.Time
+	Room      chat.Stats
+	Instances []InstanceStats
+}
+
+// Stats returns a snapshot of every counter. It is safe for concurrent use
+// and does not stop the event loops.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	insts := append([]*instance(nil), s.instances...)
+	st := Stats{Started: s.started, Room: s.hub.Stats()}
+	s.mu.Unlock()
+	for _, i := range insts {
+		st.Instances = append(st.Instances, i.stats())
+	}
+	return st
+}
+
+func (i *instance) stats() InstanceStats {
+	st := InstanceStats{
+		Name:        i.cfg.Name,
+		Protocol:    i.cfg.Protocol.String(),
+		Addr:        i.addr,
+		Reactors:    i.cfg.ChildProcessCount,
+		ProtoErrors: map[string]uint64{},
+	}
+	for _, r := range i.reactorList() {
+		c := &r.counters
+		st.Conns += c.conns.Load()
+		st.ConnsTotal += uint64(c.accepted.Load())
+		st.Closed += uint64(c.closed.Load())
+		st.MsgsIn += c.msgsIn.Load()
+		st.MsgsOut += c.msgsOut.Load()
+		st.BytesIn += c.bytesIn.Load()
+		st.BytesOut += c.bytesOut.Load()
+		st.Errors += c.errors.Load()
+		st.Slow += c.slowConsumers.Load()
+	}
+	i.protoErr.Range(func(k, v any) bool {
+		n := v.(*atomic.Uint64).Load()
+		st.ProtoErrors[k.(string)] = n
+		st.Errors += n
+		return true
+	})
+	return st
+}
+
+// ConnStats describes one connection.
+type ConnStats struct {
+	UID      uint64
+	Nick     string
+	Instance string
+	Reactor  int
+	Remote   string
+	Since    time.Time
+	MsgsIn   uint64
+	MsgsOut  uint64
+	Queued   int // bytes waiting in gnet's outbound buffer
+}
+
+// Connections lists every connection, by uid. It visits each event loop
+// in turn and waits for it, or for ctx.
+func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
+	s.mu.Lock()
+	insts := append([]*instance(nil), s.instances...)
+	s.mu.Unlock()
+	var out []ConnStats
+	for _, i := range insts {
+		for n, r := range i.reactorList() {
+			var rows []ConnStats
+			err := r.onLoop(ctx, func() {
+				for _, x := range r.sessions {
+					rows = append(rows, ConnStats{
+						UID: x.member.UID(), Instance: i.cfg.Name, Reactor: n,
+						Remote: x.remote, Since: x.since, MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,
+						Queued: x.conn.OutboundBuffered(),
+					})
+				}
+			})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rows...)
+		}
+	}
+	for k := range out {
+		if m := s.hub.Lookup(out[k].UID); m != nil {
+			out[k].Nick = s.hub.Nick(m)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].UID < out[b].UID })
+	return out, nil
+}

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/fastws/fastws/chat"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Telnet commands (RFC 854) and the one option we answer (RFC 860).
+const (
+	telnetSE   = 240
+	telnetSB   = 250
+	telnetWILL = 251
+	telnetWONT = 252
+	telnetDO   = 253
+	telnetDONT = 254
+	telnetIAC  = 255
+
+	telnetOptTimingMark = 6
+)
+
+// telnetCodec is the line protocol of telnet and nc:
+//
+//	line = *( data / IAC-sequence ) [ CR ] LF
+//
+// IAC sequences (commands, option negotiation, subnegotiation) are
+// stripped from the line and never reach the room; IAC IAC is a data byte
+// 255. Every other byte passes through untouched. The server answers DO
+// TIMING-MARK with WILL (inetutils telnet sends IAC IP IAC DO TM on Ctrl-C
+// and discards output until the mark comes back) and refuses every other
+// option. Server lines end in CR LF.
+type telnetCodec struct{ maxLine int }
+
+func (tc telnetCodec) newDecoder() decoder { return &telnetDecoder{maxLine: tc.maxLine} }
+
+func (telnetCodec) refusal(msg string) []byte { return []byte("! " + msg + "\r\n") }
+
+// telnetDecoder is one connection's line decoder.
+type telnetDecoder struct {
+	maxLine int
+	scan    int  // bytes of the buffered partial line already scanned
+	iac     bool // the partial line holds IAC sequences
+	reply   []byte
+}
+
+func (*telnetDecoder) format() int { return formatText }
+
+func (*telnetDecoder) encode(ev *chat.Event) []byte { return encodeTelnet(ev) }
+
+func encodeTelnet(ev *chat.Event) []byte {
+	if ev.Kind != chat.KindWho && ev.Kind != chat.KindInfo {
+		line := ev.Line()
+		b := make([]byte, 0, len(line)+2)
+		return append(append(b, line...), '\r', '\n')
+	}
+	lines := ev.Lines()
+	n := 0
+	for _, l := range lines {
+		n += len(l) + 2
+	}
+	b := make([]byte, 0, n)
+	for _, l := range lines {
+		b = append(append(b, l...), '\r', '\n')
+	}
+	return b
+}
+
+func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
+	for {
+		buf, _ := c.Peek(-1)
+		if d.scan == 0 && len(buf) > 1 && buf[0] == telnetIAC && buf[1] != telnetIAC {
+			// A command between lines (Ctrl-C's IAC IP IAC DO TM): answer
+			// now, the client is waiting for its timing mark.
+			n := iacLen(buf)
+			if n == 0 {
+				if len(buf) > d.maxLine+1 {
+					return d.tooLong()
+				}
+				return nil
+			}
+			_, d.reply = cleanTelnet(buf[:n], d.reply[:0])
+			if len(d.reply) > 0 {
+				_, _ = c.Write(d.reply)
+			}
+			_, _ = c.Discard(n)
+			s.bytesIn += uint64(n)
+			continue
+		}
+		end, next, iac := scanTelnet(buf, d.scan)
+		d.iac = d.iac || iac
+		if end < 0 {
+			if len(buf) > d.maxLine+1 { // room for a CR before the LF
+				return d.tooLong()
+			}
+			d.scan = next
+			return nil
+		}
+		line := buf[:end]
+		if d.iac {
+			line, d.reply = cleanTelnet(line, d.reply[:0])
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) > d.maxLine {
+			return d.tooLong()
+		}
+		if len(d.reply) > 0 {
+			_, _ = c.Write(d.reply)
+			d.reply = d.reply[:0]
+		}
+		s.line(line)
+		_, _ = c.Discard(end + 1)
+		s.bytesIn += uint64(end + 1)
+		d.scan, d.iac = 0, false
+	}
+}
+
+func (d *telnetDecoder) tooLong() error {
+	return &protocolError{Kind: "line_too_long", Msg: "line too long (max " + strconv.Itoa(d.maxLine) + " bytes)"}
+}
+
+// scanTelnet looks for the end of the first line in buf, starting at from,
+// a position outside any IAC sequence. It returns the index of the LF, or
+// -1 and the position to resume from once more bytes arrive, and whether it
+// passed an IAC sequence.
+func scanTelnet(buf []byte, from int) (end, next int, iac bool) {
+	i := from
+	for i < len(buf) {
+		if buf[i] != telnetIAC {
+			j := bytes.IndexAny(buf[i:], "\n\xff")
+			if j < 0 {
+				return -1, len(buf), iac
+			}
+			i += j
+			if buf[i] == '\n' {
+				return i, i + 1, iac
+			}
+		}
+		n := iacLen(buf[i:])
+		if n == 0 {
+			return -1, i, true
+		}
+		iac = true
+		i += n
+	}
+	return -1, i, iac
+}
+
+// iacLen returns the length of the IAC sequence at the start of b, or 0 if
+// b ends before the sequence does.
+func iacLen(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	switch b[1] {
+	case telnetWILL, telnetWONT, telnetDO, telnetDONT:
+		if len(b) < 3 {
+			return 0
+		}
+		return 3
+	case telnetSB:
+		for i := 2; i+1 < len(b); i++ {
+			if b[i] == telnetIAC {
+				if b[i+1] == telnetSE {
+					return i + 2
+				}
+				i++ // IAC IAC inside subnegotiation
+			}
+		}
+		return 0
+	}
+	return 2 // IAC IAC, or a two-byte command (IP, AYT, NOP, ...)
+}
+
+// cleanTelnet returns line without its IAC sequences (IAC IAC becomes one
+// 255 byte) and appends to reply the answers to any option requests. line
+// holds only whole sequences. The result may share line's array.
+func cleanTelnet(line, reply []byte) ([]byte, []byte) {
+	out := line[:0:0]
+	for i := 0; i < len(line); {
+		if line[i] != telnetIAC {
+			out = append(out, line[i])
+			i++
+			continue
+		}
+		n := iacLen(line[i:])
+		switch {
+		case n == 0: // cannot happen for a scanned line; drop the rest
+			return out, reply
+		case line[i+1] == telnetIAC:
+			out = append(out, telnetIAC)
+		case line[i+1] == telnetDO && line[i+2] == telnetOptTimingMark:
+			reply = append(reply, telnetIAC, telnetWILL, telnetOptTimingMark)
+		case line[i+1] == telnetDO:
+			reply = append(reply, telnetIAC, telnetWONT, line[i+2])
+		case line[i+1] == telnetWILL:
+			reply = append(reply, telnetIAC, telnetDONT, line[i+2])
+		}
+		i += n
+	}
+	return out, reply
+}
