@@ -306,6 +306,10 @@ wait:
 	for _, r := range rs {
 		i.hub.RemoveGroup(r)
 	}
-	_ = i.eng.Stop(context.Background())
+	// Engine.Stop polls for the end every 500ms; with a done context it
+	// only signals the engine, and gnet.Run's return says when it ended.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = i.eng.Stop(done)
 	<-i.done
 }

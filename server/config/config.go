@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// Config is a validated config.ini. Load and Parse return it; it is never
-// modified afterwards, so it is safe to share between goroutines.
+// Config is a validated config.ini. Load and Parse return a new one each
+// time and nothing in this package modifies it afterwards, so it can be
+// shared between goroutines as long as no one writes to it.
 type Config struct {
 	Path          string        // absolute path of the file
 	RunDir        string        // absolute; default "./run" resolved against the config file's folder

@@ -8,7 +8,8 @@
 //	[instance.telnet]    ; one section per instance: [instance.NAME]
 //	port = 19910
 //
-// Section and key names are case-sensitive and keep FastWS's camelCase.
+// A double-quoted value is taken as is, comment characters included
+// (instanceName = "a ; b"). Section and key names are case-sensitive and keep FastWS's camelCase.
 // Keys before any section, unknown sections and unknown keys are errors, as
 // are duplicate sections and keys, which ini.v1 would silently merge.
 //

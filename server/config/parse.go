@@ -21,12 +21,14 @@ const (
 // loadOptions makes ini.v1 read config.ini like php.ini: "=" separates key
 // and value, names are case-sensitive, a ";" or "#" after a space starts a
 // comment ("port = 19910 ; note") while one inside a value does not
-// ("a = x;y" is "x;y"), and no line continues onto the next. scan mirrors
-// these choices; change both together.
+// ("a = x;y" is "x;y"), a double-quoted value is taken as is ("a = "x ; y""
+// is "x ; y"), and no line continues onto the next. scan mirrors these
+// choices; change both together.
 var loadOptions = ini.LoadOptions{
-	KeyValueDelimiters:       "=",
-	IgnoreContinuation:       true,
-	SpaceBeforeInlineComment: true,
+	KeyValueDelimiters:        "=",
+	IgnoreContinuation:        true,
+	SpaceBeforeInlineComment:  true,
+	UnescapeValueDoubleQuotes: true,
 }
 
 // Keys of each section, in the order the shipped config.ini lists them.
@@ -132,7 +134,7 @@ func (p *parser) outside(s *ini.Section) {
 // daemon reads [fastws]: the daemon keys and the default limits.
 func (p *parser) daemon(c *Config, s *ini.Section) {
 	runDir, logFile := defaultRunDir, defaultLogFile
-	given, ok := p.walk(s, append(daemonKeys[:len(daemonKeys):len(daemonKeys)], limitKeys...),
+	given, ok := p.walk(s, slices.Concat(daemonKeys, limitKeys),
 		func(key, v string) string {
 			switch key {
 			case "runDir":
@@ -198,7 +200,7 @@ func (p *parser) instance(defaults Limits, s *ini.Section) Instance {
 		p.sectionErr(in.Section, "bad section name; want [instance.NAME] with a NAME of letters, digits, '-', '_' or '.'")
 	}
 	var origins string
-	given, ok := p.walk(s, append(instanceKeys[:len(instanceKeys):len(instanceKeys)], limitKeys...),
+	given, ok := p.walk(s, slices.Concat(instanceKeys, limitKeys),
 		func(key, v string) string {
 			v = strings.TrimSpace(v)
 			switch key {

@@ -49,7 +49,8 @@ func (ix *index) key(section, key string) keyPos {
 	return keyPos{}
 }
 
-// utf8BOM and the UTF-16 marks are what ini.v1 strips from the start of a file.
+// bomLen returns the length of the byte-order mark ini.v1 strips from the
+// start of a file (UTF-8, or the two UTF-16 marks), or 0.
 func bomLen(data []byte) int {
 	switch {
 	case len(data) >= 2 && (data[0] == 0xfe && data[1] == 0xff || data[0] == 0xff && data[1] == 0xfe):
@@ -116,6 +117,8 @@ func scan(file string, data []byte) (*index, []byte) {
 			quote = `"""`
 		case len(value) > 0 && value[0] == '`':
 			quote = "`"
+		case len(value) > 0 && value[0] == '"':
+			quote = `"`
 		}
 		if quote != "" && !bytes.Contains(value[len(quote):], []byte(quote)) {
 			// The value runs on to the line holding the closing quote.

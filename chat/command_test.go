@@ -1,0 +1,315 @@
+package chat
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want Command
+	}{
+		// Empty and blank lines.
+		{"empty", "", Command{Op: OpNone}},
+		{"spaces", "   ", Command{Op: OpNone}},
+		{"tab", "\t", Command{Op: OpNone}},
+		{"stray carriage return", "\r", Command{Op: OpNone}},
+		{"no-break space", "\u00a0", Command{Op: OpNone}},
+
+		// Broadcasts keep the line exactly.
+		{"text", "hello", Command{Op: OpBroadcast, Text: "hello"}},
+		{"text with surrounding spaces", "  hello  ", Command{Op: OpBroadcast, Text: "  hello  "}},
+		{"utf-8 text", "你好，世界", Command{Op: OpBroadcast, Text: "你好，世界"}},
+		{"invalid utf-8", "\xff\xfe\xc3(", Command{Op: OpBroadcast, Text: "\xff\xfe\xc3("}},
+		{"nul byte", "a\x00b", Command{Op: OpBroadcast, Text: "a\x00b"}},
+		{"dollar amount", "$5 is cheap", Command{Op: OpBroadcast, Text: "$5 is cheap"}},
+		{"dollar then space", "$12 hi", Command{Op: OpBroadcast, Text: "$12 hi"}},
+		{"dollar colon", "$:x", Command{Op: OpBroadcast, Text: "$:x"}},
+		{"lone dollar", "$", Command{Op: OpBroadcast, Text: "$"}},
+		{"dollar digits", "$12", Command{Op: OpBroadcast, Text: "$12"}},
+		{"dollar letters", "$ab:x", Command{Op: OpBroadcast, Text: "$ab:x"}},
+		{"dollar digits then letter", "$1a:x", Command{Op: OpBroadcast, Text: "$1a:x"}},
+		{"dollar after a space", " $3:hi", Command{Op: OpBroadcast, Text: " $3:hi"}},
+		{"dollar fullwidth digit", "$３:hi", Command{Op: OpBroadcast, Text: "$３:hi"}},
+		{"slash after a space", " /help", Command{Op: OpBroadcast, Text: " /help"}},
+
+		// Private messages.
+		{"private", "$3:hi", Command{Op: OpPrivate, To: 3, Target: "3", Text: "hi"}},
+		{"private keeps spaces", "$12: hi there ", Command{Op: OpPrivate, To: 12, Target: "12", Text: " hi there "}},
+		{"private empty text", "$12:", Command{Op: OpPrivate, To: 12, Target: "12", Text: ""}},
+		{"private colon in text", "$3:a:b", Command{Op: OpPrivate, To: 3, Target: "3", Text: "a:b"}},
+		{"private leading zeros", "$007:hi", Command{Op: OpPrivate, To: 7, Target: "007", Text: "hi"}},
+		{"private utf-8", "$3:你好", Command{Op: OpPrivate, To: 3, Target: "3", Text: "你好"}},
+		{"private invalid utf-8", "$3:\xff", Command{Op: OpPrivate, To: 3, Target: "3", Text: "\xff"}},
+		{"private to 0", "$0:x", Command{Op: OpPrivate, To: 0, Target: "0", Text: "x"}},
+		{"private to the largest uid", "$18446744073709551615:x", Command{Op: OpPrivate, To: 18446744073709551615, Target: "18446744073709551615", Text: "x"}},
+		{"private to an overflowing uid", "$18446744073709551616:x", Command{Op: OpPrivate, To: 0, Target: "18446744073709551616", Text: "x"}},
+		{"private to a huge uid", "$99999999999999999999999:x", Command{Op: OpPrivate, To: 0, Target: "99999999999999999999999", Text: "x"}},
+
+		// Commands.
+		{"help", "/help", Command{Op: OpHelp}},
+		{"help with an argument", "/help nick", Command{Op: OpHelp}},
+		{"help with trailing spaces", "/help   ", Command{Op: OpHelp}},
+		{"who", "/who", Command{Op: OpWho}},
+		{"who with a trailing tab", "/who\t", Command{Op: OpWho}},
+		{"quit", "/quit", Command{Op: OpQuit}},
+		{"quit with a message", "/quit bye all", Command{Op: OpQuit}},
+		{"nick", "/nick bob", Command{Op: OpNick, Text: "bob"}},
+		{"nick with extra spaces", "/nick  bob ", Command{Op: OpNick, Text: "bob"}},
+		{"nick with two words", "/nick bob smith", Command{Op: OpNick, Text: "bob smith"}},
+		{"nick utf-8", "/nick 小明", Command{Op: OpNick, Text: "小明"}},
+		{"nick invalid utf-8 untouched", "/nick \xffb", Command{Op: OpNick, Text: "\xffb"}},
+		{"nick without a name", "/nick", Command{Op: OpNick, Text: ""}},
+		{"nick with only spaces", "/nick    ", Command{Op: OpNick, Text: ""}},
+		{"nick upper case is unknown", "/NICK bob", Command{Op: OpUnknown, Text: "/NICK"}},
+		{"help mixed case is unknown", "/Help", Command{Op: OpUnknown, Text: "/Help"}},
+		{"command prefix is unknown", "/nickname bob", Command{Op: OpUnknown, Text: "/nickname"}},
+		{"unknown", "/foo", Command{Op: OpUnknown, Text: "/foo"}},
+		{"unknown with an argument", "/foo bar baz", Command{Op: OpUnknown, Text: "/foo"}},
+		{"unknown utf-8", "/你好 x", Command{Op: OpUnknown, Text: "/你好"}},
+		{"lone slash", "/", Command{Op: OpUnknown, Text: "/"}},
+		{"double slash", "//help", Command{Op: OpUnknown, Text: "//help"}},
+		{"slash then space", "/ help", Command{Op: OpUnknown, Text: "/"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Parse([]byte(tt.line)); got != tt.want {
+				t.Errorf("Parse(%q): got %+v, want %+v", tt.line, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestParseDoesNotAliasInput checks that a Command outlives the read buffer
+// it was parsed from, which the transport reuses.
+func TestParseDoesNotAliasInput(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+	}{
+		{"broadcast", "hello"},
+		{"private", "$3:hello"},
+		{"nick", "/nick hello"},
+		{"unknown", "/hello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			buf := []byte(tt.line)
+			got := Parse(buf)
+			for i := range buf {
+				buf[i] = 'X'
+			}
+			if want := Parse([]byte(tt.line)); got != want {
+				t.Errorf("Parse(%q) after its buffer was overwritten: got %+v, want %+v", tt.line, got, want)
+			}
+		})
+	}
+}
+
+func TestValidNick(t *testing.T) {
+	tests := []struct {
+		name string
+		nick string
+		want bool
+	}{
+		{"letters", "alice", true},
+		{"mixed", "a_b-c.9", true},
+		{"other script", "小明", true},
+		{"digit first", "9lives", true},
+		{"24 bytes", strings.Repeat("a", MaxNick), true},
+		{"24 bytes of multibyte letters", strings.Repeat("小", 8), true},
+		{"empty", "", false},
+		{"25 bytes", strings.Repeat("a", MaxNick+1), false},
+		{"27 bytes of multibyte letters", strings.Repeat("小", 9), false},
+		{"only digits", "123", false},
+		{"space", "a b", false},
+		{"parenthesis", "a(1)", false},
+		{"colon", "a:b", false},
+		{"dollar", "$a", false},
+		{"control", "a\x01", false},
+		{"invalid utf-8", "a\xff", false},
+		{"emoji", "a🙂", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := validNick(tt.nick); got != tt.want {
+				t.Errorf("validNick(%q): got %v, want %v", tt.nick, got, tt.want)
+			}
+		})
+	}
+}
+
+// parseSeeds are lines worth fuzzing from; every prefix of each is added
+// too, the way a line looks when a read splits it.
+var parseSeeds = []string{
+	"",
+	" ",
+	"hello",
+	"  hello  ",
+	"你好，世界",
+	"\xff\xfe\xc3",
+	"$5 is cheap",
+	"$12 hi",
+	"$:x",
+	"$12:",
+	"$3:hi",
+	"$007:hi",
+	"$0:x",
+	"$18446744073709551616:x",
+	"$99999999999999999999999:x",
+	"/help",
+	"/who all",
+	"/quit bye",
+	"/nick  bob ",
+	"/nick 小明",
+	"/nick\tbob",
+	"/NICK bob",
+	"/foo bar",
+	"/",
+	" /help",
+	"/help\t x",
+	"a\x00b",
+	"\r\n",
+	"\u0085/who",
+}
+
+func addSeeds(f *testing.F) {
+	f.Helper()
+	for _, s := range parseSeeds {
+		for i := 0; i <= len(s); i++ {
+			f.Add([]byte(s[:i]))
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		in := bytes.Clone(line)
+		cmd := Parse(line)
+		if !bytes.Equal(line, in) {
+			t.Fatalf("Parse(%q) changed its input to %q", in, line)
+		}
+		blank := len(bytes.TrimSpace(line)) == 0
+		if got, want := cmd.Op == OpNone, blank; got != want {
+			t.Fatalf("Parse(%q): got %+v, want OpNone exactly for blank lines", line, cmd)
+		}
+		if cmd.Op != OpPrivate && (cmd.To != 0 || cmd.Target != "") {
+			t.Fatalf("Parse(%q): got %+v, want To and Target only for OpPrivate", line, cmd)
+		}
+		switch cmd.Op {
+		case OpNone, OpHelp, OpWho, OpQuit:
+			if cmd.Text != "" {
+				t.Fatalf("Parse(%q): got %+v, want no Text", line, cmd)
+			}
+		case OpBroadcast:
+			if cmd.Text != string(line) {
+				t.Fatalf("Parse(%q): got Text %q, want the line", line, cmd.Text)
+			}
+			if again := Parse([]byte(cmd.Text)); again != cmd {
+				t.Fatalf("Parse(Parse(%q).Text): got %+v, want %+v", line, again, cmd)
+			}
+		case OpPrivate:
+			if cmd.Target == "" || strings.Trim(cmd.Target, "0123456789") != "" {
+				t.Fatalf("Parse(%q): got Target %q, want one or more ASCII digits", line, cmd.Target)
+			}
+			if n, err := strconv.ParseUint(cmd.Target, 10, 64); (err == nil && n != cmd.To) || (err != nil && cmd.To != 0) {
+				t.Fatalf("Parse(%q): got To %d for Target %q", line, cmd.To, cmd.Target)
+			}
+			rendered := "$" + cmd.Target + ":" + cmd.Text
+			if rendered != string(line) {
+				t.Fatalf("Parse(%q) rendered back: got %q, want the line", line, rendered)
+			}
+		case OpNick:
+			if cmd.Text != string(bytes.TrimSpace([]byte(cmd.Text))) {
+				t.Fatalf("Parse(%q): got nick %q, want it trimmed", line, cmd.Text)
+			}
+			rendered := "/nick " + cmd.Text
+			if again := Parse([]byte(rendered)); again != cmd {
+				t.Fatalf("Parse(%q) = %+v rendered as %q parses to %+v", line, cmd, rendered, again)
+			}
+		case OpUnknown:
+			if !strings.HasPrefix(cmd.Text, "/") || strings.Contains(cmd.Text, " ") {
+				t.Fatalf("Parse(%q): got command word %q, want \"/\" and no space", line, cmd.Text)
+			}
+			if !bytes.HasPrefix(bytes.TrimSpace(line), []byte(cmd.Text)) {
+				t.Fatalf("Parse(%q): got command word %q, want a prefix of the trimmed line", line, cmd.Text)
+			}
+			switch cmd.Text {
+			case "/help", "/who", "/quit", "/nick":
+				t.Fatalf("Parse(%q): got %+v, want a known command", line, cmd)
+			}
+		default:
+			t.Fatalf("Parse(%q): got Op %d, want a known Op", line, cmd.Op)
+		}
+		if !blank && line[0] == '/' && cmd.Op == OpBroadcast {
+			t.Fatalf("Parse(%q): got a broadcast, want a command", line)
+		}
+	})
+}
+
+// FuzzHandle feeds arbitrary bytes from a member to a room of three and
+// checks that nothing panics, that every event renders, and that no rendered
+// line holds a line break the client did not send.
+func FuzzHandle(f *testing.F) {
+	addSeeds(f)
+	f.Add([]byte("hi\n/nick alice\n$2:x\n/who\n/help\n/quit"))
+	f.Add([]byte("/nick bob\n/nick BOB\n$1:self"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		clock := newFakeClock()
+		h := NewHub(Options{Now: clock.Now})
+		g := &fakeGroup{}
+		h.AddGroup(g)
+		var members []*Member
+		var sessions []*fakeSession
+		for i := range 3 {
+			s := &fakeSession{}
+			g.add(s)
+			o := JoinOptions{Protocol: "telnet"}
+			if i == 0 {
+				o.Rate, o.Burst = 5, 4
+			}
+			members = append(members, h.Join(s, o))
+			sessions = append(sessions, s)
+		}
+
+		// As a transport would: one Handle per line, then the raw bytes.
+		for line := range bytes.SplitSeq(data, []byte("\n")) {
+			h.Handle(members[0], bytes.TrimSuffix(line, []byte("\r")))
+			clock.Advance(100 * time.Millisecond)
+		}
+		h.Handle(members[1], data)
+		h.Say(members[2], 1, string(data))
+		h.Say(members[2], 0, string(data))
+
+		hasBreak := bytes.ContainsAny(data, "\n")
+		for i, s := range sessions {
+			for _, ev := range s.Events() {
+				if ev.Kind >= numKinds {
+					t.Fatalf("session %d: got an event of kind %d", i, ev.Kind)
+				}
+				lines := ev.Lines()
+				if len(lines) == 0 {
+					t.Fatalf("session %d: %v event renders to no lines", i, ev.Kind)
+				}
+				for _, l := range lines {
+					if strings.Contains(l, "\n") && !hasBreak {
+						t.Fatalf("session %d: %v line %q holds a line break; input %q had none", i, ev.Kind, l, data)
+					}
+				}
+				if ev.Kind == KindError && !utf8.ValidString(ev.Line()) && utf8.Valid(data) {
+					t.Fatalf("session %d: error line %q is not UTF-8 for UTF-8 input", i, ev.Line())
+				}
+			}
+		}
+		if got, want := h.Stats().Members, 3; got != want {
+			t.Fatalf("members after handling %q: got %d, want %d", data, got, want)
+		}
+	})
+}

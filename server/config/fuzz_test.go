@@ -1,0 +1,85 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// FuzzParse checks that any input yields either a valid Config or Errors of
+// one-line messages, and that the line scanner agrees with ini.v1 (a
+// disagreement surfaces as an "ini: " error without a line).
+func FuzzParse(f *testing.F) {
+	shipped, err := os.ReadFile(shippedPath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(shipped)
+	// The shipped file cut after every line: sections and keys go missing.
+	for i, b := range shipped {
+		if b == '\n' {
+			f.Add(shipped[:i+1])
+		}
+	}
+	for _, s := range []string{
+		"",
+		"[fastws\n",
+		"[]\n",
+		"key\n",
+		"= v\n",
+		"\"k = v\n",
+		"k = \"\"\"open\n",
+		"[instance.a]\nk = `open\nstill open\n",
+		"[instance.a]\nk = `a\nb`\nport = 1\n",
+		"[instance.a]\n-\t= x\n- = y\n",
+		"\ufeff[instance.a]\r\ninstanceName = A\r\nprotocol = telnet\r\nport = 1\r\n",
+		"\xff\xfe[instance.a]\n",
+		"[instance.a]\nport = 99999999999999999999999\nmaxSendBuffer = 9999999999G\n",
+		"[DEFAULT]\n[instance]\n[instance.a.b]\nhost = ::ffff:1.2.3.4%eth0\n",
+		"[instance.a]\ninstanceName = A\nprotocol = telnet\nport = 1\n[instance.b]\ninstanceName = B\nprotocol = websocket\nhost = ::\nport = 1\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("config.ini", data)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("got a Config and an error: %v", err)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("got error %T %q, want non-empty Errors", err, err)
+			}
+			for _, e := range errs {
+				line := e.Error()
+				if !strings.HasPrefix(line, "config.ini") || strings.Contains(line, "\n") {
+					t.Fatalf("got error line %q, want one line naming the file", line)
+				}
+				if e.Line == 0 && strings.HasPrefix(e.Msg, "ini: ") {
+					t.Fatalf("scan disagrees with ini.v1: %s\ninput: %q", line, data)
+				}
+				if e.Line > bytes.Count(data, []byte("\n"))+1 {
+					t.Fatalf("got line %d, past the end of the input: %s", e.Line, line)
+				}
+			}
+			return
+		}
+		if c == nil || len(c.Instances) == 0 {
+			t.Fatalf("got Config %+v and no error, want at least one instance", c)
+		}
+		for _, in := range c.Instances {
+			switch {
+			case in.Port < 1 || in.Port > 65535,
+				in.ChildProcessCount < 1 || in.ChildProcessCount > maxChildProcesses,
+				in.Protocol != ProtocolTelnet && in.Protocol != ProtocolWebSocket,
+				in.Name == "", in.Host == "",
+				in.Limits.MaxPackageSize < minPackageSize || in.Limits.MaxPackageSize > maxPackageSize,
+				in.Limits.MaxSendBuffer < in.Limits.MaxPackageSize,
+				in.Limits.MessageBurst < 1:
+				t.Fatalf("got invalid instance %+v", in)
+			}
+		}
+	})
+}
