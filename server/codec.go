@@ -19,6 +19,10 @@ const (
 type codec interface {
 	// newDecoder returns the decoder state of a new connection.
 	newDecoder() decoder
+	// handshake reports whether a connection joins the room only once its
+	// decoder calls session.join (after a websocket upgrade), rather than
+	// on connect.
+	handshake() bool
 	// refusal returns what a connection refused at accept is told (msg is
 	// the reason without "! ") before it is closed.
 	refusal(msg string) []byte
@@ -37,14 +41,23 @@ type decoder interface {
 	encode(ev *chat.Event) []byte
 }
 
-// protocolError is a violation by the peer. Msg is what the peer is told
-// ("line too long (max 65536 bytes)"), Kind labels the error metric.
+// protocolError is a violation by the peer, or a request the protocol
+// answers and then closes (an HTTP page). Kind labels the error metric
+// ("" = not an error). Msg, if set, is told to a member as an error line
+// ("line too long (max 65536 bytes)"); Frame, if set, is written as it is
+// (a websocket close frame, an HTTP response). Then the connection closes.
 type protocolError struct {
-	Kind string
-	Msg  string
+	Kind  string
+	Msg   string
+	Frame []byte
 }
 
-func (e *protocolError) Error() string { return e.Kind + ": " + e.Msg }
+func (e *protocolError) Error() string {
+	if e.Msg == "" {
+		return e.Kind
+	}
+	return e.Kind + ": " + e.Msg
+}
 
 // asProtocolError reports whether err is a protocol violation.
 func asProtocolError(err error) (*protocolError, bool) {

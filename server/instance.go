@@ -175,11 +175,9 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	r.add(s)
 	r.counters.conns.Add(1)
 	r.counters.accepted.Add(1)
-	s.member = i.hub.Join(s, chat.JoinOptions{
-		Protocol: i.cfg.Protocol.String(),
-		Rate:     i.limits.MessagesPerSecond,
-		Burst:    i.limits.MessageBurst,
-	})
+	if !i.codec.handshake() {
+		s.join()
+	}
 	return nil, gnet.None
 }
 
@@ -199,14 +197,16 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	_, _ = c.Discard(-1)
-	reason := chat.ReasonError
-	if pe, ok := asProtocolError(err); ok {
-		reason = chat.ReasonProtocolError
+	pe, ok := asProtocolError(err)
+	switch {
+	case !ok:
+		s.fail(chat.ReasonError, nil)
+	case pe.Kind == "":
+		s.fail(chat.ReasonClientClosed, pe)
+	default:
 		i.countProtoErr(pe.Kind)
-		i.hub.Refuse(s.member, pe.Msg)
+		s.fail(chat.ReasonProtocolError, pe)
 	}
-	s.muted = true // ignore further input; the queued Close ends it
-	s.Close(reason)
 	return gnet.None
 }
 
@@ -232,8 +232,11 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 		}
 	}
 	s.reason = reason
-	uid := s.member.UID()
-	i.hub.Leave(s.member)
+	var uid uint64
+	if s.member != nil {
+		uid = s.member.UID()
+		i.hub.Leave(s.member)
+	}
 	switch reason {
 	case chat.ReasonClientClosed, chat.ReasonClientQuit, chat.ReasonShutdown:
 		i.log.Debug("connection closed", "uid", uid, "remote", s.remote, "reason", reason.String())

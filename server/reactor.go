@@ -10,11 +10,12 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// delivery is one entry of a reactor's outbox: an event for one session
-// (s set), a room-wide event (s nil), or a close.
+// delivery is one entry of a reactor's outbox: an event or raw bytes for
+// one session (s set), a room-wide event (s nil), or a close.
 type delivery struct {
 	s      *session
 	ev     *chat.Event
+	raw    []byte // bytes in the session's wire format, sent as they are
 	close  bool
 	reason chat.CloseReason
 }
@@ -83,10 +84,10 @@ func (r *reactor) Run(context.Context) error {
 			if !d.s.closed {
 				d.s.startClose(d.reason)
 			}
+		case d.raw != nil:
+			d.s.push(d.raw)
 		case d.s != nil:
-			if !d.s.closed && !d.s.closing {
-				d.s.push(d.ev.Encoded(d.s.dec.format(), d.s.dec.encode))
-			}
+			d.s.push(d.ev.Encoded(d.s.dec.format(), d.s.dec.encode))
 		default:
 			r.fanOut(d.ev)
 		}

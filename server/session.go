@@ -40,11 +40,36 @@ func (s *session) Close(r chat.CloseReason) { s.r.enqueue(delivery{s: s, close: 
 
 // line hands one decoded client line to the room. Event loop only.
 func (s *session) line(b []byte) {
-	if s.closing || s.muted {
+	if s.closing || s.muted || s.member == nil {
 		return
 	}
 	s.msgsIn++
 	s.r.hub.Handle(s.member, b)
+}
+
+// join makes the session a member of the room: it gets the welcome, the
+// others the join notice. Event loop only, once.
+func (s *session) join() {
+	i := s.r.inst
+	s.member = s.r.hub.Join(s, chat.JoinOptions{
+		Protocol: i.cfg.Protocol.String(),
+		Rate:     i.limits.MessagesPerSecond,
+		Burst:    i.limits.MessageBurst,
+	})
+}
+
+// fail ends the session for a protocol error: the member is told pe.Msg,
+// pe.Frame is written, then the connection closes; input is ignored from
+// now on. Event loop only.
+func (s *session) fail(reason chat.CloseReason, pe *protocolError) {
+	s.muted = true
+	if pe != nil && pe.Msg != "" && s.member != nil {
+		s.r.hub.Refuse(s.member, pe.Msg)
+	}
+	if pe != nil && pe.Frame != nil {
+		s.r.enqueue(delivery{s: s, raw: pe.Frame})
+	}
+	s.Close(reason)
 }
 
 // push appends encoded bytes to the session's batch. Event loop only.

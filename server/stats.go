@@ -101,6 +101,9 @@ func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
 			var rows []ConnStats
 			err := r.onLoop(ctx, func() {
 				for _, x := range r.sessions {
+					if x.member == nil {
+						continue // still in its handshake
+					}
 					rows = append(rows, ConnStats{
 						UID: x.member.UID(), Instance: i.cfg.Name, Reactor: n,
 						Remote: x.remote, Since: x.since, MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,

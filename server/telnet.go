@@ -37,6 +37,8 @@ func (tc telnetCodec) newDecoder() decoder { return &telnetDecoder{maxLine: tc.m
 
 func (telnetCodec) refusal(msg string) []byte { return []byte("! " + msg + "\r\n") }
 
+func (telnetCodec) handshake() bool { return false }
+
 // telnetDecoder is one connection's line decoder.
 type telnetDecoder struct {
 	maxLine int
