@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -95,15 +97,15 @@ func (ev *Event) Lines() []string {
 	case KindWho:
 		lines := make([]string, 0, len(ev.Members)+1)
 		for _, m := range ev.Members {
-			nick := m.Nick
-			if nick == "" {
-				nick = "-"
+			line := "* uid " + strconv.FormatUint(m.UID, 10)
+			if m.Nick != "" {
+				line += " " + m.Nick
 			}
-			lines = append(lines, "* uid "+strconv.FormatUint(m.UID, 10)+" nick "+nick+" via "+m.Protocol)
+			lines = append(lines, line+" ("+m.Protocol+")")
 		}
 		return append(lines, "* "+strconv.Itoa(ev.Online)+" online")
 	case KindInfo:
-		return helpLines
+		return slices.Clone(helpLines)
 	}
 	return []string{ev.Line()}
 }
@@ -134,13 +136,10 @@ func (ev *Event) Line() string {
 		return "! " + ev.Text
 	case KindShutdown:
 		return "* server is shutting down"
+	case KindWho, KindInfo:
+		return strings.Join(ev.Lines(), "\n")
 	}
-	lines := ev.Lines()
-	out := lines[0]
-	for _, l := range lines[1:] {
-		out += "\n" + l
-	}
-	return out
+	return "* " + ev.Kind.String() + " event"
 }
 
 var helpLines = []string{

@@ -122,7 +122,7 @@ func TestEventLines(t *testing.T) {
 		{"shutdown", &Event{Kind: KindShutdown}, []string{"* server is shutting down"}},
 		{"who, empty", &Event{Kind: KindWho}, []string{"* 0 online"}},
 		{"who", &Event{Kind: KindWho, Online: 2, Members: []MemberInfo{{1, "", "telnet"}, {2, "bob", "websocket"}}},
-			[]string{"* uid 1 nick - via telnet", "* uid 2 nick bob via websocket", "* 2 online"}},
+			[]string{"* uid 1 (telnet)", "* uid 2 bob (websocket)", "* 2 online"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

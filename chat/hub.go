@@ -94,11 +94,13 @@ func (h *Hub) Join(s Session, o JoinOptions) *Member {
 	}
 	m.tokens = m.burst
 	m.last = h.now()
+	// The welcome goes first: it is how a client learns its uid, and once
+	// m is in the table others can reach it.
+	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: m.last})
 	h.mu.Lock()
 	h.members[m.uid] = m
 	h.mu.Unlock()
 	h.stats.joined.Add(1)
-	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: m.last})
 	h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: m.last})
 	return m
 }
@@ -126,8 +128,10 @@ func (h *Hub) Leave(m *Member) {
 func (h *Hub) Handle(m *Member, line []byte) {
 	h.stats.linesIn.Add(1)
 	cmd := Parse(line)
+	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m)) {
+		return
+	}
 	switch cmd.Op {
-	case OpNone:
 	case OpBroadcast:
 		h.say(m, 0, "", cmd.Text)
 	case OpPrivate:
@@ -145,7 +149,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	case OpQuit:
 		m.session.Close(ReasonClientQuit)
 	case OpUnknown:
-		h.refuse(m, "unknown command "+cmd.Text+" (try /help)")
+		h.refuse(m, "unknown command "+cmd.Text)
 	}
 }
 
@@ -154,7 +158,24 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
 	h.stats.linesIn.Add(1)
-	h.say(m, to, strconv.FormatUint(to, 10), text)
+	if h.allow(m) {
+		h.say(m, to, strconv.FormatUint(to, 10), text)
+	}
+}
+
+// allow applies m's rate limit to one line: past it the line is refused
+// with "! slow down", and persistent flooding closes the session.
+func (h *Hub) allow(m *Member) bool {
+	if m.allow(h.now()) {
+		m.refused = 0
+		return true
+	}
+	if m.refused++; m.refused > int(m.burst)*2 {
+		m.session.Close(ReasonFlood)
+		return false
+	}
+	h.refuse(m, "slow down")
+	return false
 }
 
 func (h *Hub) say(m *Member, to uint64, target, text string) {
@@ -163,15 +184,6 @@ func (h *Hub) say(m *Member, to uint64, target, text string) {
 		return
 	}
 	now := h.now()
-	if !m.allow(now) {
-		if m.refused++; m.refused > int(m.burst)*2 {
-			m.session.Close(ReasonFlood)
-			return
-		}
-		h.refuse(m, "slow down")
-		return
-	}
-	m.refused = 0
 	h.mu.RLock()
 	nick := m.nick
 	var dst *Member
@@ -210,6 +222,10 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	key := strings.ToLower(nick)
 	h.mu.Lock()
+	if h.members[m.uid] != m || m.nick == nick { // gone, or no change
+		h.mu.Unlock()
+		return
+	}
 	if owner, taken := h.nicks[key]; taken && owner != m.uid {
 		h.mu.Unlock()
 		h.refuse(m, "nick "+nick+" is taken")

@@ -25,13 +25,13 @@ func TestWireLines(t *testing.T) {
 		return w
 	}
 	who := []string{
-		"* uid 1 nick - via telnet",
-		"* uid 2 nick - via websocket",
-		"* uid 3 nick - via telnet",
-		"* uid 4 nick - via websocket",
-		"* uid 5 nick - via telnet",
-		"* uid 6 nick - via websocket",
-		"* uid 7 nick - via telnet",
+		"* uid 1 (telnet)",
+		"* uid 2 (websocket)",
+		"* uid 3 (telnet)",
+		"* uid 4 (websocket)",
+		"* uid 5 (telnet)",
+		"* uid 6 (websocket)",
+		"* uid 7 (telnet)",
 		"* 7 online",
 	}
 	invalidNick := func(nick string) string {
@@ -265,12 +265,12 @@ func TestWireLines(t *testing.T) {
 			},
 			lines: []string{"/who"},
 			want: map[uint64][]string{7: {
-				"* uid 1 nick - via telnet",
-				"* uid 2 nick bob via websocket",
-				"* uid 3 nick - via telnet",
-				"* uid 4 nick - via websocket",
-				"* uid 6 nick - via websocket",
-				"* uid 7 nick alice via telnet",
+				"* uid 1 (telnet)",
+				"* uid 2 bob (websocket)",
+				"* uid 3 (telnet)",
+				"* uid 4 (websocket)",
+				"* uid 6 (websocket)",
+				"* uid 7 alice (telnet)",
 				"* 6 online",
 			}},
 		},
@@ -287,22 +287,22 @@ func TestWireLines(t *testing.T) {
 		{
 			name:  "unknown command",
 			lines: []string{"/foo"},
-			want:  map[uint64][]string{7: {"! unknown command /foo (try /help)"}},
+			want:  map[uint64][]string{7: {"! unknown command /foo"}},
 		},
 		{
 			name:  "unknown command with an argument",
 			lines: []string{"/foo bar baz"},
-			want:  map[uint64][]string{7: {"! unknown command /foo (try /help)"}},
+			want:  map[uint64][]string{7: {"! unknown command /foo"}},
 		},
 		{
 			name:  "commands are case-sensitive",
 			lines: []string{"/NICK bob"},
-			want:  map[uint64][]string{7: {"! unknown command /NICK (try /help)"}},
+			want:  map[uint64][]string{7: {"! unknown command /NICK"}},
 		},
 		{
 			name:  "a lone slash",
 			lines: []string{"/"},
-			want:  map[uint64][]string{7: {"! unknown command / (try /help)"}},
+			want:  map[uint64][]string{7: {"! unknown command /"}},
 		},
 		{
 			name:  "empty line is ignored",

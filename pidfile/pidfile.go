@@ -56,8 +56,11 @@ const (
 	// another process to finish a transient step: writing its pid right after
 	// locking, probing the lock, or unlinking a pidfile it is releasing.
 	settleTimeout = time.Second
-	// settlePause is the pause between two looks while waiting to settle.
-	settlePause = 2 * time.Millisecond
+	// minPause and maxPause bound the pause between two looks while waiting
+	// to settle; it doubles after each look. Most transient states last
+	// microseconds, so the first looks come quickly.
+	minPause = 50 * time.Microsecond
+	maxPause = 10 * time.Millisecond
 	// maxContent caps how much of a pidfile is read; a pid and "\n" fit.
 	maxContent = 32
 )
@@ -92,16 +95,16 @@ func Acquire(path string) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create pidfile directory: %w", err)
 	}
-	deadline := time.Now().Add(settleTimeout)
+	w := newWaiter()
 	for {
 		pf, retry, err := tryAcquire(path)
 		if retry == nil {
 			return pf, err
 		}
-		if time.Now().After(deadline) {
+		if w.expired() {
 			return nil, retry
 		}
-		time.Sleep(settlePause)
+		w.pause()
 	}
 }
 
@@ -142,7 +145,7 @@ func tryAcquire(path string) (pf *File, retry, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return nil, errors.New("pidfile was replaced while being locked"), nil
+		return nil, fmt.Errorf("pidfile %s was replaced while being locked", path), nil
 	}
 
 	stale, _ := readPID(f)
@@ -231,7 +234,7 @@ func (pf *File) Release() error {
 // Read is safe for concurrent use. It may block for up to about a second
 // while another process is in the middle of acquiring or releasing path.
 func Read(path string) (pid int, err error) {
-	deadline := time.Now().Add(settleTimeout)
+	w := newWaiter()
 	for {
 		st, pid, err := readOnce(path)
 		if err != nil {
@@ -248,7 +251,7 @@ func Read(path string) (pid int, err error) {
 		case held:
 			return pid, nil
 		}
-		if time.Now().After(deadline) {
+		if w.expired() {
 			// The lock is held, which is what matters; the holder just
 			// does not look like a local live process (another pid
 			// namespace, a pid rewritten by hand).
@@ -257,7 +260,7 @@ func Read(path string) (pid int, err error) {
 			}
 			return pid, nil
 		}
-		time.Sleep(settlePause)
+		w.pause()
 	}
 }
 
@@ -284,13 +287,13 @@ func readOnce(path string) (state, int, error) {
 // second while another process is in the middle of acquiring, probing or
 // releasing path.
 func RemoveStale(path string) (bool, error) {
-	deadline := time.Now().Add(settleTimeout)
+	w := newWaiter()
 	for {
 		removed, retry, err := removeStaleOnce(path)
-		if !retry || time.Now().After(deadline) {
+		if !retry || w.expired() {
 			return removed, err
 		}
-		time.Sleep(settlePause)
+		w.pause()
 	}
 }
 
@@ -336,8 +339,8 @@ const (
 
 // holder reports who holds the lock of f, a descriptor of ours opened on
 // path that failed to lock it exclusively or has not tried, along with the
-// pid written in the file. It tests the lock with a shared lock, dropped
-// before it returns.
+// pid written in the file. It tests the lock with a shared lock, dropped at
+// once.
 //
 // The pidfile is free if nobody holds it exclusively. It is held by a
 // running daemon if locked exclusively with a live pid in the file. Any
@@ -345,17 +348,20 @@ const (
 // daemon released it), or an exclusive holder has not written its pid yet
 // (Acquire) or is about to remove the stale file (RemoveStale).
 func holder(f *os.File, path string) (state, int, error) {
+	// Read the pid before the test, not under the shared lock: any time that
+	// lock is held is time in which a starting daemon cannot lock the file.
+	// A pidfile found free is stale, and nobody writes a stale pidfile.
+	pid, _ := readPID(f)
 	err := flock(f, unix.LOCK_SH|unix.LOCK_NB)
 	locked := err == nil
-	if err != nil && !errors.Is(err, unix.EWOULDBLOCK) {
+	if locked {
+		err = flock(f, unix.LOCK_UN)
+	} else if errors.Is(err, unix.EWOULDBLOCK) {
+		err = nil
+	}
+	if err != nil {
 		return 0, 0, fmt.Errorf("lock pidfile %s: %w", path, err)
 	}
-	if locked {
-		// Closing f would drop the lock too, but f may live on.
-		defer flock(f, unix.LOCK_UN)
-	}
-	// Read after the lock attempt: under our shared lock nobody writes.
-	pid, _ := readPID(f)
 	same, err := sameFile(f, path)
 	switch {
 	case err != nil:
@@ -368,6 +374,23 @@ func holder(f *os.File, path string) (state, int, error) {
 		return held, pid, nil
 	}
 	return busy, pid, nil
+}
+
+// waiter paces the looks at a pidfile in transition.
+type waiter struct {
+	deadline time.Time
+	next     time.Duration
+}
+
+func newWaiter() *waiter {
+	return &waiter{deadline: time.Now().Add(settleTimeout), next: minPause}
+}
+
+func (w *waiter) expired() bool { return time.Now().After(w.deadline) }
+
+func (w *waiter) pause() {
+	time.Sleep(w.next)
+	w.next = min(2*w.next, maxPause)
 }
 
 // flock calls flock(2) on f, retrying when interrupted by a signal.

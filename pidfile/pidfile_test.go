@@ -60,7 +60,9 @@ type helper struct {
 func startHelper(t testing.TB, path string) *helper {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "PIDFILE_HELPER=1", "PIDFILE_PATH="+path)
+	cmd.Env = append(os.Environ(), "PIDFILE_HELPER=1", "PIDFILE_PATH="+path,
+		// Under -race a helper exiting 0 would otherwise linger for 1s.
+		"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -552,22 +554,26 @@ func TestAcquireConcurrent(t *testing.T) {
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		winners []*File
+		losers  []error
 	)
 	for range 16 {
 		wg.Go(func() {
 			pf, err := Acquire(path)
-			if err != nil {
-				wantRunning(t, err, os.Getpid(), path)
-				return
-			}
 			mu.Lock()
-			winners = append(winners, pf)
-			mu.Unlock()
+			defer mu.Unlock()
+			if err != nil {
+				losers = append(losers, err)
+			} else {
+				winners = append(winners, pf)
+			}
 		})
 	}
 	wg.Wait()
 	if len(winners) != 1 {
 		t.Fatalf("got %d successful Acquires, want 1", len(winners))
+	}
+	for _, err := range losers {
+		wantRunning(t, err, os.Getpid(), path)
 	}
 	if err := winners[0].Release(); err != nil {
 		t.Fatal(err)

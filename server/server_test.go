@@ -217,8 +217,8 @@ func TestQuitAndNickAndWho(t *testing.T) {
 		c.expect(fmt.Sprintf("* uid %d is now alice", x.uid))
 	}
 	y.send("/who\n")
-	y.expect(fmt.Sprintf("* uid %d nick alice via telnet", x.uid))
-	y.expect(fmt.Sprintf("* uid %d nick - via telnet", y.uid))
+	y.expect(fmt.Sprintf("* uid %d alice (telnet)", x.uid))
+	y.expect(fmt.Sprintf("* uid %d (telnet)", y.uid))
 	y.expect("* 2 online")
 	x.send("/quit\n")
 	x.expectEOF()

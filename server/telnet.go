@@ -44,6 +44,7 @@ type telnetDecoder struct {
 	maxLine int
 	scan    int  // bytes of the buffered partial line already scanned
 	iac     bool // the partial line holds IAC sequences
+	strip   int  // bytes of IAC sequences in the scanned part
 	reply   []byte
 }
 
@@ -77,7 +78,7 @@ func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 			// now, the client is waiting for its timing mark.
 			n := iacLen(buf)
 			if n == 0 {
-				if len(buf) > d.maxLine+1 {
+				if len(buf) > d.rawLimit() {
 					return d.tooLong()
 				}
 				return nil
@@ -85,21 +86,31 @@ func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 			_, d.reply = cleanTelnet(buf[:n], d.reply[:0])
 			if len(d.reply) > 0 {
 				_, _ = c.Write(d.reply)
+				d.reply = d.reply[:0]
 			}
 			_, _ = c.Discard(n)
 			s.bytesIn += uint64(n)
 			continue
 		}
 		end, next, iac := scanTelnet(buf, d.scan)
-		d.iac = d.iac || iac
+		if iac {
+			d.iac = true
+			d.strip += stripped(buf[d.scan:next])
+		}
 		if end < 0 {
-			if len(buf) > d.maxLine+1 { // room for a CR before the LF
+			// The partial line is too long once its text, less a CR that
+			// may precede the LF, is; or once IAC sequences alone make it
+			// long, so a flood of them cannot grow the buffer.
+			if next-d.strip > d.maxLine+1 || len(buf) > d.rawLimit() {
 				return d.tooLong()
 			}
 			d.scan = next
 			return nil
 		}
 		line := buf[:end]
+		if end > d.rawLimit() {
+			return d.tooLong()
+		}
 		if d.iac {
 			line, d.reply = cleanTelnet(line, d.reply[:0])
 		}
@@ -114,8 +125,34 @@ func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 		s.line(line)
 		_, _ = c.Discard(end + 1)
 		s.bytesIn += uint64(end + 1)
-		d.scan, d.iac = 0, false
+		d.scan, d.iac, d.strip = 0, false, 0
 	}
+}
+
+// rawLimit bounds a line as sent, IAC sequences included.
+func (d *telnetDecoder) rawLimit() int { return 2*d.maxLine + 64 }
+
+// stripped returns how many bytes cleanTelnet removes from b, which holds
+// only whole IAC sequences.
+func stripped(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); {
+		if b[i] != telnetIAC {
+			i++
+			continue
+		}
+		l := iacLen(b[i:])
+		if l == 0 {
+			break
+		}
+		if b[i+1] == telnetIAC {
+			n++ // IAC IAC leaves one data byte
+		} else {
+			n += l
+		}
+		i += l
+	}
+	return n
 }
 
 func (d *telnetDecoder) tooLong() error {
@@ -130,7 +167,9 @@ func scanTelnet(buf []byte, from int) (end, next int, iac bool) {
 	i := from
 	for i < len(buf) {
 		if buf[i] != telnetIAC {
-			j := bytes.IndexAny(buf[i:], "\n\xff")
+			// Not bytes.IndexAny: it reads its set as UTF-8, where "\xff"
+			// is U+FFFD and matches any invalid byte of a line.
+			j := indexLFOrIAC(buf[i:])
 			if j < 0 {
 				return -1, len(buf), iac
 			}
@@ -147,6 +186,19 @@ func scanTelnet(buf []byte, from int) (end, next int, iac bool) {
 		i += n
 	}
 	return -1, i, iac
+}
+
+// indexLFOrIAC returns the index of the first LF or IAC byte in b, or -1.
+func indexLFOrIAC(b []byte) int {
+	end := bytes.IndexByte(b, '\n')
+	head := b
+	if end >= 0 {
+		head = b[:end]
+	}
+	if i := bytes.IndexByte(head, telnetIAC); i >= 0 {
+		return i
+	}
+	return end
 }
 
 // iacLen returns the length of the IAC sequence at the start of b, or 0 if

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests drive the real binary, built once with -race, the way users
+// do.
+
+const testTimeout = 15 * time.Second
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fastws-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "fastws")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// writeConfig writes a config.ini into a temp dir: the [fastws] section
+// gets extra, then one telnet instance per port.
+func writeConfig(t testing.TB, extra string, ports ...int) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[fastws]\nrunDir = ./run\nmetricsListen =\nmessagesPerSecond = 0\n%s\n", extra)
+	for k, p := range ports {
+		fmt.Fprintf(&b, "[instance.t%d]\ninstanceName = Telnet-%d\nprotocol = telnet\nhost = 127.0.0.1\nport = %d\nchildProcessCount = 2\n\n", k, k, p)
+	}
+	path := filepath.Join(t.TempDir(), "config.ini")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runCLI runs the binary to completion.
+func runCLI(t testing.TB, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return o.String(), e.String(), 0
+}
+
+// lines collects a reader's lines on a channel.
+func lines(r io.Reader) <-chan string {
+	ch := make(chan string, 1024)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			ch <- strings.TrimRight(sc.Text(), "\r")
+		}
+	}()
+	return ch
+}
+
+// waitLine reads from ch until a line matches re; it fails on timeout or
+// end of output.
+func waitLine(t testing.TB, who string, ch <-chan string, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.After(testTimeout)
+	for {
+		select {
+		case l, ok := <-ch:
+			if !ok {
+				t.Fatalf("%s: output ended before a line matching %q", who, re)
+			}
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("%s: no line matching %q within %s", who, re, testTimeout)
+		}
+	}
+}
+
+// daemon is a `fastws start` running in the foreground.
+type daemon struct {
+	cmd    *exec.Cmd
+	stdout <-chan string
+	stderr *bytes.Buffer
+	exited chan struct{}
+}
+
+func startForeground(t *testing.T, cfg string) *daemon {
+	t.Helper()
+	cmd := exec.Command(binary, "-c", cfg, "start")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, stdout: lines(out), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-d.exited
+		}
+	})
+	go func() { _ = cmd.Wait(); close(d.exited) }()
+	waitLine(t, "daemon", d.stdout, regexp.MustCompile(`^Press Ctrl-C to stop\.$`))
+	return d
+}
+
+// wait waits for the daemon to exit and returns its exit code.
+func (d *daemon) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-d.exited:
+		return d.cmd.ProcessState.ExitCode()
+	case <-time.After(testTimeout):
+		t.Fatalf("daemon did not exit within %s", testTimeout)
+		return -1
+	}
+}
+
+// telnet is a real telnet client process.
+type telnet struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out <-chan string
+	uid string
+}
+
+var welcome = regexp.MustCompile(`^Welcome to fastws! You are uid (\d+)\.`)
+
+func startTelnet(t *testing.T, port int) *telnet {
+	t.Helper()
+	cmd := exec.Command("telnet", "127.0.0.1", strconv.Itoa(port))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("telnet: %v (is Debian's telnet package installed? scripts/test.sh installs it)", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	tc := &telnet{cmd: cmd, in: in, out: lines(out)}
+	tc.uid = waitLine(t, "telnet", tc.out, welcome)[1]
+	return tc
+}
+
+func (tc *telnet) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(tc.in, line+"\n"); err != nil {
+		t.Fatalf("telnet uid %s: write: %v", tc.uid, err)
+	}
+}
+
+func (tc *telnet) expect(t *testing.T, line string) {
+	t.Helper()
+	waitLine(t, "telnet uid "+tc.uid, tc.out, regexp.MustCompile("^"+regexp.QuoteMeta(line)+"$"))
+}
+
+func TestRealTelnetClientsChatAndGracefulStop(t *testing.T) {
+	port := freePort(t)
+	d := startForeground(t, writeConfig(t, "", port))
+	a := startTelnet(t, port)
+	b := startTelnet(t, port)
+	a.expect(t, "* uid "+b.uid+" joined")
+
+	a.say(t, "hello from a")
+	b.expect(t, "uid "+a.uid+": hello from a")
+	a.expect(t, "uid "+a.uid+": hello from a")
+	b.say(t, "你好 from b")
+	a.expect(t, "uid "+b.uid+": 你好 from b")
+
+	a.say(t, "$"+b.uid+":just for you")
+	b.expect(t, "uid "+a.uid+" (private): just for you")
+	a.expect(t, "(to uid "+b.uid+"): just for you")
+
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*telnet{a, b} {
+		c.expect(t, "* server is shutting down")
+		c.expect(t, "Connection closed by foreign host.")
+	}
+	if code := d.wait(t); code != 0 {
+		t.Fatalf("got exit code %d after SIGINT, want 0; stderr:\n%s", code, d.stderr)
+	}
+}
+
+func TestSecondSignalForcesExit(t *testing.T) {
+	port := freePort(t)
+	d := startForeground(t, writeConfig(t, "maxSendBuffer = 256M\nstopTimeout = 1m", port))
+	// A client that never reads: the graceful stop waits for it.
+	stuck, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	talker := startTelnet(t, port)
+	big := strings.Repeat("x", 60000)
+	for k := 0; k < 200; k++ {
+		talker.say(t, big)
+	}
+	talker.say(t, "$"+talker.uid+":done")
+	talker.expect(t, "uid "+talker.uid+" (private): done")
+
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	waitLine(t, "daemon", d.stdout, regexp.MustCompile(`^stopping`))
+	_ = d.cmd.Process.Signal(syscall.SIGINT)
+	if code := d.wait(t); code != 1 {
+		t.Fatalf("got exit code %d after a second signal, want 1", code)
+	}
+	if !strings.Contains(d.stderr.String(), "forced exit") {
+		t.Errorf("stderr %q does not say the exit was forced", d.stderr)
+	}
+}
+
+func TestBindFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().(*net.TCPAddr).Port
+	free := freePort(t)
+	_, stderr, code := runCLI(t, "-c", writeConfig(t, "", free, taken), "start")
+	if code != 1 {
+		t.Fatalf("got exit code %d, want 1; stderr:\n%s", code, stderr)
+	}
+	want := fmt.Sprintf("instance Telnet-1: listen 127.0.0.1:%d: ", taken)
+	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "address already in use") {
+		t.Errorf("stderr %q does not name the instance and address (%q)", stderr, want)
+	}
+	// Nothing is left listening on the instance that did bind.
+	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(free)); err == nil {
+		c.Close()
+		t.Errorf("port %d still accepts after the failed start", free)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	good := writeConfig(t, "", 19000)
+	out, _, code := runCLI(t, "-c", good, "check")
+	if code != 0 || !strings.Contains(out, "ok, 1 instance(s)") {
+		t.Errorf("check of a good config: got exit %d, output %q; want 0 and ok", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "config.ini")
+	os.WriteFile(bad, []byte("[fastws]\nbogus = 1\n[instance.t]\ninstanceName = T\nprotocol = telnet\nport = abc\n"), 0o644)
+	_, stderr, code := runCLI(t, "-c", bad, "check")
+	if code != 2 {
+		t.Errorf("check of a bad config: got exit %d, want 2", code)
+	}
+	for _, want := range []string{
+		`config.ini:2: [fastws] bogus = "1": unknown key`,
+		`config.ini:6: [instance.t] port = "abc": not a port (1-65535)`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q does not contain %q", stderr, want)
+		}
+	}
+	_, stderr, code = runCLI(t, "-c", filepath.Join(t.TempDir(), "missing.ini"), "check")
+	if code != 2 || !strings.Contains(stderr, "missing.ini") {
+		t.Errorf("check of a missing file: got exit %d, stderr %q; want 2 naming the file", code, stderr)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"version", []string{"version"}, 0, "fastws "},
+		{"help", []string{"help"}, 0, "Usage:"},
+		{"no verb", nil, 0, "Usage:"},
+		{"unknown verb", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"bad flag", []string{"-x", "start"}, 2, "flag provided but not defined"},
+		{"extra argument", []string{"check", "now"}, 2, `unexpected argument "now"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := runCLI(t, tt.args...)
+			if code != tt.code || !strings.Contains(out+errOut, tt.out) {
+				t.Errorf("got exit %d, output %q; want %d and %q", code, out+errOut, tt.code, tt.out)
+			}
+		})
+	}
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# scripts/test.sh runs the whole test suite on a fresh Debian machine with Go
+# (and, for the browser tests, Node.js and npm): it installs what the tests
+# need, then checks formatting, vet, staticcheck and the chat import rule,
+# runs every Go test with -race, each fuzz target for a bounded time, and the
+# browser tests. It exits non-zero on the first failure.
+#
+#   scripts/test.sh            everything
+#   FUZZTIME=10s scripts/test.sh   longer fuzzing (default 3s per target)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-3s}
+STATICCHECK_VERSION=v0.8.2 # honnef.co/go/tools, pinned
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=
+apt_install() { # apt_install PACKAGE... installs the ones whose command is missing
+	if [ -z "$apt_updated" ]; then
+		as_root apt-get update -qq
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+step "installing test dependencies"
+command -v telnet >/dev/null || apt_install telnet
+GOBIN=$(go env GOPATH)/bin
+[ -x "$GOBIN/staticcheck" ] && "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}" ||
+	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+"$GOBIN/staticcheck" ./...
+
+step "chat imports no network, gnet or metrics package"
+bad=$(go list -deps ./chat/... | grep -E '^(net|net/http|net/.*)$|panjf2000/gnet|prometheus' || true)
+if [ -n "$bad" ]; then
+	echo "chat/ depends on: $bad (STYLE.md keeps chat free of them)"; exit 1
+fi
+
+step "go test -race"
+go test -race -count=1 ./...
+
+step "fuzz targets, $FUZZTIME each"
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+		echo "--- $target ($pkg)"
+		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$pkg" >/tmp/fastws-fuzz.log 2>&1 ||
+			{ cat /tmp/fastws-fuzz.log; exit 1; }
+		tail -n 1 /tmp/fastws-fuzz.log
+	done
+done
+
+if [ -x scripts/browser/run.sh ]; then
+	step "browser and Node interop tests"
+	scripts/browser/run.sh
+fi
+
+step "all tests passed"
