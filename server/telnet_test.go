@@ -473,15 +473,24 @@ func sameTelnetAtEverySplit(tb testing.TB, maxLine int, in []byte, want telnetRe
 	for i := 0; i <= len(in); i++ {
 		d := diffTelnetResult(decodeTelnet(tb, maxLine, in[:i], in[i:]), want)
 		if len(d) > 0 && len(failed) == 0 {
-			tb.Errorf("decode(%q) split at %d: %s", in, i, strings.Join(d, "; "))
+			tb.Errorf("decode(%s) split at %d: %s", shortQuote(in), i, strings.Join(d, "; "))
 		}
 		if len(d) > 0 {
 			failed = append(failed, i)
 		}
 	}
 	if len(failed) > 1 {
-		tb.Errorf("decode(%q): also differs when split at %v", in, failed[1:])
+		tb.Errorf("decode(%s): also differs when split at %v", shortQuote(in), failed[1:])
 	}
+}
+
+// shortQuote quotes b for a message, eliding the middle of a long input.
+func shortQuote[T ~string | ~[]byte](b T) string {
+	const keep = 24
+	if len(b) <= 3*keep {
+		return strconv.Quote(string(b))
+	}
+	return strconv.Quote(string(b[:keep])) + "..." + strconv.Itoa(len(b)-2*keep) + " bytes..." + strconv.Quote(string(b[len(b)-keep:]))
 }
 
 var telnetDecodeTests = []struct {
@@ -657,7 +666,8 @@ func TestTelnetDecodeLineTooLong(t *testing.T) {
 		{"max+1 after a line", "ok\n" + full + "b\n", []string{"ok"}, true},
 		{"max+1 with IAC IAC", strings.Repeat("\xff\xff", maxLine+1) + "\n", nil, true},
 		{"chinese max+1", "一二三x\n", nil, true},
-		{"unterminated SB", "\xff\xfa\x18" + strings.Repeat("x", 4*maxLine), nil, true},
+		{"unterminated SB", "\xff\xfa\x18" + strings.Repeat("x", 64*maxLine), nil, true},
+		{"NOP flood", "ab" + strings.Repeat("\xff\xf1", 32*maxLine), nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -673,23 +683,48 @@ func TestTelnetDecodeLineTooLong(t *testing.T) {
 				return ""
 			}
 			if d := check(decodeTelnet(t, maxLine, in)); d != "" {
-				t.Errorf("decode(%q) whole: %s", tt.in, d)
+				t.Errorf("decode(%s) whole: %s", shortQuote(in), d)
 			}
 			if d := check(decodeTelnet(t, maxLine, telnetBytewise(in)...)); d != "" {
-				t.Errorf("decode(%q) a byte at a time: %s", tt.in, d)
+				t.Errorf("decode(%s) a byte at a time: %s", shortQuote(in), d)
 			}
 			var failed []int
 			for i := 0; i <= len(in); i++ {
 				if d := check(decodeTelnet(t, maxLine, in[:i], in[i:])); d != "" {
 					if len(failed) == 0 {
-						t.Errorf("decode(%q) split at %d: %s", tt.in, i, d)
+						t.Errorf("decode(%s) split at %d: %s", shortQuote(in), i, d)
 					}
 					failed = append(failed, i)
 				}
 			}
 			if len(failed) > 1 {
-				t.Errorf("decode(%q): also fails when split at %v", tt.in, failed[1:])
+				t.Errorf("decode(%s): also fails when split at %v", shortQuote(in), failed[1:])
 			}
+		})
+	}
+}
+
+// TestTelnetDecodeSplitIndependent checks that where reads split inputs
+// near the line limit makes no difference to anything the decoder does.
+func TestTelnetDecodeSplitIndependent(t *testing.T) {
+	const maxLine = 8
+	long := strings.Repeat("x", 32*maxLine)
+	tests := []struct{ name, in string }{
+		{"long SB first", "\xff\xfa\x18" + long + "\xff\xf0ok\n"},
+		{"long SB mid line", "a\xff\xfa\x18" + long + "\xff\xf0b\n"},
+		{"long SB after a line", "ok\n\xff\xfa\x18" + long + "\xff\xf0ok\n"},
+		{"NOPs first", strings.Repeat("\xff\xf1", 16*maxLine) + "ok\n"},
+		{"NOPs mid line", "a" + strings.Repeat("\xff\xf1", 16*maxLine) + "b\n"},
+		{"max with IAC IAC", strings.Repeat("\xff\xff", maxLine) + "\r\n"},
+		{"max+1 with IAC IAC", strings.Repeat("\xff\xff", maxLine+1) + "\r\n"},
+		{"max then CR CR LF", strings.Repeat("a", maxLine) + "\r\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := []byte(tt.in)
+			whole := decodeTelnet(t, maxLine, in)
+			sameTelnetResult(t, "byte at a time vs whole", decodeTelnet(t, maxLine, telnetBytewise(in)...), whole)
+			sameTelnetAtEverySplit(t, maxLine, in, whole)
 		})
 	}
 }
@@ -806,6 +841,7 @@ var telnetSeeds = []string{
 	strings.Repeat("\xff\xff", 10) + "\n",
 	"\xff\n\xff\r\n\r\xff\xf4\n",
 	"caf\xe9\n\x80\n\uFFFD\n",
+	"\xff\xfa\x18" + strings.Repeat("x", 120) + "\xff\xf0ok\n",
 }
 
 // telnetFuzzMaxLine is small so that fuzzed inputs reach the limit.
