@@ -18,6 +18,8 @@ type Server struct {
 	hub     *chat.Hub
 	started time.Time
 
+	reloadMu sync.Mutex // serialises Reload
+
 	mu        sync.Mutex
 	instances []*instance // guarded by mu; in config order
 }
@@ -71,20 +73,27 @@ func (s *Server) Addrs() map[string]string {
 // open when ctx ends is closed by force. Stop waits for every engine to
 // exit and returns ctx's error if the deadline cut the drain short.
 func (s *Server) Stop(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	s.mu.Lock()
 	insts := s.instances
 	s.instances = nil
 	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, i := range insts {
-		i.stopping.Store(true)
-	}
-	for _, i := range insts {
-		wg.Go(func() { i.stop(ctx) })
-	}
-	wg.Wait()
+	s.stopInstances(ctx, insts)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	return nil
+}
+
+// stopInstances stops insts in parallel, all bounded by ctx.
+func (s *Server) stopInstances(ctx context.Context, insts []*instance) {
+	for _, i := range insts {
+		i.stopping.Store(true) // all refuse newcomers before any notice goes out
+	}
+	var wg sync.WaitGroup
+	for _, i := range insts {
+		wg.Go(func() { i.stop(ctx) })
+	}
+	wg.Wait()
 }
