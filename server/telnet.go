@@ -77,7 +77,7 @@ func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 			// A command between lines (Ctrl-C's IAC IP IAC DO TM): answer
 			// now, the client is waiting for its timing mark.
 			n := iacLen(buf)
-			if n == 0 {
+			if n == 0 || n > d.rawLimit() {
 				if len(buf) > d.rawLimit() {
 					return d.tooLong()
 				}
@@ -101,7 +101,8 @@ func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 			// The partial line is too long once its text, less a CR that
 			// may precede the LF, is; or once IAC sequences alone make it
 			// long, so a flood of them cannot grow the buffer.
-			if next-d.strip > d.maxLine+1 || len(buf) > d.rawLimit() {
+			text := next - d.strip
+			if text > d.maxLine+1 || (text == d.maxLine+1 && buf[next-1] != '\r') || len(buf) > d.rawLimit() {
 				return d.tooLong()
 			}
 			d.scan = next
