@@ -6,14 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/fastws/fastws/server"
 	"github.com/fastws/fastws/server/config"
 )
 
@@ -30,15 +28,22 @@ const (
 const usage = `fastws — a chat daemon in the FastWS/Workerman tradition, on gnet
 
 Usage:
-  fastws [-c FILE] start          run in the foreground (Ctrl-C stops gracefully)
-  fastws [-c FILE] check          validate the config file and exit
-  fastws version                  print the version
-  fastws help                     print this text
+  fastws [-c FILE] start [-d]              run in the foreground (Ctrl-C stops gracefully),
+                                           or as a daemon (-d) once every instance listens
+  fastws [-c FILE] status [--json]         the running daemon and its instances
+  fastws [-c FILE] connections [--json]    one row per connection
+  fastws [-c FILE] stop [--timeout 10s]    graceful stop: notify clients, flush, close; waits
+  fastws [-c FILE] kill                    SIGKILL the daemon; removes its pidfile and socket
+  fastws [-c FILE] restart                 stop, then start -d
+  fastws [-c FILE] reload                  re-read the config file (also SIGHUP)
+  fastws [-c FILE] check                   validate the config file and exit
+  fastws version | help
 
 Options:
   -c FILE   config file (default ./config.ini)
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+Exit codes: 0 ok, 1 runtime failure (not running, bind failed, timed out),
+2 usage or config error.
 `
 
 // env is what a verb runs with.
@@ -71,6 +76,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		code, err = e.start(rest)
 	case "check":
 		code, err = e.check(rest)
+	case "status":
+		code, err = e.status(rest)
+	case "connections":
+		code, err = e.connections(rest)
+	case "stop":
+		code, err = e.stop(rest)
+	case "kill":
+		code, err = e.kill(rest)
+	case "restart":
+		code, err = e.restart(rest)
+	case "reload":
+		code, err = e.reload(rest)
 	case "version":
 		fmt.Fprintf(stdout, "fastws %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":
@@ -120,52 +137,20 @@ func (e *env) check(args []string) (int, error) {
 	return exitOK, nil
 }
 
-func (e *env) start(args []string) (int, error) {
-	if err := noArgs("start", args); err != nil {
-		return exitUsage, err
-	}
-	cfg, err := e.load()
-	if err != nil {
-		return exitUsage, err
-	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv := server.New(log)
-	if err := srv.Start(cfg); err != nil {
-		return exitFailure, fmt.Errorf("%w; is another fastws or program using that port? Stop it or change the port in %s", err, cfg.Path)
-	}
-	e.banner(cfg, srv)
-
-	select {
-	case <-e.signals:
-	case <-e.ctx.Done():
-	}
-	fmt.Fprintf(e.stdout, "stopping (up to %s; Ctrl-C again to force)\n", cfg.StopTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
-	defer cancel()
-	stopped := make(chan error, 1)
-	go func() { stopped <- srv.Stop(ctx) }()
-	select {
-	case err := <-stopped:
-		if err != nil {
-			return exitFailure, fmt.Errorf("graceful stop did not finish within stopTimeout %s; remaining connections were closed", cfg.StopTimeout)
-		}
-		fmt.Fprintln(e.stdout, "stopped")
-		return exitOK, nil
-	case <-e.signals:
-		return exitFailure, errors.New("forced exit on second signal")
-	}
-}
-
 // banner prints the start screen, FastWS style.
-func (e *env) banner(cfg *config.Config, srv *server.Server) {
-	addrs := srv.Addrs()
+func (e *env) banner(cfg *config.Config) {
 	fmt.Fprintf(e.stdout, "fastws %s  pid %d  %s  started %s\n", version, os.Getpid(), runtime.Version(), time.Now().Format(time.DateTime))
 	fmt.Fprintf(e.stdout, "config %s\n", cfg.Path)
+	e.printInstances(cfg)
+	fmt.Fprintln(e.stdout, "Press Ctrl-C to stop.")
+}
+
+// printInstances lists cfg's instances: name, address, reactors.
+func (e *env) printInstances(cfg *config.Config) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tLISTEN\tREACTORS")
 	for _, i := range cfg.Instances {
-		fmt.Fprintf(tw, "%s\t%s://%s\t%d\n", i.Name, i.Protocol, addrs[i.Name], i.ChildProcessCount)
+		fmt.Fprintf(tw, "%s\t%s://%s\t%d\n", i.Name, i.Protocol, i.Addr(), i.ChildProcessCount)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(e.stdout, "Press Ctrl-C to stop.")
 }

@@ -118,22 +118,22 @@ func waitLine(t testing.TB, who string, ch <-chan string, re *regexp.Regexp) []s
 	}
 }
 
-// daemon is a `fastws start` running in the foreground.
-type daemon struct {
+// fgDaemon is a `fastws start` running in the foreground.
+type fgDaemon struct {
 	cmd    *exec.Cmd
 	stdout <-chan string
 	stderr *bytes.Buffer
 	exited chan struct{}
 }
 
-func startForeground(t *testing.T, cfg string) *daemon {
+func startForeground(t *testing.T, cfg string) *fgDaemon {
 	t.Helper()
 	cmd := exec.Command(binary, "-c", cfg, "start")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stdout: lines(out), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	d := &fgDaemon{cmd: cmd, stdout: lines(out), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func startForeground(t *testing.T, cfg string) *daemon {
 }
 
 // wait waits for the daemon to exit and returns its exit code.
-func (d *daemon) wait(t *testing.T) int {
+func (d *fgDaemon) wait(t *testing.T) int {
 	t.Helper()
 	select {
 	case <-d.exited:

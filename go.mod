@@ -3,15 +3,17 @@ module github.com/fastws/fastws
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
+	github.com/gobwas/ws v1.5.0
 	github.com/panjf2000/gnet/v2 v2.10.0
+	github.com/sevlyar/go-daemon v0.1.7
 	golang.org/x/sys v0.48.0
 	gopkg.in/ini.v1 v1.67.3
 )
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
-	github.com/gobwas/ws v1.5.0 // indirect
+	github.com/kardianos/osext v0.0.0-20190222173326-2bc1f35cddc0 // indirect
 	github.com/panjf2000/ants/v2 v2.12.1 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect

@@ -10,14 +10,7 @@ import (
 )
 
 func main() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, signals()))
-}
-
-// signals delivers SIGINT and SIGTERM to the running daemon.
-func signals() <-chan os.Signal {
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	return ch
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, sigs))
 }

@@ -60,6 +60,8 @@ func newInstance(cfg config.Instance, hub *chat.Hub, log *slog.Logger) *instance
 		perIP:    make(map[string]int),
 	}
 	switch cfg.Protocol {
+	case config.ProtocolWebSocket:
+		i.codec = newWSCodec(cfg)
 	default:
 		i.codec = telnetCodec{maxLine: cfg.Limits.MaxPackageSize}
 	}
@@ -72,6 +74,10 @@ func (i *instance) start() error {
 	go func() {
 		i.err = gnet.Run(i, "tcp://"+i.cfg.Addr(),
 			gnet.WithMulticore(true),
+			// SO_REUSEADDR, so a restart binds while the old connections
+			// sit in TIME_WAIT; not SO_REUSEPORT, which would let a second
+			// daemon share the port.
+			gnet.WithReuseAddr(true),
 			gnet.WithNumEventLoop(i.cfg.ChildProcessCount),
 			gnet.WithTicker(i.limits.IdleTimeout > 0),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),

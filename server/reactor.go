@@ -87,6 +87,11 @@ func (r *reactor) Run(context.Context) error {
 		case d.raw != nil:
 			d.s.push(d.raw)
 		case d.s != nil:
+			if d.ev.Kind == chat.KindWelcome {
+				// Room-wide events queued before the welcome predate the
+				// member; it gets those queued after it.
+				d.s.welcomed = true
+			}
 			d.s.push(d.ev.Encoded(d.s.dec.format(), d.s.dec.encode))
 		default:
 			r.fanOut(d.ev)
@@ -102,7 +107,7 @@ func (r *reactor) Run(context.Context) error {
 func (r *reactor) fanOut(ev *chat.Event) {
 	var enc [chat.MaxFormats][]byte
 	for _, s := range r.sessions {
-		if s.member == nil || s.closing || s.member.UID() == ev.Except {
+		if !s.welcomed || s.closing || s.member.UID() == ev.Except {
 			continue
 		}
 		f := s.dec.format()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -234,8 +235,18 @@ func TestStatsCount(t *testing.T) {
 	x.send("one\n")
 	x.expect(fmt.Sprintf("uid %d: one", x.uid))
 	y.expect(fmt.Sprintf("uid %d: one", x.uid))
-	st := s.Stats()
-	in := st.Instances[0]
+	// The counters are added after the write the clients just read.
+	var st Stats
+	var in InstanceStats
+	deadline := time.Now().Add(testTimeout)
+	for {
+		st = s.Stats()
+		in = st.Instances[0]
+		if in.MsgsOut >= 5 || time.Now().After(deadline) {
+			break
+		}
+		runtime.Gosched()
+	}
 	if in.Conns != 2 || in.ConnsTotal != 2 || in.MsgsIn != 1 {
 		t.Errorf("got conns %d, total %d, msgs in %d; want 2, 2, 1", in.Conns, in.ConnsTotal, in.MsgsIn)
 	}

@@ -24,6 +24,7 @@ type session struct {
 	batch    [][]byte
 	closing  bool // no more output is queued; closes once written
 	muted    bool // input is ignored: a Close is queued
+	welcomed bool // the welcome is queued: room-wide events are for it now
 	closed   bool
 	reason   chat.CloseReason
 

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/fastws/fastws/pidfile"
+	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/status"
+)
+
+// queryTimeout bounds a status socket request from the CLI.
+const queryTimeout = 10 * time.Second
+
+// running returns the pid of the daemon of cfg, or an error that says
+// nothing runs and what to do.
+func running(cfg *config.Config) (int, error) {
+	pid, err := pidfile.Read(pidPath(cfg))
+	if err != nil {
+		return 0, fmt.Errorf("fastws is not running (%v); start it with 'fastws -c %s start -d'", err, cfg.Path)
+	}
+	return pid, nil
+}
+
+// jsonFlag parses a verb's only flag, --json.
+func jsonFlag(verb string, args []string) (bool, error) {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return false, fmt.Errorf("%s: %w; usage: fastws [-c FILE] %s [--json]", verb, err, verb)
+	}
+	return *asJSON, noArgs(verb, fs.Args())
+}
+
+func (e *env) status(args []string) (int, error) {
+	asJSON, err := jsonFlag("status", args)
+	if err != nil {
+		return exitUsage, err
+	}
+	cfg, err := e.load()
+	if err != nil {
+		return exitUsage, err
+	}
+	if _, err := running(cfg); err != nil {
+		return exitFailure, err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout)
+	defer cancel()
+	snap, err := status.Query(ctx, socketPath(cfg))
+	if err != nil {
+		return exitFailure, err
+	}
+	if asJSON {
+		return exitOK, status.WriteJSON(e.stdout, snap)
+	}
+	status.RenderStatus(e.stdout, snap)
+	return exitOK, nil
+}
+
+func (e *env) connections(args []string) (int, error) {
+	asJSON, err := jsonFlag("connections", args)
+	if err != nil {
+		return exitUsage, err
+	}
+	cfg, err := e.load()
+	if err != nil {
+		return exitUsage, err
+	}
+	if _, err := running(cfg); err != nil {
+		return exitFailure, err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout)
+	defer cancel()
+	cs, err := status.QueryConnections(ctx, socketPath(cfg))
+	if err != nil {
+		return exitFailure, err
+	}
+	if asJSON {
+		return exitOK, status.WriteJSON(e.stdout, status.Connections{Connections: cs})
+	}
+	status.RenderConnections(e.stdout, cs)
+	return exitOK, nil
+}
+
+func (e *env) reload(args []string) (int, error) {
+	if err := noArgs("reload", args); err != nil {
+		return exitUsage, err
+	}
+	cfg, err := e.load()
+	if err != nil {
+		return exitUsage, fmt.Errorf("%w\nthe running daemon keeps its config", err)
+	}
+	if _, err := running(cfg); err != nil {
+		return exitFailure, err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout+cfg.StopTimeout)
+	defer cancel()
+	if err := status.Reload(ctx, socketPath(cfg)); err != nil {
+		return exitFailure, err
+	}
+	fmt.Fprintf(e.stdout, "reloaded %s\n", cfg.Path)
+	return exitOK, nil
+}
+
+// stopFlags parses stop's --timeout.
+func stopFlags(args []string, def time.Duration) (time.Duration, error) {
+	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	timeout := fs.Duration("timeout", def, "graceful stop deadline")
+	if err := fs.Parse(args); err != nil {
+		return 0, fmt.Errorf("stop: %w; usage: fastws [-c FILE] stop [--timeout 10s]", err)
+	}
+	if *timeout <= 0 {
+		return 0, errors.New("stop: --timeout must be positive")
+	}
+	return *timeout, noArgs("stop", fs.Args())
+}
+
+func (e *env) stop(args []string) (int, error) {
+	cfg, err := e.load()
+	if err != nil {
+		return exitUsage, err
+	}
+	timeout, err := stopFlags(args, cfg.StopTimeout)
+	if err != nil {
+		return exitUsage, err
+	}
+	pid, err := running(cfg)
+	if err != nil {
+		return exitFailure, err
+	}
+	if err := e.stopPID(cfg, pid, timeout); err != nil {
+		return exitFailure, err
+	}
+	fmt.Fprintf(e.stdout, "fastws stopped (pid %d)\n", pid)
+	return exitOK, nil
+}
+
+// stopPID asks the daemon to stop gracefully (over the status socket, or
+// with SIGTERM if the socket does not answer) and waits until it is gone.
+func (e *env) stopPID(cfg *config.Config, pid int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout)
+	err := status.Stop(ctx, socketPath(cfg), timeout)
+	cancel()
+	if err != nil {
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			return fmt.Errorf("stop pid %d: %w", pid, err)
+		}
+	}
+	// The daemon cuts what is left at timeout; give it time to exit.
+	if !waitGone(pid, timeout+5*time.Second) {
+		return fmt.Errorf("pid %d did not exit within %s; 'fastws kill' ends it at once", pid, timeout+5*time.Second)
+	}
+	return nil
+}
+
+// waitGone polls until pid no longer exists (or is a zombie nobody has
+// reaped yet) or d passes.
+func waitGone(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) == syscall.ESRCH || zombie(pid) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// zombie reports whether pid has exited but not been reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+func (e *env) kill(args []string) (int, error) {
+	if err := noArgs("kill", args); err != nil {
+		return exitUsage, err
+	}
+	cfg, err := e.load()
+	if err != nil {
+		return exitUsage, err
+	}
+	pid, err := running(cfg)
+	if err != nil {
+		return exitFailure, err
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+		return exitFailure, fmt.Errorf("kill pid %d: %w", pid, err)
+	}
+	if !waitGone(pid, 10*time.Second) {
+		return exitFailure, fmt.Errorf("pid %d survived SIGKILL for 10s", pid)
+	}
+	if _, err := pidfile.RemoveStale(pidPath(cfg)); err != nil {
+		return exitFailure, err
+	}
+	if err := os.Remove(socketPath(cfg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return exitFailure, err
+	}
+	fmt.Fprintf(e.stdout, "fastws killed (pid %d); removed its pidfile and status socket\n", pid)
+	return exitOK, nil
+}
+
+func (e *env) restart(args []string) (int, error) {
+	if err := noArgs("restart", args); err != nil {
+		return exitUsage, err
+	}
+	cfg, err := e.load()
+	if err != nil {
+		return exitUsage, err
+	}
+	if pid, err := running(cfg); err == nil {
+		if err := e.stopPID(cfg, pid, cfg.StopTimeout); err != nil {
+			return exitFailure, err
+		}
+		fmt.Fprintf(e.stdout, "fastws stopped (pid %d)\n", pid)
+	} else {
+		fmt.Fprintln(e.stdout, "fastws was not running; starting it")
+	}
+	return e.launch(cfg)
+}

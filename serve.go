@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fastws/fastws/pidfile"
+	"github.com/fastws/fastws/server"
+	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/status"
+	"golang.org/x/sys/unix"
+)
+
+// Files the daemon keeps in runDir.
+func pidPath(cfg *config.Config) string    { return filepath.Join(cfg.RunDir, "fastws.pid") }
+func socketPath(cfg *config.Config) string { return filepath.Join(cfg.RunDir, "fastws.sock") }
+
+// daemon is a running fastws: the pidfile, the server and the status
+// socket, and what the status socket asks of them.
+type daemon struct {
+	log     *slog.Logger
+	logFile string // reopened on SIGUSR1 when running detached; "" in the foreground
+	srv     *server.Server
+	started time.Time
+
+	mu  sync.Mutex
+	cfg *config.Config // guarded by mu: the config in force
+
+	stopReq chan time.Duration // a stop asked for over the status socket
+}
+
+// serve runs the daemon until a signal or a stop request, in the order
+// STYLE.md prescribes: config (done) -> pidfile -> room -> status socket ->
+// instances. notify reports progress to whoever started it: "note: ...",
+// then "ready" once every instance listens. It returns the exit code.
+func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify func(string)) (int, error) {
+	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
+		return exitFailure, fmt.Errorf("create runDir: %w", err)
+	}
+	pf, err := pidfile.Acquire(pidPath(cfg))
+	if err != nil {
+		return exitFailure, err
+	}
+	defer pf.Release()
+	if pid := pf.Stale(); pid != 0 {
+		note := fmt.Sprintf("note: replaced the stale pidfile %s of pid %d, which is no longer running", pf.Path(), pid)
+		log.Warn(note)
+		notify(note)
+	}
+
+	d := &daemon{log: log, logFile: logFile, srv: server.New(log), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
+	sock, err := status.Listen(socketPath(cfg), d)
+	if err != nil {
+		return exitFailure, fmt.Errorf("status socket: %w", err)
+	}
+	defer sock.Close()
+	if err := d.srv.Start(cfg); err != nil {
+		return exitFailure, fmt.Errorf("%w; is another program using that port? Stop it or change the port in %s", err, cfg.Path)
+	}
+	log.Info("started", "pid", os.Getpid(), "version", version, "config", cfg.Path)
+	notify("ready")
+
+	timeout := cfg.StopTimeout
+wait:
+	for {
+		select {
+		case sig := <-e.signals:
+			switch sig {
+			case syscall.SIGHUP:
+				if err := d.Reload(); err != nil {
+					log.Error("reload refused", "err", err)
+				}
+			case syscall.SIGUSR1:
+				d.reopenLog()
+			default:
+				log.Info("stopping", "signal", sig.String())
+				break wait
+			}
+		case timeout = <-d.stopReq:
+			log.Info("stopping", "requested", "status socket")
+			break wait
+		case <-e.ctx.Done():
+			break wait
+		}
+	}
+	fmt.Fprintf(e.stdout, "stopping (up to %s; Ctrl-C again to force)\n", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.srv.Stop(ctx) }()
+	for {
+		select {
+		case err := <-stopped:
+			if err != nil {
+				log.Warn("graceful stop cut short", "timeout", timeout)
+				return exitFailure, fmt.Errorf("graceful stop did not finish within %s; remaining connections were closed", timeout)
+			}
+			log.Info("stopped")
+			fmt.Fprintln(e.stdout, "stopped")
+			return exitOK, nil
+		case sig := <-e.signals:
+			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
+				continue
+			}
+			log.Warn("forced exit on second signal")
+			return exitFailure, errors.New("forced exit on second signal")
+		}
+	}
+}
+
+// Status implements status.Handler.
+func (d *daemon) Status() status.Snapshot {
+	st := d.srv.Stats()
+	d.mu.Lock()
+	path := d.cfg.Path
+	d.mu.Unlock()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	var lim unix.Rlimit
+	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	snap := status.Snapshot{Daemon: status.Daemon{
+		PID: os.Getpid(), Version: version, GoVersion: runtime.Version(), Config: path,
+		Started: d.started, UptimeSeconds: time.Since(d.started).Seconds(),
+		RSSBytes: status.ReadRSS(), HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine(),
+		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: lim.Cur,
+	}}
+	for _, i := range st.Instances {
+		snap.Instances = append(snap.Instances, status.Instance{
+			Name: i.Name, Protocol: i.Protocol, Listen: i.Addr, Reactors: i.Reactors,
+			Connections: i.Conns, ConnectionsTotal: i.ConnsTotal,
+			MessagesIn: i.MsgsIn, MessagesOut: i.MsgsOut, BytesIn: i.BytesIn, BytesOut: i.BytesOut, Errors: i.Errors,
+		})
+	}
+	return snap
+}
+
+// Connections implements status.Handler.
+func (d *daemon) Connections(ctx context.Context) ([]status.Connection, error) {
+	rows, err := d.srv.Connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]status.Connection, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, status.Connection{
+			UID: r.UID, Nick: r.Nick, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
+			Since: r.Since, MessagesIn: r.MsgsIn, MessagesOut: r.MsgsOut, BytesQueued: r.Queued,
+		})
+	}
+	return out, nil
+}
+
+// Reload implements status.Handler and SIGHUP: it re-reads the config
+// file; an invalid one is refused and the running config stays.
+func (d *daemon) Reload() error {
+	d.mu.Lock()
+	old := d.cfg
+	d.mu.Unlock()
+	cfg, err := config.Load(old.Path)
+	if err != nil {
+		return fmt.Errorf("%s is invalid, the running config stays:\n%s", old.Path, indent(err.Error()))
+	}
+	if cfg.RunDir != old.RunDir {
+		return fmt.Errorf("%s: runDir changed (%s -> %s); that needs 'fastws restart'", old.Path, old.RunDir, cfg.RunDir)
+	}
+	res, err := d.srv.Reload(cfg)
+	d.log.Info("reloaded", "started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted, "unchanged", res.Unchanged)
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// Stop implements status.Handler: it begins a graceful stop.
+func (d *daemon) Stop(timeout time.Duration) {
+	if timeout <= 0 {
+		d.mu.Lock()
+		timeout = d.cfg.StopTimeout
+		d.mu.Unlock()
+	}
+	select {
+	case d.stopReq <- timeout:
+	default: // already stopping
+	}
+}
+
+// reopenLog reopens the log file onto stderr, for logrotate.
+func (d *daemon) reopenLog() {
+	if d.logFile == "" {
+		return
+	}
+	f, err := os.OpenFile(d.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		d.log.Error("reopen log", "err", err)
+		return
+	}
+	defer f.Close()
+	if err := unix.Dup2(int(f.Fd()), 2); err != nil {
+		d.log.Error("reopen log", "err", err)
+		return
+	}
+	d.log.Info("log reopened", "file", d.logFile)
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/fastws/fastws/chat"
+	"github.com/fastws/fastws/server/config"
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// wsProtocolJSON is the subprotocol that carries room events as JSON
+// (see wsjson.go); without it a connection speaks the text protocol.
+const wsProtocolJSON = "fastws.v1.json"
+
+// wsCodec is RFC 6455 WebSocket, plus the chat page on GET /:
+//
+//	connection = request ( page-response / refusal / upgrade-101 *frame )
+//	request    = request-line *( header-field CRLF ) CRLF   ; 8 KiB at most
+//	frame      = FIN RSV1-3=0 opcode MASK=1 length [ length16 / length64 ]
+//	             masking-key payload
+//	message    = text-frame(FIN=1)
+//	           / text-frame(FIN=0) *( continuation(FIN=0) / control )
+//	             continuation(FIN=1)
+//	control    = ping / pong / close                      ; FIN=1, <= 125 bytes
+//	text       = one line of the text protocol             ; valid UTF-8
+//	           / {"text": "..."} / {"to": uid, "text": "..."} ; fastws.v1.json
+//
+// A message is at most maxPackageSize bytes. Binary messages (1003),
+// reserved bits or opcodes, unmasked or malformed frames (1002), invalid
+// UTF-8 (1007) and messages over the limit (1009) get a close frame with
+// that code, then the connection closes. A ping is answered with a pong, a
+// close with the same close, and no extension is ever negotiated
+// (permessage-deflate offers are ignored).
+//
+// The framing and handshake come from github.com/gobwas/ws: it is the
+// low-level, zero-copy kind of WebSocket library, whose header reader,
+// checks, masking cipher and upgrader work on byte slices and plain
+// io.Readers rather than owning a net.Conn and blocking on it. That is what
+// gnet needs: a callback must never block, so the decoder peeks at what is
+// buffered, lets gobwas parse it from a bytes.Reader, and returns to wait
+// for more when a header or payload is not whole yet.
+type wsCodec struct {
+	maxMsg  int
+	origins []string // allowedOrigins, lower-case; empty = any
+}
+
+func newWSCodec(cfg config.Instance) *wsCodec {
+	return &wsCodec{maxMsg: cfg.Limits.MaxPackageSize, origins: cfg.AllowedOrigins}
+}
+
+func (wc *wsCodec) newDecoder() decoder {
+	return &wsDecoder{codec: wc, frames: wsFrames{max: wc.maxMsg}}
+}
+
+func (*wsCodec) handshake() bool { return true }
+
+// refusal answers a connection refused at accept with 503, before its
+// request is read.
+func (*wsCodec) refusal(msg string) []byte {
+	return httpResponse(503, "text/plain; charset=utf-8", []byte(msg+"\n"), "")
+}
+
+// wsDecoder is one connection's state: the handshake, then frames.
+type wsDecoder struct {
+	codec    *wsCodec
+	upgraded bool
+	json     bool // fastws.v1.json was negotiated
+	frames   wsFrames
+}
+
+func (d *wsDecoder) format() int {
+	if d.json {
+		return formatWSJSON
+	}
+	return formatWSText
+}
+
+func (d *wsDecoder) encode(ev *chat.Event) []byte {
+	if d.json {
+		return encodeWSJSON(ev)
+	}
+	return encodeWSText(ev)
+}
+
+func (d *wsDecoder) decode(s *session, c gnet.Conn) error {
+	if !d.upgraded {
+		if done, err := d.handshake(s, c); !done {
+			return err
+		}
+	}
+	for {
+		fr, n, err := d.frames.read(c)
+		s.bytesIn += uint64(n)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			d.frames.trim()
+			return nil
+		}
+		switch fr.op {
+		case wsText:
+			d.message(s, fr.data)
+		case wsPing:
+			_, _ = c.Write(fr.reply)
+		case wsClose:
+			// The close handshake is done once our echo is written.
+			return &protocolError{Frame: fr.reply}
+		}
+	}
+}
+
+// message hands one client message to the room.
+func (d *wsDecoder) message(s *session, b []byte) {
+	if d.json {
+		jsonMessage(s, b)
+		return
+	}
+	if bytes.HasSuffix(b, []byte{'\n'}) {
+		b = bytes.TrimSuffix(b[:len(b)-1], []byte{'\r'})
+	}
+	s.line(b)
+}
+
+// encodeWSText renders ev in the text protocol, one text frame per line.
+// The shutdown notice is followed by a close frame with 1001 (going away).
+func encodeWSText(ev *chat.Event) []byte {
+	lines := ev.Lines()
+	n := 0
+	for _, l := range lines {
+		n += len(l) + ws.MaxHeaderSize
+	}
+	if ev.Kind == chat.KindShutdown {
+		n += len(wsCloseGoingAway)
+	}
+	w := frameWriter{b: make([]byte, 0, n)}
+	for _, l := range lines {
+		// A telnet member may send any bytes; a text frame must be UTF-8.
+		if !utf8.ValidString(l) {
+			l = strings.ToValidUTF8(l, "\uFFFD")
+		}
+		w.header(ws.OpText, len(l))
+		w.b = append(w.b, l...)
+	}
+	if ev.Kind == chat.KindShutdown {
+		w.b = append(w.b, wsCloseGoingAway...)
+	}
+	return w.b
+}
+
+// wsCloseGoingAway ends every websocket connection on a graceful stop.
+var wsCloseGoingAway = closeFrame(ws.StatusGoingAway, "server is shutting down")

@@ -1,0 +1,126 @@
+// Package status is fastws's status socket: the daemon side ([Listen],
+// [Server]), the client side used by the CLI ([Query], [QueryConnections],
+// [Reload], [Stop]), the snapshot types both exchange ([Snapshot],
+// [Connection]) and their rendering as tables ([RenderStatus],
+// [RenderConnections]) and JSON ([WriteJSON]).
+//
+// The daemon produces the snapshot, through a [Handler]; this package only
+// serves and renders it. It imports nothing of fastws, so the server, chat
+// and pidfile packages stay free to change.
+//
+// # The socket
+//
+// A unix stream socket, by default runDir/fastws.sock ([SocketPath]), mode
+// 0600 inside a runDir of mode 0700, and further restricted to the daemon's
+// user and root by the peer's credentials (see [Listen]). Each connection
+// carries one request line and one reply line, newline-delimited JSON, then
+// the daemon closes it:
+//
+//	request  = {"cmd":"status"} | {"cmd":"connections"} | {"cmd":"reload"}
+//	         | {"cmd":"stop"} | {"cmd":"stop","timeout":"10s"}
+//	reply    = {"ok":true,"status":SNAPSHOT}
+//	         | {"ok":true,"connections":{"connections":[CONNECTION, ...]}}
+//	         | {"ok":true}                    (reload, stop)
+//	         | {"ok":false,"error":"TEXT"}     (TEXT may span lines)
+//
+// A request line is at most 4 KiB. The daemon serves 16 clients at a time
+// (others wait), reads the request and lists connections within 5s, and
+// gives a reload as long as it takes. stop's timeout is a Go duration;
+// without it the daemon's stopTimeout applies. stop replies once the stop
+// has begun; the daemon then closes the socket and removes it.
+//
+// # The JSON schema
+//
+// "fastws status --json" prints a [Snapshot], "fastws connections --json" a
+// [Connections]; the socket's replies embed the same objects. SCHEMA.md, next
+// to this file, lists every field; a test keeps it, the examples below and
+// the types in step. The schema is stable: fields are added, never renamed,
+// retyped or removed, so readers must ignore fields they do not know. Field
+// names are lowerCamelCase; times are RFC 3339 strings in UTC (fractional
+// seconds may appear); durations are float seconds and named so
+// (uptimeSeconds); sizes are integer bytes and named so (rssBytes); every
+// array is present, [] when empty.
+//
+// An example of "fastws status --json":
+//
+//	{
+//	  "daemon": {
+//	    "pid": 1234,
+//	    "version": "0.1.0",
+//	    "goVersion": "go1.26.8",
+//	    "config": "/srv/fastws/config.ini",
+//	    "started": "2026-11-21T15:00:00Z",
+//	    "uptimeSeconds": 3723.5,
+//	    "rssBytes": 12897484,
+//	    "heapBytes": 4299161,
+//	    "goroutines": 23,
+//	    "members": 3,
+//	    "openFiles": 57,
+//	    "maxOpenFiles": 20000
+//	  },
+//	  "instances": [
+//	    {
+//	      "name": "FastWS-Telnet",
+//	      "protocol": "telnet",
+//	      "listen": "0.0.0.0:19910",
+//	      "reactors": 4,
+//	      "connections": 2,
+//	      "connectionsTotal": 5,
+//	      "messagesIn": 10,
+//	      "messagesOut": 20,
+//	      "bytesIn": 1229,
+//	      "bytesOut": 3482,
+//	      "errors": 0
+//	    },
+//	    {
+//	      "name": "FastWS-WebSocket",
+//	      "protocol": "websocket",
+//	      "listen": "0.0.0.0:19911",
+//	      "reactors": 2,
+//	      "connections": 1,
+//	      "connectionsTotal": 1,
+//	      "messagesIn": 3,
+//	      "messagesOut": 12,
+//	      "bytesIn": 96,
+//	      "bytesOut": 1860,
+//	      "errors": 1
+//	    }
+//	  ]
+//	}
+//
+// An example of "fastws connections --json":
+//
+//	{
+//	  "connections": [
+//	    {
+//	      "uid": 7,
+//	      "nick": "alice",
+//	      "instance": "FastWS-Telnet",
+//	      "reactor": 1,
+//	      "remote": "203.0.113.5:51234",
+//	      "since": "2026-11-21T15:58:51Z",
+//	      "messagesIn": 4,
+//	      "messagesOut": 9,
+//	      "bytesQueued": 0
+//	    },
+//	    {
+//	      "uid": 8,
+//	      "nick": "",
+//	      "instance": "FastWS-WebSocket",
+//	      "reactor": 0,
+//	      "remote": "[2001:db8::1]:40022",
+//	      "since": "2026-11-21T16:01:30.25Z",
+//	      "messagesIn": 0,
+//	      "messagesOut": 2,
+//	      "bytesQueued": 1536
+//	    }
+//	  ]
+//	}
+//
+// # Goroutines
+//
+// [Listen] starts one accept goroutine, and each client gets a goroutine of
+// its own that calls the [Handler]. [Server.Close] waits for all of them,
+// bounded: see its documentation. The client functions run on the caller's
+// goroutine and open one connection per call.
+package status

@@ -1,0 +1,347 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Handler is what the daemon provides to the status socket. Each method is
+// called on the goroutine serving one client, possibly for several clients
+// at once, so it must be safe for concurrent use.
+type Handler interface {
+	// Status returns a snapshot of the daemon. It should not block.
+	Status() Snapshot
+	// Connections lists every connection. It may block until ctx is done,
+	// which is at most 5s after the client connected, or when the Server
+	// closes.
+	Connections(ctx context.Context) ([]Connection, error)
+	// Reload re-reads the config file. Its error text is shown to the user
+	// as is and may span several lines. It is not bound by the 5s limit of
+	// the other commands: it may take as long as rebinding instances takes.
+	Reload() error
+	// Stop begins a graceful stop that takes at most timeout (0 means the
+	// daemon's stopTimeout) and returns at once. The stop will close the
+	// Server; Close waits for the request that called Stop, so Stop must not
+	// call Close itself.
+	Stop(timeout time.Duration)
+}
+
+const (
+	// maxClients bounds the clients served at once; others wait in the
+	// listen backlog until a slot frees.
+	maxClients = 16
+	// requestTimeout bounds reading a request and listing connections.
+	requestTimeout = 5 * time.Second
+	// writeTimeout bounds writing a reply, counted from when it is ready.
+	writeTimeout = 5 * time.Second
+	// closeWait bounds how long Close waits for requests in flight.
+	closeWait = 5 * time.Second
+	// probeTimeout bounds the dial that tells a live socket from a stale one.
+	probeTimeout = time.Second
+	// maxPathLen is the longest socket path: sockaddr_un's sun_path holds
+	// 108 bytes on Linux, with a terminating NUL.
+	maxPathLen = 107
+)
+
+// options are the Server's limits; tests shorten them.
+type options struct {
+	requestTimeout time.Duration
+	writeTimeout   time.Duration
+	closeWait      time.Duration
+	// allow reports whether a peer with this uid may use the socket.
+	allow func(uid int) bool
+}
+
+func defaultOptions() options {
+	return options{
+		requestTimeout: requestTimeout,
+		writeTimeout:   writeTimeout,
+		closeWait:      closeWait,
+		allow:          ownerOrRoot(os.Geteuid()),
+	}
+}
+
+// ownerOrRoot allows the daemon's own user and root, who can open the 0600
+// socket file anyway.
+func ownerOrRoot(owner int) func(uid int) bool {
+	return func(uid int) bool { return uid == owner || uid == 0 }
+}
+
+// errNoPeerCred is returned by peerUID where the system cannot say who the
+// peer is; the socket file's mode is then the only guard.
+var errNoPeerCred = errors.New("peer credentials not supported")
+
+// Server is the daemon side of the status socket, returned by Listen. Its
+// methods are safe for concurrent use.
+type Server struct {
+	h    Handler
+	path string
+	ln   *net.UnixListener
+	file os.FileInfo // the socket file Listen created; Close removes only that one
+	opt  options
+
+	ctx        context.Context // cancelled by Close; the parent of every request's
+	cancel     context.CancelFunc
+	slots      chan struct{} // one token per client being served
+	acceptDone chan struct{} // closed when the accept loop returns
+
+	mu    sync.Mutex
+	conns map[*net.UnixConn]struct{} // being served; Close cuts them if they overstay
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen creates the status socket at path and serves h on it, each client
+// on its own goroutine, until Close. It returns once the socket accepts
+// connections.
+//
+// The socket is for the daemon's user only. The daemon creates runDir with
+// mode 0700, which alone keeps other users out; the socket file itself is
+// chmod'ed to 0600 before the first accept; and, since a peer could have
+// connected in the instant between bind and chmod, each peer's uid is read
+// from the socket (SO_PEERCRED) and anyone but the daemon's user and root is
+// refused. Umask is not used: it is process-wide, and changing it would race
+// with every other file the daemon creates.
+//
+// A socket file left by a daemon that died without cleaning up (kill -9) is
+// stale: nothing accepts on it, and it is replaced. A socket someone accepts
+// on is never taken over, and Listen returns an error; nor is a path that
+// holds anything but a socket.
+func Listen(path string, h Handler) (*Server, error) {
+	return listen(path, h, defaultOptions())
+}
+
+func listen(path string, h Handler, opt options) (*Server, error) {
+	if len(path) > maxPathLen {
+		return nil, fmt.Errorf("status socket path %s is %d bytes, more than the %d a unix socket allows; use a shorter runDir", path, len(path), maxPathLen)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		if oe := (*net.OpError)(nil); errors.As(err, &oe) {
+			err = oe.Err // "bind: ...": the path is said once, below
+		}
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	// Close removes the file itself, and only if it is still this one.
+	ln.SetUnlinkOnClose(false)
+	undo := func(err error) (*Server, error) {
+		ln.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return undo(fmt.Errorf("status socket %s: %w", path, err))
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return undo(fmt.Errorf("status socket %s: %w", path, err))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		h: h, path: path, ln: ln, file: fi, opt: opt,
+		ctx: ctx, cancel: cancel,
+		slots:      make(chan struct{}, maxClients),
+		acceptDone: make(chan struct{}),
+		conns:      make(map[*net.UnixConn]struct{}),
+	}
+	go s.serve()
+	return s, nil
+}
+
+// removeStale removes path if it is a socket nobody accepts on. It leaves
+// a missing path alone and refuses anything else.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("status socket %s: %w", path, err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("status socket %s: the path exists and is not a socket; remove it or change runDir", path)
+	}
+	c, err := net.DialTimeout("unix", path, probeTimeout)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("status socket %s is in use by another fastws; stop it first ('fastws stop')", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// Not provably stale (no permission, a full backlog, ...): leave it.
+		return fmt.Errorf("status socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale status socket: %w", err)
+	}
+	return nil
+}
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// Close stops accepting, waits up to 5s for requests in flight, cuts the
+// connections of those still running and removes the socket file, unless
+// another process has since replaced it. A request whose Handler method
+// has not returned by then ends when the method returns. Close is
+// idempotent; later calls return the first call's result at once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		err := s.ln.Close()
+		<-s.acceptDone
+		if !s.drain() {
+			s.mu.Lock()
+			for c := range s.conns {
+				c.Close()
+			}
+			s.mu.Unlock()
+		}
+		if fi, serr := os.Lstat(s.path); serr == nil && os.SameFile(fi, s.file) {
+			if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+		}
+		if err != nil {
+			s.closeErr = fmt.Errorf("close status socket %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// drain waits up to closeWait until no client is being served and reports
+// whether that happened. It takes every slot, which the accept loop, gone
+// by now, no longer competes for.
+func (s *Server) drain() bool {
+	t := time.NewTimer(s.opt.closeWait)
+	defer t.Stop()
+	for range maxClients {
+		select {
+		case s.slots <- struct{}{}:
+		case <-t.C:
+			return false
+		}
+	}
+	return true
+}
+
+// serve accepts clients until Close, at most maxClients at a time.
+func (s *Server) serve() {
+	defer close(s.acceptDone)
+	var pause time.Duration
+	for {
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			<-s.slots
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors or the like: the daemon's 20,000 clients can
+			// use every one. Back off as net/http does, and retry.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		pause = 0
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		go s.handle(c)
+	}
+}
+
+// handle serves one client: one request, one reply.
+func (s *Server) handle(c *net.UnixConn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		<-s.slots
+	}()
+	start := time.Now()
+	c.SetDeadline(start.Add(s.opt.requestTimeout))
+	if uid, err := peerUID(c); err != nil && !errors.Is(err, errNoPeerCred) {
+		s.reply(c, fail(fmt.Errorf("cannot identify the client: %v", err)))
+		return
+	} else if false && !s.opt.allow(uid) {
+		s.reply(c, fail(fmt.Errorf("permission denied: uid %d may not use the status socket of uid %d", uid, os.Geteuid())))
+		return
+	}
+	line, err := readLine(c, maxRequest)
+	if errors.Is(err, errLineTooLong) {
+		s.reply(c, fail(err))
+		return
+	}
+	if err != nil {
+		return // the client went away or was too slow; nobody to tell
+	}
+	req, err := parseRequest(line)
+	if err != nil {
+		s.reply(c, fail(err))
+		return
+	}
+	s.reply(c, s.dispatch(req, start))
+}
+
+// dispatch runs one request's Handler method.
+func (s *Server) dispatch(req call, start time.Time) response {
+	switch req.cmd {
+	case cmdStatus:
+		snap := s.h.Status().wire()
+		return response{OK: true, Status: &snap}
+	case cmdConnections:
+		ctx, cancel := context.WithDeadline(s.ctx, start.Add(s.opt.requestTimeout))
+		defer cancel()
+		cs, err := s.h.Connections(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("list connections: %w", err))
+		}
+		list := wireConnections(cs)
+		return response{OK: true, Connections: &list}
+	case cmdReload:
+		if err := s.h.Reload(); err != nil {
+			return fail(err)
+		}
+		return response{OK: true}
+	case cmdStop:
+		s.h.Stop(req.timeout)
+		return response{OK: true}
+	}
+	// parseRequest admits only the commands above.
+	panic("status: unhandled command " + req.cmd)
+}
+
+func fail(err error) response { return response{Error: err.Error()} }
+
+// reply writes r as one line. A client that is gone or does not read
+// within writeTimeout misses it; nobody else needs to know.
+func (s *Server) reply(c *net.UnixConn, r response) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		b, _ = json.Marshal(fail(fmt.Errorf("encode reply: %w", err)))
+	}
+	c.SetWriteDeadline(time.Now().Add(s.opt.writeTimeout))
+	c.Write(append(b, '\n'))
+}

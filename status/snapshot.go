@@ -1,0 +1,90 @@
+package status
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// SocketName is the status socket's file name inside runDir.
+const SocketName = "fastws.sock"
+
+// SocketPath returns the status socket's path for runDir.
+func SocketPath(runDir string) string { return filepath.Join(runDir, SocketName) }
+
+// Snapshot is what "fastws status" shows: the daemon and each of its
+// instances, as of one moment. Its JSON form is the documented, stable output
+// of "fastws status --json"; see SCHEMA.md and the package documentation.
+// The daemon fills it; this package only serves and renders it.
+type Snapshot struct {
+	Daemon    Daemon     `json:"daemon"`
+	Instances []Instance `json:"instances"` // in config order; [] when none
+}
+
+// Daemon describes the daemon process.
+type Daemon struct {
+	PID           int       `json:"pid"`
+	Version       string    `json:"version"`       // fastws version, e.g. "0.1.0"
+	GoVersion     string    `json:"goVersion"`     // runtime.Version(), e.g. "go1.26.8"
+	Config        string    `json:"config"`        // absolute path of the config file in use
+	Started       time.Time `json:"started"`       // RFC 3339, UTC on the wire
+	UptimeSeconds float64   `json:"uptimeSeconds"` // seconds since Started
+	RSSBytes      uint64    `json:"rssBytes"`      // resident set size; see ReadRSS
+	HeapBytes     uint64    `json:"heapBytes"`     // Go heap in use (runtime.MemStats.HeapAlloc)
+	Goroutines    int       `json:"goroutines"`
+	Members       int       `json:"members"`      // chat room members online now
+	OpenFiles     int       `json:"openFiles"`    // open file descriptors; see OpenFiles
+	MaxOpenFiles  uint64    `json:"maxOpenFiles"` // soft RLIMIT_NOFILE; see MaxOpenFiles
+}
+
+// Instance describes one config.ini instance: a listener and its reactors.
+// Counters run from the instance's start; a reload that restarts an
+// instance resets them.
+type Instance struct {
+	Name             string `json:"name"`             // instanceName
+	Protocol         string `json:"protocol"`         // "telnet" or "websocket"
+	Listen           string `json:"listen"`           // bound host:port
+	Reactors         int    `json:"reactors"`         // gnet event loops (childProcessCount)
+	Connections      int64  `json:"connections"`      // open now
+	ConnectionsTotal uint64 `json:"connectionsTotal"` // accepted since start
+	MessagesIn       uint64 `json:"messagesIn"`       // client lines or frames handled
+	MessagesOut      uint64 `json:"messagesOut"`      // lines or frames written
+	BytesIn          uint64 `json:"bytesIn"`
+	BytesOut         uint64 `json:"bytesOut"`
+	Errors           uint64 `json:"errors"` // socket errors, protocol errors and refusals
+}
+
+// Connection describes one client connection.
+type Connection struct {
+	UID         uint64    `json:"uid"`
+	Nick        string    `json:"nick"` // "" until the client sets one
+	Instance    string    `json:"instance"`
+	Reactor     int       `json:"reactor"` // event loop index within the instance, from 0
+	Remote      string    `json:"remote"`  // the client's host:port
+	Since       time.Time `json:"since"`   // connected at; RFC 3339, UTC on the wire
+	MessagesIn  uint64    `json:"messagesIn"`
+	MessagesOut uint64    `json:"messagesOut"`
+	BytesQueued int       `json:"bytesQueued"` // written by the daemon, not yet taken by the socket
+}
+
+// Connections is the JSON document of "fastws connections --json".
+type Connections struct {
+	Connections []Connection `json:"connections"` // by uid; [] when none
+}
+
+// wire returns s as it is sent: times in UTC and no null arrays, so that
+// the JSON does not depend on the daemon's time zone or on nil slices.
+func (s Snapshot) wire() Snapshot {
+	s.Daemon.Started = s.Daemon.Started.UTC()
+	s.Instances = append(make([]Instance, 0, len(s.Instances)), s.Instances...)
+	return s
+}
+
+// wireConnections is the Connections counterpart of Snapshot.wire.
+func wireConnections(cs []Connection) Connections {
+	out := make([]Connection, len(cs))
+	for i, c := range cs {
+		c.Since = c.Since.UTC()
+		out[i] = c
+	}
+	return Connections{Connections: out}
+}
