@@ -176,15 +176,23 @@ func waitGone(pid int, d time.Duration) bool {
 	return false
 }
 
-// zombie reports whether pid has exited but not been reaped.
+// zombie reports whether pid has exited, closed its files (and so dropped
+// its pidfile lock), but not been reaped. The thread group leader shows Z
+// while other threads are still exiting with the files open, so the state
+// alone is not enough.
 func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	dir := "/proc/" + strconv.Itoa(pid)
+	b, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return false
 	}
 	// pid (comm) state ...: comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+	if i < 0 || i+2 >= len(b) || b[i+2] != 'Z' {
+		return false
+	}
+	fds, err := os.ReadDir(dir + "/fd")
+	return err == nil && len(fds) == 0
 }
 
 func (e *env) kill(args []string) (int, error) {
@@ -205,7 +213,7 @@ func (e *env) kill(args []string) (int, error) {
 	if !waitGone(pid, 10*time.Second) {
 		return exitFailure, fmt.Errorf("pid %d survived SIGKILL for 10s", pid)
 	}
-	if _, err := pidfile.RemoveStale(pidPath(cfg)); err != nil {
+	if err := removeStale(pidPath(cfg)); err != nil {
 		return exitFailure, err
 	}
 	if err := os.Remove(socketPath(cfg)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -232,4 +240,24 @@ func (e *env) restart(args []string) (int, error) {
 		fmt.Fprintln(e.stdout, "fastws was not running; starting it")
 	}
 	return e.launch(cfg)
+}
+
+// removeStale removes the pidfile of a killed daemon once the kernel has
+// released its lock.
+func removeStale(path string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		removed, err := pidfile.RemoveStale(path)
+		if err != nil || removed {
+			return err
+		}
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			pid, _ := pidfile.Read(path)
+			return fmt.Errorf("pidfile %s is still locked (by pid %d); remove it by hand once that process is gone", path, pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

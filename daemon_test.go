@@ -232,7 +232,7 @@ func TestStartAfterKill9ReplacesStalePidfile(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("start -d after kill -9: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, fmt.Sprintf("stale pidfile")) || !strings.Contains(stderr, strconv.Itoa(pid)) {
+	if !strings.Contains(stderr, "stale pidfile") || !strings.Contains(stderr, strconv.Itoa(pid)) {
 		t.Errorf("start -d after kill -9: stderr %q does not note the stale pidfile of pid %d", stderr, pid)
 	}
 	m := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(out)

@@ -59,7 +59,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 	d := &daemon{log: log, logFile: logFile, srv: server.New(log), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
 	sock, err := status.Listen(socketPath(cfg), d)
 	if err != nil {
-		return exitFailure, fmt.Errorf("status socket: %w", err)
+		return exitFailure, err
 	}
 	defer sock.Close()
 	if err := d.srv.Start(cfg); err != nil {
@@ -124,13 +124,11 @@ func (d *daemon) Status() status.Snapshot {
 	d.mu.Unlock()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	var lim unix.Rlimit
-	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
 	snap := status.Snapshot{Daemon: status.Daemon{
 		PID: os.Getpid(), Version: version, GoVersion: runtime.Version(), Config: path,
 		Started: d.started, UptimeSeconds: time.Since(d.started).Seconds(),
 		RSSBytes: status.ReadRSS(), HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine(),
-		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: lim.Cur,
+		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: status.MaxOpenFiles(),
 	}}
 	for _, i := range st.Instances {
 		snap.Instances = append(snap.Instances, status.Instance{

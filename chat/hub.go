@@ -179,7 +179,10 @@ func (h *Hub) allow(m *Member) bool {
 }
 
 func (h *Hub) say(m *Member, to uint64, target, text string) {
-	if text == "" {
+	// A message is one line: a websocket frame or JSON text holding line
+	// breaks must not forge extra lines for telnet readers.
+	text = strings.Map(oneLine, text)
+	if strings.TrimSpace(text) == "" {
 		h.refuse(m, "empty message")
 		return
 	}
@@ -209,6 +212,14 @@ func (h *Hub) say(m *Member, to uint64, target, text string) {
 	if dst != m {
 		m.session.Send(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Echo: true, Text: text, Time: now})
 	}
+}
+
+// oneLine maps line breaks to spaces.
+func oneLine(r rune) rune {
+	if r == '\n' || r == '\r' {
+		return ' '
+	}
+	return r
 }
 
 func (h *Hub) setNick(m *Member, nick string) {

@@ -56,6 +56,9 @@ func (r CloseReason) String() string {
 	return "unknown"
 }
 
+// NumReasons is the number of close reasons, for arrays indexed by reason.
+const NumReasons = int(numReasons)
+
 // Reasons lists every close reason, in order, for pre-declaring metric labels.
 func Reasons() []CloseReason {
 	rs := make([]CloseReason, numReasons)

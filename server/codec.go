@@ -39,6 +39,9 @@ type decoder interface {
 	format() int
 	// encode renders ev in that format.
 	encode(ev *chat.Event) []byte
+	// farewell returns what the peer is sent just before the server
+	// closes the connection for reason r (a websocket close frame), or nil.
+	farewell(r chat.CloseReason) []byte
 }
 
 // protocolError is a violation by the peer, or a request the protocol

@@ -238,6 +238,7 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 		}
 	}
 	s.reason = reason
+	r.counters.closedBy[reason].Add(1)
 	var uid uint64
 	if s.member != nil {
 		uid = s.member.UID()

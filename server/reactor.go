@@ -45,7 +45,9 @@ type reactor struct {
 type reactorCounters struct {
 	conns, accepted, closed            atomic.Int64
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
-	errors, slowConsumers, refused     atomic.Uint64
+	errors, slowConsumers              atomic.Uint64
+	broadcasts, privates               atomic.Uint64 // deliveries of room-wide and private messages
+	closedBy                           [chat.NumReasons]atomic.Uint64
 }
 
 // Broadcast queues a room-wide event for the reactor's sessions. It never
@@ -92,6 +94,9 @@ func (r *reactor) Run(context.Context) error {
 				// member; it gets those queued after it.
 				d.s.welcomed = true
 			}
+			if d.ev.Kind == chat.KindMessage && !d.ev.Echo {
+				r.counters.privates.Add(1)
+			}
 			d.s.push(d.ev.Encoded(d.s.dec.format(), d.s.dec.encode))
 		default:
 			r.fanOut(d.ev)
@@ -106,6 +111,12 @@ func (r *reactor) Run(context.Context) error {
 // fanOut appends ev to the batch of every joined session but ev.Except.
 func (r *reactor) fanOut(ev *chat.Event) {
 	var enc [chat.MaxFormats][]byte
+	var n uint64
+	defer func() {
+		if ev.Kind == chat.KindMessage {
+			r.counters.broadcasts.Add(n)
+		}
+	}()
 	for _, s := range r.sessions {
 		if !s.welcomed || s.closing || s.member.UID() == ev.Except {
 			continue
@@ -115,6 +126,7 @@ func (r *reactor) fanOut(ev *chat.Event) {
 			enc[f] = ev.Encoded(f, s.dec.encode)
 		}
 		s.push(enc[f])
+		n++
 	}
 	if ev.Kind == chat.KindShutdown {
 		r.shutdown = true
@@ -173,6 +185,9 @@ func (r *reactor) closeDrained(force bool) {
 		switch {
 		case s.closed:
 		case force || s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0:
+			if b := s.dec.farewell(s.reason); b != nil {
+				_, _ = s.conn.Write(b)
+			}
 			_ = r.loop.Close(s.conn)
 		default:
 			keep = append(keep, s)

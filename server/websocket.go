@@ -71,6 +71,25 @@ type wsDecoder struct {
 	frames   wsFrames
 }
 
+// farewell is the close frame for a close the server decides: protocol
+// errors and shutdown send theirs with the error or the notice.
+func (d *wsDecoder) farewell(r chat.CloseReason) []byte {
+	if !d.upgraded {
+		return nil
+	}
+	switch r {
+	case chat.ReasonClientQuit:
+		return closeFrame(ws.StatusNormalClosure, "bye")
+	case chat.ReasonIdle:
+		return closeFrame(ws.StatusGoingAway, "idle timeout")
+	case chat.ReasonSlowConsumer:
+		return closeFrame(ws.StatusPolicyViolation, "slow consumer")
+	case chat.ReasonFlood:
+		return closeFrame(ws.StatusPolicyViolation, "flood")
+	}
+	return nil
+}
+
 func (d *wsDecoder) format() int {
 	if d.json {
 		return formatWSJSON

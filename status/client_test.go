@@ -107,12 +107,15 @@ func TestClientContext(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("got %v, want an error wrapping context.DeadlineExceeded", err)
 		}
-		<-h.entered
+		receive(t, h.entered, "the listing to begin")
 	})
 	t.Run("cancel", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(testCtx(t))
 		go func() {
-			<-h.entered
+			select {
+			case <-h.entered:
+			case <-ctx.Done():
+			}
 			cancel()
 		}()
 		err := Reload(ctx, path)

@@ -168,11 +168,11 @@ func TestCloseCancelsConnections(t *testing.T) {
 		_, err := QueryConnections(testCtx(t), path)
 		errc <- err
 	}()
-	<-h.entered
+	receive(t, h.entered, "the listing to begin")
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	err = <-errc
+	err = receive(t, errc, "QueryConnections to return")
 	var re *RemoteError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("got %v, want a *RemoteError saying the listing was cancelled", err)
@@ -191,7 +191,7 @@ func TestCloseIsBounded(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- Reload(testCtx(t), path) }()
-	<-h.entered
+	receive(t, h.entered, "the reload to begin")
 
 	done := make(chan error, 1)
 	go func() { done <- s.Close() }()
@@ -203,7 +203,7 @@ func TestCloseIsBounded(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return while a Reload was stuck")
 	}
-	if err := <-errc; err == nil || !strings.Contains(err.Error(), "hung up without replying") {
+	if err := receive(t, errc, "Reload to return"); err == nil || !strings.Contains(err.Error(), "hung up without replying") {
 		t.Errorf("Reload cut by Close: got %v, want a hang-up error", err)
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {

@@ -285,7 +285,7 @@ func (s *Server) handle(c *net.UnixConn) {
 	if uid, err := peerUID(c); err != nil && !errors.Is(err, errNoPeerCred) {
 		s.reply(c, fail(fmt.Errorf("cannot identify the client: %v", err)))
 		return
-	} else if false && !s.opt.allow(uid) {
+	} else if err == nil && !s.opt.allow(uid) {
 		s.reply(c, fail(fmt.Errorf("permission denied: uid %d may not use the status socket of uid %d", uid, os.Geteuid())))
 		return
 	}

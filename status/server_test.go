@@ -145,6 +145,20 @@ func decodeReply(t testing.TB, b []byte) response {
 	return r
 }
 
+// receive returns the next value from ch, failing the test if none comes
+// within 10s, so that a broken server fails a test instead of hanging it.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
 // mustQuery checks that the server at path still answers.
 func mustQuery(t testing.TB, path string, want Snapshot) {
 	t.Helper()
@@ -466,7 +480,7 @@ func TestPeerCredentials(t *testing.T) {
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("got %v, want a *RemoteError saying permission denied", err)
 	}
-	if got, want := <-uids, os.Geteuid(); got != want {
+	if got, want := receive(t, uids, "the peer's uid"), os.Geteuid(); got != want {
 		t.Errorf("got peer uid %d, want %d", got, want)
 	}
 }
