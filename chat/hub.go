@@ -181,7 +181,7 @@ func (h *Hub) allow(m *Member) bool {
 func (h *Hub) say(m *Member, to uint64, target, text string) {
 	// A message is one line: a websocket frame or JSON text holding line
 	// breaks must not forge extra lines for telnet readers.
-	text = strings.Map(oneLine, text)
+	text = oneLine(text)
 	if strings.TrimSpace(text) == "" {
 		h.refuse(m, "empty message")
 		return
@@ -214,12 +214,19 @@ func (h *Hub) say(m *Member, to uint64, target, text string) {
 	}
 }
 
-// oneLine maps line breaks to spaces.
-func oneLine(r rune) rune {
-	if r == '\n' || r == '\r' {
-		return ' '
+// oneLine replaces line breaks with spaces and leaves every other byte,
+// valid UTF-8 or not, as it is (strings.Map would rewrite invalid bytes).
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
 	}
-	return r
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }
 
 func (h *Hub) setNick(m *Member, nick string) {

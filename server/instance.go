@@ -16,7 +16,6 @@ import (
 	"github.com/fastws/fastws/chat"
 	"github.com/fastws/fastws/server/config"
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // instance is one config.ini instance: a gnet engine and its reactors. It
@@ -30,11 +29,13 @@ type instance struct {
 	log    *slog.Logger
 	codec  codec
 
-	eng   gnet.Engine
-	addr  string        // the bound address, set before ready closes
-	ready chan struct{} // closed by OnBoot
-	done  chan struct{} // closed when gnet.Run returns
-	err   error         // gnet.Run's error, set before done closes
+	eng       gnet.Engine
+	acc       *acceptor
+	addr      string        // the bound address
+	ready     chan struct{} // closed by the first OnTick
+	readyOnce sync.Once
+	done      chan struct{} // closed when gnet.Run returns
+	err       error         // gnet.Run's error, set before done closes
 
 	stopping atomic.Bool
 
@@ -68,18 +69,25 @@ func newInstance(cfg config.Instance, hub *chat.Hub, log *slog.Logger) *instance
 	return i
 }
 
-// start runs the engine and returns once it listens, or with the reason it
-// could not.
+// start binds the instance's address, runs the engine and returns once
+// both are ready, or with the reason they are not.
 func (i *instance) start() error {
+	acc, err := listen(i)
+	if err != nil {
+		return fmt.Errorf("instance %s: listen %s: %w", i.cfg.Name, i.cfg.Addr(), err)
+	}
+	i.acc = acc
+	i.addr = acc.ln.Addr().String()
 	go func() {
-		i.err = gnet.Run(i, "tcp://"+i.cfg.Addr(),
+		i.err = gnet.Run(i, acc.engineAddr(),
 			gnet.WithMulticore(true),
-			// SO_REUSEADDR, so a restart binds while the old connections
-			// sit in TIME_WAIT; not SO_REUSEPORT, which would let a second
-			// daemon share the port.
-			gnet.WithReuseAddr(true),
 			gnet.WithNumEventLoop(i.cfg.ChildProcessCount),
-			gnet.WithTicker(i.limits.IdleTimeout > 0),
+			// Register is called from the acceptor goroutine; round robin
+			// is not safe for that.
+			gnet.WithLoadBalancing(gnet.LeastConnections),
+			// The first tick is what says the event loops run (OnBoot
+			// comes before they start); later ticks close idle sessions.
+			gnet.WithTicker(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLogger{i.log}),
 		)
@@ -87,28 +95,17 @@ func (i *instance) start() error {
 	}()
 	select {
 	case <-i.ready:
+		go acc.run(i.eng)
 		return nil
 	case <-i.done:
-		return fmt.Errorf("instance %s: listen %s: %w", i.cfg.Name, i.cfg.Addr(), i.err)
+		acc.close(false)
+		return fmt.Errorf("instance %s: start engine: %w", i.cfg.Name, i.err)
 	}
 }
 
-// OnBoot records the bound address and reports the instance ready.
+// OnBoot records the engine. Its event loops do not run yet.
 func (i *instance) OnBoot(eng gnet.Engine) gnet.Action {
 	i.eng = eng
-	i.addr = i.cfg.Addr()
-	if fd, err := eng.Dup(); err == nil {
-		if sa, err := unix.Getsockname(fd); err == nil {
-			switch a := sa.(type) {
-			case *unix.SockaddrInet4:
-				i.addr = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
-			case *unix.SockaddrInet6:
-				i.addr = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
-			}
-		}
-		_ = unix.Close(fd)
-	}
-	close(i.ready)
 	return gnet.None
 }
 
@@ -161,6 +158,9 @@ func (i *instance) release(ip string) {
 
 // OnOpen admits a connection and makes it a member of the room.
 func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if _, tcp := c.RemoteAddr().(*net.TCPAddr); !tcp {
+		return nil, gnet.Close // only the acceptor's connections are ours
+	}
 	remote := c.RemoteAddr().String()
 	ip, _, _ := net.SplitHostPort(remote)
 	if i.stopping.Load() {
@@ -253,8 +253,10 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// OnTick closes idle connections.
+// OnTick reports the instance ready the first time (gnet starts the ticker
+// once every event loop runs), then closes idle connections.
 func (i *instance) OnTick() (time.Duration, gnet.Action) {
+	i.readyOnce.Do(func() { close(i.ready) })
 	timeout := i.limits.IdleTimeout
 	if timeout <= 0 {
 		return time.Hour, gnet.None
@@ -288,6 +290,7 @@ func (i *instance) countProtoErr(kind string) {
 // left when ctx ends is closed by force. It waits for the engine to exit.
 func (i *instance) stop(ctx context.Context) {
 	i.stopping.Store(true)
+	i.acc.close(true)
 	i.mu.Lock()
 	i.stopped = true
 	rs := append([]*reactor(nil), i.order...)

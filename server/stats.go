@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fastws/fastws/chat"
+	"github.com/fastws/fastws/server/config"
 )
 
 // InstanceStats is a snapshot of one instance's counters.
@@ -24,7 +25,11 @@ type InstanceStats struct {
 	BytesOut    uint64
 	Errors      uint64            // socket errors, protocol errors and refusals
 	Slow        uint64            // slow-consumer disconnects
-	ProtoErrors map[string]uint64 // protocol errors and refusals by kind
+	ProtoErrors map[string]uint64 // protocol errors and refusals by kind; every known kind present
+	ClosedBy    map[string]uint64 // closed connections by chat.CloseReason name; every reason present
+	Broadcasts  uint64            // room-wide chat messages delivered, one per recipient
+	Privates    uint64            // private messages delivered to their recipient
+	Listening   bool              // accepting connections: started and not stopping
 }
 
 // Stats is a snapshot of the server.
@@ -53,8 +58,14 @@ func (i *instance) stats() InstanceStats {
 		Protocol:    i.cfg.Protocol.String(),
 		Addr:        i.addr,
 		Reactors:    i.cfg.ChildProcessCount,
-		ProtoErrors: map[string]uint64{},
+		ProtoErrors: make(map[string]uint64, len(protoErrKinds[i.cfg.Protocol])),
+		ClosedBy:    make(map[string]uint64, chat.NumReasons),
+		Listening:   i.listening(),
 	}
+	for _, k := range protoErrKinds[i.cfg.Protocol] {
+		st.ProtoErrors[k] = 0
+	}
+	var closedBy [chat.NumReasons]uint64
 	for _, r := range i.reactorList() {
 		c := &r.counters
 		st.Conns += c.conns.Load()
@@ -66,6 +77,14 @@ func (i *instance) stats() InstanceStats {
 		st.BytesOut += c.bytesOut.Load()
 		st.Errors += c.errors.Load()
 		st.Slow += c.slowConsumers.Load()
+		st.Broadcasts += c.broadcasts.Load()
+		st.Privates += c.privates.Load()
+		for k := range closedBy {
+			closedBy[k] += c.closedBy[k].Load()
+		}
+	}
+	for k, n := range closedBy {
+		st.ClosedBy[chat.CloseReason(k).String()] = n
 	}
 	i.protoErr.Range(func(k, v any) bool {
 		n := v.(*atomic.Uint64).Load()
@@ -74,6 +93,31 @@ func (i *instance) stats() InstanceStats {
 		return true
 	})
 	return st
+}
+
+// protoErrKinds are the protocol error kinds each protocol counts, so that
+// stats list them, and metrics expose them, at 0 before the first one. A
+// kind missing here is still counted, from its first occurrence on.
+var protoErrKinds = map[config.Protocol][]string{
+	config.ProtocolTelnet: {"line_too_long", "refused"},
+	config.ProtocolWebSocket: {wsKindHandshake, wsKindOrigin, wsKindProtocol, wsKindTooBig,
+		wsKindUnsupported, wsKindUTF8, "refused"},
+}
+
+// listening reports whether the instance accepts connections: its engine
+// booted, has not exited and is not stopping.
+func (i *instance) listening() bool {
+	select {
+	case <-i.done:
+		return false
+	default:
+	}
+	select {
+	case <-i.ready:
+		return !i.stopping.Load()
+	default:
+		return false
+	}
 }
 
 // ConnStats describes one connection.

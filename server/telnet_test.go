@@ -506,7 +506,7 @@ var telnetDecodeTests = []struct {
 	{"two lines", "a\r\nb\n", []string{"a", "b"}, "", 5, 0},
 	{"no newline yet", "hello", nil, "", 0, 5},
 	{"line then partial", "a\nbc", []string{"a"}, "", 2, 2},
-	{"bare CR kept", "a\rb\r\n", []string{"a\rb"}, "", 5, 0},
+	{"bare CR becomes a space", "a\rb\r\n", []string{"a b"}, "", 5, 0},
 	{"IAC IAC", "a\xff\xffb\r\n", []string{"a\xffb"}, "", 6, 0},
 	{"IAC IAC first", "\xff\xffb\n", []string{"\xffb"}, "", 4, 0},
 	{"IP mid line", "ab\xff\xf4c\n", []string{"abc"}, "", 6, 0},

@@ -2,11 +2,14 @@
 // [Server]), the client side used by the CLI ([Query], [QueryConnections],
 // [Reload], [Stop]), the snapshot types both exchange ([Snapshot],
 // [Connection]) and their rendering as tables ([RenderStatus],
-// [RenderConnections]) and JSON ([WriteJSON]).
+// [RenderConnections]) and JSON ([WriteJSON]), and the Prometheus /metrics
+// and /healthz endpoint that exposes the same snapshot ([NewCollector],
+// [ServeMetrics]).
 //
-// The daemon produces the snapshot, through a [Handler]; this package only
-// serves and renders it. It imports nothing of fastws, so the server, chat
-// and pidfile packages stay free to change.
+// The daemon produces the snapshot, through a [Handler] or the function
+// given to [NewCollector]; this package only serves and renders it. It
+// imports nothing of fastws, so the server, chat and pidfile packages stay
+// free to change.
 //
 // # The socket
 //
@@ -39,7 +42,8 @@
 // names are lowerCamelCase; times are RFC 3339 strings in UTC (fractional
 // seconds may appear); durations are float seconds and named so
 // (uptimeSeconds); sizes are integer bytes and named so (rssBytes); every
-// array is present, [] when empty.
+// array is present, [] when empty, and so is every object keyed by name
+// (closedByReason, protocolErrors), {} when empty.
 //
 // An example of "fastws status --json":
 //
@@ -70,7 +74,26 @@
 //	      "messagesOut": 20,
 //	      "bytesIn": 1229,
 //	      "bytesOut": 3482,
-//	      "errors": 0
+//	      "errors": 0,
+//	      "listening": true,
+//	      "broadcastDeliveries": 16,
+//	      "privateMessages": 1,
+//	      "slowConsumers": 1,
+//	      "closedByReason": {
+//	        "client_closed": 0,
+//	        "client_quit": 1,
+//	        "error": 0,
+//	        "flood": 0,
+//	        "idle": 1,
+//	        "protocol_error": 0,
+//	        "refused": 0,
+//	        "shutdown": 0,
+//	        "slow_consumer": 1
+//	      },
+//	      "protocolErrors": {
+//	        "line_too_long": 0,
+//	        "refused": 0
+//	      }
 //	    },
 //	    {
 //	      "name": "FastWS-WebSocket",
@@ -83,7 +106,31 @@
 //	      "messagesOut": 12,
 //	      "bytesIn": 96,
 //	      "bytesOut": 1860,
-//	      "errors": 1
+//	      "errors": 1,
+//	      "listening": true,
+//	      "broadcastDeliveries": 9,
+//	      "privateMessages": 0,
+//	      "slowConsumers": 0,
+//	      "closedByReason": {
+//	        "client_closed": 0,
+//	        "client_quit": 0,
+//	        "error": 0,
+//	        "flood": 0,
+//	        "idle": 0,
+//	        "protocol_error": 0,
+//	        "refused": 0,
+//	        "shutdown": 0,
+//	        "slow_consumer": 0
+//	      },
+//	      "protocolErrors": {
+//	        "refused": 1,
+//	        "ws_handshake": 0,
+//	        "ws_origin": 0,
+//	        "ws_protocol": 0,
+//	        "ws_too_big": 0,
+//	        "ws_unsupported": 0,
+//	        "ws_utf8": 0
+//	      }
 //	    }
 //	  ]
 //	}

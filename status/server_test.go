@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,7 +180,11 @@ func testSnapshot() Snapshot {
 			UptimeSeconds: 61.5, RSSBytes: 1 << 20, HeapBytes: 1 << 19, Goroutines: 9,
 			Members: 2, OpenFiles: 12, MaxOpenFiles: 20000,
 		},
-		Instances: []Instance{{Name: "FastWS-Telnet", Protocol: "telnet", Listen: "127.0.0.1:19910", Reactors: 2, Connections: 2, ConnectionsTotal: 3}},
+		Instances: []Instance{{
+			Name: "FastWS-Telnet", Protocol: "telnet", Listen: "127.0.0.1:19910", Reactors: 2, Connections: 2, ConnectionsTotal: 3,
+			Listening: true, BroadcastDeliveries: 4, ClosedByReason: map[string]uint64{"client_quit": 1, "idle": 0},
+			ProtocolErrors: map[string]uint64{"line_too_long": 0},
+		}},
 	}
 }
 
@@ -211,7 +216,7 @@ func TestRoundTrip(t *testing.T) {
 		if got.Daemon != want.Daemon {
 			t.Errorf("got daemon %+v, want %+v", got.Daemon, want.Daemon)
 		}
-		if len(got.Instances) != 1 || got.Instances[0] != want.Instances[0] {
+		if !reflect.DeepEqual(got.Instances, want.Instances) {
 			t.Errorf("got instances %+v, want %+v", got.Instances, want.Instances)
 		}
 	})

@@ -51,6 +51,13 @@ type Instance struct {
 	BytesIn          uint64 `json:"bytesIn"`
 	BytesOut         uint64 `json:"bytesOut"`
 	Errors           uint64 `json:"errors"` // socket errors, protocol errors and refusals
+
+	Listening           bool              `json:"listening"`           // accepting connections
+	BroadcastDeliveries uint64            `json:"broadcastDeliveries"` // room-wide chat messages delivered, one per recipient
+	PrivateMessages     uint64            `json:"privateMessages"`     // private messages delivered to their recipient
+	SlowConsumers       uint64            `json:"slowConsumers"`       // disconnected past maxSendBuffer
+	ClosedByReason      map[string]uint64 `json:"closedByReason"`      // closed connections by close reason; every reason present
+	ProtocolErrors      map[string]uint64 `json:"protocolErrors"`      // protocol errors and refused connections by kind
 }
 
 // Connection describes one client connection.
@@ -71,11 +78,21 @@ type Connections struct {
 	Connections []Connection `json:"connections"` // by uid; [] when none
 }
 
-// wire returns s as it is sent: times in UTC and no null arrays, so that
-// the JSON does not depend on the daemon's time zone or on nil slices.
+// wire returns s as it is sent: times in UTC and no null arrays or
+// objects, so that the JSON does not depend on the daemon's time zone or on
+// nil slices and maps.
 func (s Snapshot) wire() Snapshot {
 	s.Daemon.Started = s.Daemon.Started.UTC()
 	s.Instances = append(make([]Instance, 0, len(s.Instances)), s.Instances...)
+	for k := range s.Instances {
+		i := &s.Instances[k]
+		if i.ClosedByReason == nil {
+			i.ClosedByReason = map[string]uint64{}
+		}
+		if i.ProtocolErrors == nil {
+			i.ProtocolErrors = map[string]uint64{}
+		}
+	}
 	return s
 }
 
