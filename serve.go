@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fastws/fastws/chat"
 	"github.com/fastws/fastws/pidfile"
 	"github.com/fastws/fastws/server"
 	"github.com/fastws/fastws/server/config"
@@ -39,7 +40,7 @@ type daemon struct {
 
 // serve runs the daemon until a signal or a stop request, in the order
 // STYLE.md prescribes: config (done) -> pidfile -> room -> status socket ->
-// instances. notify reports progress to whoever started it: "note: ...",
+// metrics endpoint -> instances. notify reports progress to whoever started it: "note: ...",
 // then "ready" once every instance listens. It returns the exit code.
 func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify func(string)) (int, error) {
 	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
@@ -62,6 +63,19 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 		return exitFailure, err
 	}
 	defer sock.Close()
+	if cfg.MetricsListen != "" {
+		// Before the instances, so that /healthz answers 503 until they listen.
+		ms, err := status.ServeMetrics(cfg.MetricsListen, status.NewCollector(d.Status, closeReasons()), d.healthy, log)
+		if err != nil {
+			return exitFailure, fmt.Errorf("metricsListen: %w; is another program using that port? Stop it or change metricsListen in %s", err, cfg.Path)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = ms.Close(ctx)
+		}()
+		log.Info("metrics listening", "addr", ms.Addr())
+	}
 	if err := d.srv.Start(cfg); err != nil {
 		return exitFailure, fmt.Errorf("%w; is another program using that port? Stop it or change the port in %s", err, cfg.Path)
 	}
@@ -135,9 +149,38 @@ func (d *daemon) Status() status.Snapshot {
 			Name: i.Name, Protocol: i.Protocol, Listen: i.Addr, Reactors: i.Reactors,
 			Connections: i.Conns, ConnectionsTotal: i.ConnsTotal,
 			MessagesIn: i.MsgsIn, MessagesOut: i.MsgsOut, BytesIn: i.BytesIn, BytesOut: i.BytesOut, Errors: i.Errors,
+			Listening: i.Listening, BroadcastDeliveries: i.Broadcasts, PrivateMessages: i.Privates,
+			SlowConsumers: i.Slow, ClosedByReason: i.ClosedBy, ProtocolErrors: i.ProtoErrors,
 		})
 	}
 	return snap
+}
+
+// healthy is /healthz: nil when every configured instance listens, else
+// which one does not. It is safe for concurrent use.
+func (d *daemon) healthy() error {
+	d.mu.Lock()
+	want := d.cfg.Instances
+	d.mu.Unlock()
+	listening := make(map[string]bool, len(want))
+	for _, i := range d.srv.Stats().Instances {
+		listening[i.Name] = i.Listening
+	}
+	for _, ic := range want {
+		if !listening[ic.Name] {
+			return fmt.Errorf("instance %s is not listening", ic.Name)
+		}
+	}
+	return nil
+}
+
+// closeReasons names every chat.CloseReason, for the metric label.
+func closeReasons() []string {
+	var names []string
+	for _, r := range chat.Reasons() {
+		names = append(names, r.String())
+	}
+	return names
 }
 
 // Connections implements status.Handler.
@@ -168,6 +211,9 @@ func (d *daemon) Reload() error {
 	}
 	if cfg.RunDir != old.RunDir {
 		return fmt.Errorf("%s: runDir changed (%s -> %s); that needs 'fastws restart'", old.Path, old.RunDir, cfg.RunDir)
+	}
+	if cfg.MetricsListen != old.MetricsListen {
+		return fmt.Errorf("%s: metricsListen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.MetricsListen, cfg.MetricsListen)
 	}
 	res, err := d.srv.Reload(cfg)
 	d.log.Info("reloaded", "started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted, "unchanged", res.Unchanged)

@@ -40,12 +40,13 @@ const (
 	ReasonRefused                          // refused at connect (limits)
 	ReasonShutdown                         // the daemon or the instance stopped
 	ReasonError                            // a socket error
+	ReasonPingTimeout                      // a websocket ping went unanswered past pongTimeout
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"client_closed", "client_quit", "idle", "slow_consumer", "protocol_error",
-	"flood", "refused", "shutdown", "error",
+	"flood", "refused", "shutdown", "error", "ping_timeout",
 }
 
 // String returns the reason's stable snake_case name.

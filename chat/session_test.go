@@ -16,6 +16,7 @@ func TestCloseReasonString(t *testing.T) {
 		{ReasonRefused, "refused"},
 		{ReasonShutdown, "shutdown"},
 		{ReasonError, "error"},
+		{ReasonPingTimeout, "ping_timeout"},
 		{numReasons, "unknown"},
 		{CloseReason(255), "unknown"},
 	}

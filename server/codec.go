@@ -42,6 +42,9 @@ type decoder interface {
 	// farewell returns what the peer is sent just before the server
 	// closes the connection for reason r (a websocket close frame), or nil.
 	farewell(r chat.CloseReason) []byte
+	// ping returns a keepalive ping to send, or nil if the protocol has
+	// none (telnet) or the connection is not ready for one.
+	ping() []byte
 }
 
 // protocolError is a violation by the peer, or a request the protocol

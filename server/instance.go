@@ -257,18 +257,37 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 // once every event loop runs), then closes idle connections.
 func (i *instance) OnTick() (time.Duration, gnet.Action) {
 	i.readyOnce.Do(func() { close(i.ready) })
-	timeout := i.limits.IdleTimeout
-	if timeout <= 0 {
+	every := i.tickEvery()
+	if every == 0 {
 		return time.Hour, gnet.None
 	}
-	cutoff := time.Now().Add(-timeout)
+	now := time.Now()
 	for _, r := range i.reactorList() {
 		_ = r.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			r.closeIdle(cutoff, timeout)
+			r.tick(now)
 			return nil
 		}))
 	}
-	return min(time.Second, timeout/4), gnet.None
+	return every, gnet.None
+}
+
+// tickEvery is how often the timers need checking: a fraction of the
+// shortest one, at most a second; 0 if none is on.
+func (i *instance) tickEvery() time.Duration {
+	l := i.limits
+	every := time.Duration(0)
+	for _, d := range []time.Duration{l.IdleTimeout / 4, l.PingInterval / 4, l.PongTimeout / 4} {
+		if d > 0 && (every == 0 || d < every) {
+			every = d
+		}
+	}
+	if every == 0 {
+		if i.codec.handshake() {
+			return time.Second // handshakeTimeout
+		}
+		return 0
+	}
+	return min(max(every, 10*time.Millisecond), time.Second)
 }
 
 func (i *instance) reactorList() []*reactor {

@@ -232,22 +232,44 @@ func (r *reactor) onLoop(ctx context.Context, fn func()) error {
 	}
 }
 
-// closeIdle tells the sessions that have read nothing since cutoff why,
-// and closes them. Event loop only.
-func (r *reactor) closeIdle(cutoff time.Time, timeout time.Duration) {
-	c := cutoff.UnixNano()
-	var ev *chat.Event
+// handshakeTimeout bounds how long a connection may take to become a
+// member (the websocket upgrade) before it is closed.
+const handshakeTimeout = 10 * time.Second
+
+// tick enforces the instance's timers on every session of the loop:
+// idleTimeout (nothing read for that long: told why, then closed) and the
+// websocket keepalive (a ping after pingInterval of silence; closed if
+// nothing, pong or otherwise, arrives within pongTimeout). One pass over
+// the sessions per tick, which costs microseconds even at 50k sessions.
+// Event loop only.
+func (r *reactor) tick(now time.Time) {
+	l := &r.inst.limits
+	n := now.UnixNano()
+	var idle *chat.Event
 	for _, s := range r.sessions {
-		if s.closing || s.lastRead >= c {
-			continue
+		switch {
+		case s.closing:
+		case s.member == nil && n-s.since.UnixNano() > int64(handshakeTimeout):
+			s.startClose(chat.ReasonIdle) // never finished its websocket handshake
+		case l.IdleTimeout > 0 && s.lastRead < n-int64(l.IdleTimeout):
+			if idle == nil {
+				idle = &chat.Event{Kind: chat.KindError, Text: "idle for " + l.IdleTimeout.String() + ", closing", Time: now}
+			}
+			if s.member != nil {
+				s.push(idle.Encoded(s.dec.format(), s.dec.encode))
+			}
+			s.startClose(chat.ReasonIdle)
+		case l.PingInterval <= 0:
+		case s.pingSent > s.lastRead:
+			if n-s.pingSent > int64(l.PongTimeout) {
+				s.startClose(chat.ReasonPingTimeout)
+			}
+		case s.lastRead < n-int64(l.PingInterval):
+			if p := s.dec.ping(); p != nil {
+				s.push(p)
+				s.pingSent = n
+			}
 		}
-		if ev == nil {
-			ev = &chat.Event{Kind: chat.KindError, Text: "idle for " + timeout.String() + ", closing", Time: time.Now()}
-		}
-		if s.member != nil {
-			s.push(ev.Encoded(s.dec.format(), s.dec.encode))
-		}
-		s.startClose(chat.ReasonIdle)
 	}
 	r.flush()
 }

@@ -21,6 +21,7 @@ type session struct {
 
 	idx      int   // position in r.sessions
 	lastRead int64 // unix nanoseconds of the last inbound bytes
+	pingSent int64 // unix nanoseconds of the last keepalive ping, 0 if none
 	batch    [][]byte
 	closing  bool // no more output is queued; closes once written
 	muted    bool // input is ignored: a Close is queued

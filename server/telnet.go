@@ -52,6 +52,8 @@ func (*telnetDecoder) format() int { return formatText }
 
 func (*telnetDecoder) farewell(chat.CloseReason) []byte { return nil }
 
+func (*telnetDecoder) ping() []byte { return nil }
+
 func (*telnetDecoder) encode(ev *chat.Event) []byte { return encodeTelnet(ev) }
 
 func encodeTelnet(ev *chat.Event) []byte {

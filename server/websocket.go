@@ -82,12 +82,24 @@ func (d *wsDecoder) farewell(r chat.CloseReason) []byte {
 		return closeFrame(ws.StatusNormalClosure, "bye")
 	case chat.ReasonIdle:
 		return closeFrame(ws.StatusGoingAway, "idle timeout")
+	case chat.ReasonPingTimeout:
+		return closeFrame(ws.StatusGoingAway, "ping timeout")
 	case chat.ReasonSlowConsumer:
 		return closeFrame(ws.StatusPolicyViolation, "slow consumer")
 	case chat.ReasonFlood:
 		return closeFrame(ws.StatusPolicyViolation, "flood")
 	}
 	return nil
+}
+
+// wsPingFrame is the keepalive ping, the same bytes for every session.
+var wsPingFrame = ws.MustCompileFrame(ws.NewPingFrame(nil))
+
+func (d *wsDecoder) ping() []byte {
+	if !d.upgraded {
+		return nil
+	}
+	return wsPingFrame
 }
 
 func (d *wsDecoder) format() int {

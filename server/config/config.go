@@ -34,6 +34,8 @@ type Limits struct {
 	MaxConnectionsPerIP int           // maxConnectionsPerIP, default 0 = unlimited
 	MessagesPerSecond   float64       // messagesPerSecond, default 50; 0 = unlimited
 	MessageBurst        int           // messageBurst, default 100 (token bucket size); >= 1
+	PingInterval        time.Duration // pingInterval, websocket keepalive ping period, default 30s; 0 = off
+	PongTimeout         time.Duration // pongTimeout, how long a ping may go unanswered, default 10s
 }
 
 // Defaults and bounds of the daemon keys and limits.
@@ -60,6 +62,8 @@ func DefaultLimits() Limits {
 		MaxConnectionsPerIP: 0,
 		MessagesPerSecond:   50,
 		MessageBurst:        100,
+		PingInterval:        30 * time.Second,
+		PongTimeout:         10 * time.Second,
 	}
 }
 

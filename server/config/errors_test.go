@@ -24,14 +24,14 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown key",
 			text: "[fastws]\nfoo = 1\n" + oneInstance,
-			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst`},
+			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, pingInterval, pongTimeout`},
 		},
 		{
 			name: "key in the wrong case",
 			text: "[instance.a]\ninstanceName = A\nprotocol = telnet\nPort = 19910\n",
 			want: []string{
 				`config.ini:1: [instance.a] port: missing (1-65535)`,
-				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst`,
+				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, pingInterval, pongTimeout`,
 			},
 		},
 		{

@@ -36,7 +36,7 @@ var (
 	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout"}
 	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins"}
 	limitKeys    = []string{"maxPackageSize", "maxSendBuffer", "idleTimeout", "maxConnections",
-		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst"}
+		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "pingInterval", "pongTimeout"}
 )
 
 // parser turns one file into a Config, collecting every problem on the way.
@@ -306,6 +306,19 @@ func setLimit(l *Limits, key, v string) string {
 			return "must not be negative (Go duration, e.g. 10m; 0 = off)"
 		}
 		l.IdleTimeout = d
+	case "pingInterval", "pongTimeout":
+		d, ok := parseDuration(v)
+		switch {
+		case !ok:
+			return "not a duration (Go syntax, e.g. 30s; 0 = off)"
+		case d < 0:
+			return "must not be negative (Go duration, e.g. 30s; 0 = off)"
+		}
+		if key == "pingInterval" {
+			l.PingInterval = d
+		} else {
+			l.PongTimeout = d
+		}
 	case "maxConnections", "maxConnectionsPerIP":
 		n, ok := parseInt(v, 0, maxInt)
 		if !ok {

@@ -1,0 +1,223 @@
+// Command baseline is the raw gnet server the bench tool measures fastws
+// against: the least a gnet chat server can do, with nothing of fastws's
+// room, codecs, limits or counters.
+//
+//	line  = *( any byte but LF ) LF      ; telnet, as received
+//	frame = RFC 6455 client text frame   ; websocket (-ws), after a 101
+//
+// In echo mode every line (or text frame) goes back to its sender; in
+// broadcast mode every line is written to every connection, the sender
+// included, with one AsyncWrite per connection and per line across the
+// event loops: the naive chat server that batches nothing. The websocket
+// framing is minimal: the upgrade, masked client frames, text and close;
+// no ping, fragmentation, UTF-8 or size checks.
+//
+// It prints "ready ADDR" once it listens and exits on SIGTERM or SIGINT.
+package main
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	mode := flag.String("mode", "broadcast", "echo | broadcast")
+	ws := flag.Bool("ws", false, "speak websocket instead of lines")
+	loops := flag.Int("loops", 2, "gnet event loops")
+	flag.Parse()
+	if *mode != "echo" && *mode != "broadcast" {
+		fmt.Fprintf(os.Stderr, "baseline: -mode %q: want echo or broadcast\n", *mode)
+		os.Exit(2)
+	}
+	s := &server{broadcast: *mode == "broadcast", ws: *ws}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-sigs
+		os.Exit(0)
+	}()
+	err := gnet.Run(s, "tcp://"+*addr,
+		gnet.WithMulticore(true),
+		gnet.WithReuseAddr(true),
+		gnet.WithNumEventLoop(*loops),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+	)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "baseline: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type server struct {
+	gnet.BuiltinEventEngine
+	broadcast, ws bool
+
+	mu    sync.RWMutex
+	conns []gnet.Conn // guarded by mu; each conn's *peer holds its index
+}
+
+// peer is a connection's state, kept in its context.
+type peer struct {
+	idx      int // in server.conns, guarded by server.mu
+	upgraded bool
+	scratch  []byte // the echo frame
+}
+
+func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
+	fmt.Println("ready")
+	return gnet.None
+}
+
+func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	p := &peer{}
+	c.SetContext(p)
+	s.mu.Lock()
+	p.idx = len(s.conns)
+	s.conns = append(s.conns, c)
+	s.mu.Unlock()
+	return nil, gnet.None
+}
+
+func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	p := c.Context().(*peer)
+	s.mu.Lock()
+	last := len(s.conns) - 1
+	moved := s.conns[last]
+	s.conns[p.idx] = moved
+	moved.Context().(*peer).idx = p.idx
+	s.conns[last] = nil
+	s.conns = s.conns[:last]
+	s.mu.Unlock()
+	return gnet.None
+}
+
+func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
+	p := c.Context().(*peer)
+	for {
+		buf, _ := c.Peek(-1)
+		var msg []byte // what to send: the line, or a server frame
+		var n int      // bytes consumed
+		switch {
+		case !s.ws:
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 {
+				return gnet.None
+			}
+			msg, n = buf[:i+1], i+1
+		case !p.upgraded:
+			end := bytes.Index(buf, []byte("\r\n\r\n"))
+			if end < 0 {
+				return gnet.None
+			}
+			resp, ok := upgrade(buf[:end])
+			if !ok {
+				return gnet.Close
+			}
+			_, _ = c.Write(resp)
+			_, _ = c.Discard(end + 4)
+			p.upgraded = true
+			continue
+		default:
+			var op byte
+			var ok bool
+			op, msg, n, ok = readFrame(buf)
+			if !ok {
+				return gnet.None
+			}
+			if op == 8 { // close
+				return gnet.Close
+			}
+			p.scratch = appendTextFrame(p.scratch[:0], msg)
+			msg = p.scratch
+		}
+		if s.broadcast {
+			out := bytes.Clone(msg) // AsyncWrite keeps it until written
+			s.mu.RLock()
+			for _, x := range s.conns {
+				_ = x.AsyncWrite(out, nil)
+			}
+			s.mu.RUnlock()
+		} else {
+			_, _ = c.Write(msg)
+		}
+		_, _ = c.Discard(n)
+	}
+}
+
+// upgrade answers a websocket upgrade request head.
+func upgrade(head []byte) ([]byte, bool) {
+	const name = "\r\nsec-websocket-key:"
+	i := bytes.Index(bytes.ToLower(head), []byte(name))
+	if i < 0 {
+		return nil, false
+	}
+	key := head[i+len(name):]
+	if j := bytes.Index(key, []byte("\r\n")); j >= 0 {
+		key = key[:j]
+	}
+	h := sha1.Sum(append(bytes.TrimSpace(key), "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"...))
+	return []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"), true
+}
+
+// readFrame parses one masked client frame at the start of b and unmasks
+// its payload in place; ok is false until the whole frame is buffered.
+func readFrame(b []byte) (op byte, payload []byte, n int, ok bool) {
+	if len(b) < 2 {
+		return 0, nil, 0, false
+	}
+	op = b[0] & 0x0f
+	l, h := int(b[1]&0x7f), 2
+	switch l {
+	case 126:
+		if len(b) < 4 {
+			return 0, nil, 0, false
+		}
+		l, h = int(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0, nil, 0, false
+		}
+		l, h = int(binary.BigEndian.Uint64(b[2:])), 10
+	}
+	masked := b[1]&0x80 != 0
+	if masked {
+		h += 4
+	}
+	if len(b) < h+l {
+		return 0, nil, 0, false
+	}
+	payload = b[h : h+l]
+	if masked {
+		key := b[h-4 : h]
+		for i := range payload {
+			payload[i] ^= key[i&3]
+		}
+	}
+	return op, payload, h + l, true
+}
+
+// appendTextFrame appends an unmasked server text frame holding p to b.
+func appendTextFrame(b, p []byte) []byte {
+	switch {
+	case len(p) < 126:
+		b = append(b, 0x81, byte(len(p)))
+	case len(p) <= 0xffff:
+		b = append(b, 0x81, 126, byte(len(p)>>8), byte(len(p)))
+	default:
+		b = append(b, 0x81, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(p)))
+	}
+	return append(b, p...)
+}
