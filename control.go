@@ -42,65 +42,67 @@ func jsonFlag(verb string, args []string) (bool, error) {
 }
 
 func (e *env) status(args []string) (int, error) {
-	asJSON, err := jsonFlag("status", args)
-	if err != nil {
-		return exitUsage, err
-	}
-	cfg, err := e.load()
-	if err != nil {
-		return exitUsage, err
-	}
-	if _, err := running(cfg); err != nil {
-		return exitFailure, err
-	}
-	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout)
-	defer cancel()
-	snap, err := status.Query(ctx, socketPath(cfg))
-	if err != nil {
-		return exitFailure, err
-	}
-	if asJSON {
-		return exitOK, status.WriteJSON(e.stdout, snap)
-	}
-	status.RenderStatus(e.stdout, snap)
-	return exitOK, nil
+	return e.show("status", args, func(ctx context.Context, sock string) (any, func(io.Writer), error) {
+		snap, err := status.Query(ctx, sock)
+		return snap, func(w io.Writer) { status.RenderStatus(w, snap) }, err
+	})
 }
 
 func (e *env) connections(args []string) (int, error) {
-	asJSON, err := jsonFlag("connections", args)
+	return e.show("connections", args, func(ctx context.Context, sock string) (any, func(io.Writer), error) {
+		cs, err := status.QueryConnections(ctx, sock)
+		return status.Connections{Connections: cs}, func(w io.Writer) { status.RenderConnections(w, cs) }, err
+	})
+}
+
+// show runs a read-only verb: it asks the running daemon with query, then
+// prints the answer as a table, or as JSON with --json.
+func (e *env) show(verb string, args []string, query func(ctx context.Context, sock string) (any, func(io.Writer), error)) (int, error) {
+	asJSON, err := jsonFlag(verb, args)
 	if err != nil {
 		return exitUsage, err
 	}
-	cfg, err := e.load()
+	cfg, _, code, err := e.loadRunning()
 	if err != nil {
-		return exitUsage, err
-	}
-	if _, err := running(cfg); err != nil {
-		return exitFailure, err
+		return code, err
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout)
 	defer cancel()
-	cs, err := status.QueryConnections(ctx, socketPath(cfg))
+	v, render, err := query(ctx, socketPath(cfg))
 	if err != nil {
 		return exitFailure, err
 	}
 	if asJSON {
-		return exitOK, status.WriteJSON(e.stdout, status.Connections{Connections: cs})
+		return exitOK, status.WriteJSON(e.stdout, v)
 	}
-	status.RenderConnections(e.stdout, cs)
+	render(e.stdout)
 	return exitOK, nil
+}
+
+// loadRunning loads the config and finds its running daemon; on failure
+// it returns the exit code to use.
+func (e *env) loadRunning() (*config.Config, int, int, error) {
+	cfg, err := e.load()
+	if err != nil {
+		return nil, 0, exitUsage, err
+	}
+	pid, err := running(cfg)
+	if err != nil {
+		return nil, 0, exitFailure, err
+	}
+	return cfg, pid, exitOK, nil
 }
 
 func (e *env) reload(args []string) (int, error) {
 	if err := noArgs("reload", args); err != nil {
 		return exitUsage, err
 	}
-	cfg, err := e.load()
+	cfg, _, code, err := e.loadRunning()
 	if err != nil {
-		return exitUsage, fmt.Errorf("%w\nthe running daemon keeps its config", err)
-	}
-	if _, err := running(cfg); err != nil {
-		return exitFailure, err
+		if code == exitUsage {
+			err = fmt.Errorf("%w\nthe running daemon keeps its config", err)
+		}
+		return code, err
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout+cfg.StopTimeout)
 	defer cancel()
@@ -126,17 +128,13 @@ func stopFlags(args []string, def time.Duration) (time.Duration, error) {
 }
 
 func (e *env) stop(args []string) (int, error) {
-	cfg, err := e.load()
+	cfg, pid, code, err := e.loadRunning()
 	if err != nil {
-		return exitUsage, err
+		return code, err
 	}
 	timeout, err := stopFlags(args, cfg.StopTimeout)
 	if err != nil {
 		return exitUsage, err
-	}
-	pid, err := running(cfg)
-	if err != nil {
-		return exitFailure, err
 	}
 	if err := e.stopPID(cfg, pid, timeout); err != nil {
 		return exitFailure, err
@@ -157,60 +155,55 @@ func (e *env) stopPID(cfg *config.Config, pid int, timeout time.Duration) error 
 		}
 	}
 	// The daemon cuts what is left at timeout; give it time to exit.
-	if !waitGone(pid, timeout+5*time.Second) {
+	if !waitGone(pid, pidPath(cfg), timeout+5*time.Second) {
 		return fmt.Errorf("pid %d did not exit within %s; 'fastws kill' ends it at once", pid, timeout+5*time.Second)
 	}
 	return nil
 }
 
-// waitGone polls until pid no longer exists (or is a zombie nobody has
-// reaped yet) or d passes.
-func waitGone(pid int, d time.Duration) bool {
+// waitGone polls until the daemon pid is gone, or d passes. Gone means
+// no such process, or an exited one nobody has reaped yet (a zombie)
+// whose pidfile lock the kernel has released: the thread group leader
+// shows Z while other threads still exit with the files open.
+func waitGone(pid int, pidPath string, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if syscall.Kill(pid, 0) == syscall.ESRCH || zombie(pid) {
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
 			return true
+		}
+		if exited(pid) {
+			if _, err := pidfile.Read(pidPath); err != nil {
+				return true
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return false
 }
 
-// zombie reports whether pid has exited, closed its files (and so dropped
-// its pidfile lock), but not been reaped. The thread group leader shows Z
-// while other threads are still exiting with the files open, so the state
-// alone is not enough.
-func zombie(pid int) bool {
-	dir := "/proc/" + strconv.Itoa(pid)
-	b, err := os.ReadFile(dir + "/stat")
+// exited reports whether pid is a zombie: exited, not yet reaped.
+func exited(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false
 	}
 	// pid (comm) state ...: comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) || b[i+2] != 'Z' {
-		return false
-	}
-	fds, err := os.ReadDir(dir + "/fd")
-	return err == nil && len(fds) == 0
+	return i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
 }
 
 func (e *env) kill(args []string) (int, error) {
 	if err := noArgs("kill", args); err != nil {
 		return exitUsage, err
 	}
-	cfg, err := e.load()
+	cfg, pid, code, err := e.loadRunning()
 	if err != nil {
-		return exitUsage, err
-	}
-	pid, err := running(cfg)
-	if err != nil {
-		return exitFailure, err
+		return code, err
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 		return exitFailure, fmt.Errorf("kill pid %d: %w", pid, err)
 	}
-	if !waitGone(pid, 10*time.Second) {
+	if !waitGone(pid, pidPath(cfg), 10*time.Second) {
 		return exitFailure, fmt.Errorf("pid %d survived SIGKILL for 10s", pid)
 	}
 	if err := removeStale(pidPath(cfg)); err != nil {

@@ -93,7 +93,7 @@ func startDaemon(t *testing.T, cfg string) int {
 	t.Cleanup(func() {
 		if syscall.Kill(pid, 0) == nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			waitGone(pid, testTimeout)
+			waitGone(pid, filepath.Join(runDir(cfg), "fastws.pid"), testTimeout)
 		}
 	})
 	return pid
@@ -209,7 +209,7 @@ func TestDaemonLifecycle(t *testing.T) {
 		c.waitFor("* server is shutting down")
 		c.waitEOF()
 	}
-	if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+	if syscall.Kill(pid, 0) == nil && !exited(pid) {
 		t.Errorf("pid %d still runs after stop", pid)
 	}
 	for _, f := range []string{pidFile, sock} {
@@ -226,7 +226,7 @@ func TestStartAfterKill9ReplacesStalePidfile(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(pid, testTimeout)
+	waitGone(pid, filepath.Join(runDir(cfg), "fastws.pid"), testTimeout)
 
 	out, stderr, code := runCLI(t, "-c", cfg, "start", "-d")
 	if code != 0 {

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fan-out payloads. A message is "FO|phase|seq|unixnano": the receiver
+// takes the latency from the timestamp. A marker "MK|k" is sent to every
+// connection once set-up traffic (join notices) has been queued: a
+// connection that reads it has read everything queued before it, since
+// each server delivers in order per connection.
+const (
+	tagMessage = "FO|"
+	tagMarker  = "MK|"
+	numPhases  = 2 // saturation, fixed rate
+	maxMarkers = 16
+	histShards = 16
+)
+
+// groupSpec says what a group of receiving connections connects to.
+type groupSpec struct {
+	Target   target `json:"target"`
+	N        int    `json:"n"`
+	SrcAddrs int    `json:"srcAddrs"` // 127.0.0.X source addresses
+	SrcFirst int    `json:"srcFirst"` // offset into them, so groups spread
+	DialConc int    `json:"dialConc"` // connections being set up at once
+	BufSize  int    `json:"bufSize"`
+}
+
+// groupProgress is a group's counters as of now.
+type groupProgress struct {
+	Connected int64             `json:"connected"` // set up (welcome read, if any)
+	Errors    int64             `json:"errors"`    // failed connects, unexpected closes
+	LastError string            `json:"lastError,omitempty"`
+	Marks     [maxMarkers]int64 `json:"marks"` // connections that read marker k
+	Recv      [numPhases]int64  `json:"recv"`  // messages read, per phase
+}
+
+// groupReport is a group's final latency histograms.
+type groupReport struct {
+	Hist [numPhases]histSnap `json:"hist"`
+}
+
+// group is a set of receiving connections, in this process (localGroup)
+// or in a worker process (remoteGroup).
+type group interface {
+	// connect sets up every connection and returns once all are up or
+	// failed.
+	connect(ctx context.Context) error
+	progress() groupProgress
+	report() (groupReport, error)
+	// close ends the group: reads after it are not errors.
+	close()
+}
+
+// localGroup is a group in this process: one goroutine per connection.
+type localGroup struct {
+	spec    groupSpec
+	d       *dialer
+	closing atomic.Bool
+
+	mu      sync.Mutex
+	clients []*client
+	lastErr string
+
+	connected, errors atomic.Int64
+	marks             [maxMarkers]atomic.Int64
+	recv              [numPhases]atomic.Int64
+	hist              [numPhases][histShards]hist
+	wg                sync.WaitGroup
+}
+
+func newLocalGroup(spec groupSpec) *localGroup {
+	return &localGroup{spec: spec, d: newDialer(spec.SrcAddrs)}
+}
+
+func (g *localGroup) fail(err error) {
+	g.errors.Add(1)
+	g.mu.Lock()
+	g.lastErr = err.Error()
+	g.mu.Unlock()
+}
+
+func (g *localGroup) connect(ctx context.Context) error {
+	sem := make(chan struct{}, max(g.spec.DialConc, 1))
+	var wg sync.WaitGroup
+	for i := range g.spec.N {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			cl, err := connect(dctx, g.d, g.spec.Target, g.spec.SrcFirst+i, g.spec.BufSize)
+			if err != nil {
+				g.fail(err)
+				return
+			}
+			g.mu.Lock()
+			g.clients = append(g.clients, cl)
+			g.mu.Unlock()
+			g.connected.Add(1)
+			g.wg.Add(1)
+			go g.read(cl, i%histShards)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// read consumes a connection's messages until it closes.
+func (g *localGroup) read(cl *client, shard int) {
+	defer g.wg.Done()
+	for {
+		msg, err := cl.next()
+		if err != nil {
+			if !g.closing.Load() {
+				g.fail(fmt.Errorf("read: %w", err))
+			}
+			return
+		}
+		if i := bytes.Index(msg, []byte(tagMessage)); i >= 0 {
+			phase, ts, ok := parseMessage(msg[i+len(tagMessage):])
+			if ok {
+				g.recv[phase].Add(1)
+				g.hist[phase][shard].add(time.Duration(time.Now().UnixNano() - ts))
+			}
+		} else if i := bytes.Index(msg, []byte(tagMarker)); i >= 0 {
+			if k, err := strconv.Atoi(string(msg[i+len(tagMarker):])); err == nil && k >= 0 && k < maxMarkers {
+				g.marks[k].Add(1)
+			}
+		}
+	}
+}
+
+// parseMessage parses "phase|seq|unixnano".
+func parseMessage(b []byte) (phase int, ts int64, ok bool) {
+	var f [3]int64
+	k := 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			f[k] = f[k]*10 + int64(c-'0')
+		case c == '|' && k < 2:
+			k++
+		default:
+			return 0, 0, false
+		}
+	}
+	if k != 2 || f[0] >= numPhases {
+		return 0, 0, false
+	}
+	return int(f[0]), f[2], true
+}
+
+func (g *localGroup) progress() groupProgress {
+	p := groupProgress{Connected: g.connected.Load(), Errors: g.errors.Load()}
+	g.mu.Lock()
+	p.LastError = g.lastErr
+	g.mu.Unlock()
+	for k := range p.Marks {
+		p.Marks[k] = g.marks[k].Load()
+	}
+	for ph := range p.Recv {
+		p.Recv[ph] = g.recv[ph].Load()
+	}
+	return p
+}
+
+func (g *localGroup) report() (groupReport, error) {
+	var r groupReport
+	for ph := range numPhases {
+		for sh := range histShards {
+			r.Hist[ph].merge(g.hist[ph][sh].snap())
+		}
+	}
+	return r, nil
+}
+
+func (g *localGroup) close() {
+	g.closing.Store(true)
+	g.mu.Lock()
+	for _, cl := range g.clients {
+		cl.close()
+	}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// groups is the receivers of one run, spread over this process and
+// workers so that no process passes its open-file limit.
+type groups []group
+
+// newGroups returns one group in this process for up to perProc
+// connections; more are split evenly over worker processes of at most
+// perProc each (this process keeps the sender and the probes).
+func newGroups(ctx context.Context, w *workers, spec groupSpec, perProc int) (groups, error) {
+	var gs groups
+	first := spec.SrcFirst
+	for left := spec.N; left > 0; {
+		s := spec
+		s.N = min(left, perProc)
+		if spec.N > perProc {
+			// Split evenly: 19,000 over two processes is 9,500 each.
+			procs := (spec.N + perProc - 1) / perProc
+			s.N = min(left, (spec.N+procs-1)/procs)
+		}
+		s.SrcFirst = first
+		first += s.N
+		left -= s.N
+		if spec.N <= perProc {
+			gs = append(gs, newLocalGroup(s))
+			continue
+		}
+		g, err := w.start(ctx, s)
+		if err != nil {
+			gs.close()
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
+}
+
+// connect sets up every group at once.
+func (gs groups) connect(ctx context.Context) error {
+	errc := make(chan error, len(gs))
+	for _, g := range gs {
+		go func() { errc <- g.connect(ctx) }()
+	}
+	var errs []error
+	for range gs {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+func (gs groups) progress() groupProgress {
+	var p groupProgress
+	for _, g := range gs {
+		q := g.progress()
+		p.Connected += q.Connected
+		p.Errors += q.Errors
+		if q.LastError != "" {
+			p.LastError = q.LastError
+		}
+		for k := range p.Marks {
+			p.Marks[k] += q.Marks[k]
+		}
+		for ph := range p.Recv {
+			p.Recv[ph] += q.Recv[ph]
+		}
+	}
+	return p
+}
+
+func (gs groups) report() (groupReport, error) {
+	var r groupReport
+	for _, g := range gs {
+		q, err := g.report()
+		if err != nil {
+			return r, err
+		}
+		for ph := range numPhases {
+			r.Hist[ph].merge(q.Hist[ph])
+		}
+	}
+	return r, nil
+}
+
+func (gs groups) close() {
+	var wg sync.WaitGroup
+	for _, g := range gs {
+		wg.Add(1)
+		go func() { defer wg.Done(); g.close() }()
+	}
+	wg.Wait()
+}
+
+// waitFor polls cond every 20ms until it holds, ctx ends or timeout
+// passes; it reports whether cond held.
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.ErrUnexpectedEOF)
+}
