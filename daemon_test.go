@@ -339,3 +339,47 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+func TestRestartAndLogReopen(t *testing.T) {
+	port := freePort(t)
+	cfg := writeConfig(t, "", port)
+	pid := startDaemon(t, cfg)
+	c := connect(t, port)
+
+	// logrotate: move the log away, SIGUSR1, the daemon writes a new one.
+	logPath := filepath.Join(runDir(cfg), "fastws.log")
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "log reopened") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new log with 'log reopened' after SIGUSR1; got %q", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	out, stderr, code := runCLI(t, "-c", cfg, "restart")
+	if code != 0 {
+		t.Fatalf("restart: exit %d: %s%s", code, out, stderr)
+	}
+	m := regexp.MustCompile(`started as a daemon \(pid (\d+)\)`).FindStringSubmatch(out)
+	if m == nil || m[1] == strconv.Itoa(pid) {
+		t.Fatalf("restart printed %q, want a new pid", out)
+	}
+	newPID, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() { _ = syscall.Kill(newPID, syscall.SIGKILL) })
+	c.waitFor("* server is shutting down")
+	c.waitEOF()
+	connect(t, port)
+	if _, _, code := runCLI(t, "-c", cfg, "stop"); code != 0 {
+		t.Errorf("stop after restart: exit %d", code)
+	}
+}
