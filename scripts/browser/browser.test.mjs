@@ -26,7 +26,9 @@ import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const screenshotDir = path.join(here, 'screenshots');
+// SCREENSHOT_DIR overrides where they go (run.sh keeps the committed ones
+// unless UPDATE_SCREENSHOTS=1).
+const screenshotDir = process.env.SCREENSHOT_DIR || path.join(here, 'screenshots');
 const BIN = process.env.FASTWS_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 

@@ -30,4 +30,8 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$root" && go build -race -o "$tmp/fastws" .)
 
 cd "$root"
-FASTWS_BIN="$tmp/fastws" node --test scripts/browser/browser.test.mjs
+# The committed screenshots change only when asked: UPDATE_SCREENSHOTS=1.
+shots="$tmp/screenshots"
+[ "${UPDATE_SCREENSHOTS:-}" = 1 ] && shots="$here/screenshots"
+mkdir -p "$shots"
+FASTWS_BIN="$tmp/fastws" SCREENSHOT_DIR="$shots" node --test scripts/browser/browser.test.mjs
