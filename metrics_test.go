@@ -3,19 +3,27 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastws/fastws/server"
+	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/status"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // meteredClient is a raw telnet chat client that counts what it sends and
@@ -164,15 +172,7 @@ func TestMetricsAfterChatSession(t *testing.T) {
 		t.Fatal("promtool not found: install Debian's prometheus package (scripts/test.sh does)")
 	}
 	pa, pb, pm := freePort(t), freePort(t), freePort(t)
-	cfg := writeConfig(t, "maxPackageSize = 1K", pa, pb)
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = bytes.Replace(b, []byte("metricsListen =\n"), fmt.Appendf(nil, "metricsListen = 127.0.0.1:%d\n", pm), 1)
-	if err := os.WriteFile(cfg, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeMetricsConfig(t, "maxPackageSize = 1K", pm, pa, pb)
 	startDaemon(t, cfg)
 	base := "http://127.0.0.1:" + strconv.Itoa(pm)
 
@@ -246,7 +246,7 @@ func TestMetricsAfterChatSession(t *testing.T) {
 		`fastws_connections_accepted_total{instance="Telnet-0"}`:                       3,
 		`fastws_connections_accepted_total{instance="Telnet-1"}`:                       2,
 		`fastws_private_messages_total{instance="Telnet-0"}`:                           0,
-		`fastws_private_messages_total{instance="Telnet-1"}`:                           2,
+		`fastws_private_messages_total{instance="Telnet-1"}`:                           1,
 		`fastws_protocol_errors_total{instance="Telnet-0",kind="line_too_long"}`:       0,
 		`fastws_protocol_errors_total{instance="Telnet-1",kind="line_too_long"}`:       1,
 		`fastws_slow_consumer_disconnects_total{instance="Telnet-0"}`:                  0,
@@ -311,6 +311,139 @@ func TestMetricsAfterChatSession(t *testing.T) {
 	check.Stdin = strings.NewReader(body)
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// writeMetricsConfig is writeConfig with metricsListen on 127.0.0.1:port.
+func writeMetricsConfig(t *testing.T, extra string, port int, ports ...int) string {
+	t.Helper()
+	cfg := writeConfig(t, extra, ports...)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte("metricsListen =\n"), fmt.Appendf(nil, "metricsListen = 127.0.0.1:%d\n", port), 1)
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestMetricsBindFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().(*net.TCPAddr).Port
+	free := freePort(t)
+	cfg := writeMetricsConfig(t, "", taken, free)
+	for _, args := range [][]string{{"start"}, {"start", "-d"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, stderr, code := runCLI(t, append([]string{"-c", cfg}, args...)...)
+			if code != 1 {
+				t.Fatalf("got exit code %d, want 1; stderr:\n%s", code, stderr)
+			}
+			want := fmt.Sprintf("metricsListen: listen tcp 127.0.0.1:%d: ", taken)
+			if !strings.Contains(stderr, want) || !strings.Contains(stderr, "address already in use") {
+				t.Errorf("stderr %q does not name metricsListen and the address (%q)", stderr, want)
+			}
+			// The instances start after the metrics endpoint: nothing listens.
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(free)); err == nil {
+				c.Close()
+				t.Errorf("port %d accepts after the failed start", free)
+			}
+			for _, f := range []string{"fastws.pid", "fastws.sock"} {
+				if path := filepath.Join(runDir(cfg), f); exists(path) {
+					t.Errorf("%s is left after the failed start", path)
+				}
+			}
+		})
+	}
+}
+
+// TestHealthy checks what /healthz answers before, while and after the
+// instances listen.
+func TestHealthy(t *testing.T) {
+	cfg, err := config.Load(writeConfig(t, "", freePort(t), freePort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{srv: server.New(slog.New(slog.DiscardHandler)), cfg: cfg}
+	if err := d.healthy(); err == nil || !strings.Contains(err.Error(), "Telnet-0 is not listening") {
+		t.Errorf("before Start: got %v, want Telnet-0 not listening", err)
+	}
+	if err := d.srv.Start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = d.srv.Stop(context.Background())
+		}
+	})
+	if err := d.healthy(); err != nil {
+		t.Errorf("after Start: got %v, want healthy", err)
+	}
+	// A config that lists an instance the server does not run.
+	more := *cfg
+	more.Instances = append(slices.Clone(cfg.Instances), cfg.Instances[0])
+	more.Instances[2].Name = "Telnet-2"
+	d.cfg = &more
+	if err := d.healthy(); err == nil || !strings.Contains(err.Error(), "Telnet-2 is not listening") {
+		t.Errorf("with an instance not started: got %v, want Telnet-2 not listening", err)
+	}
+	d.cfg = cfg
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	stopped = true
+	if err := d.srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.healthy(); err == nil {
+		t.Error("after Stop: got healthy, want an error")
+	}
+}
+
+// TestMetricsDocumented keeps README's metric table and SCHEMA.md's close
+// reasons in step with the code.
+func TestMetricsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := os.ReadFile("status/SCHEMA.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(doc []byte, prefix string) string {
+		for l := range strings.Lines(string(doc)) {
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Fatalf("no line starting with %q", prefix)
+		return ""
+	}
+	closedRow := row(readme, "| `fastws_connections_closed_total{reason}` |")
+	schemaRow := row(schema, "| `closedByReason` |")
+	for _, r := range closeReasons() {
+		if !strings.Contains(closedRow, "`"+r+"`") {
+			t.Errorf("README's fastws_connections_closed_total row does not list reason %s", r)
+		}
+		if !strings.Contains(schemaRow, "`"+r+"`") {
+			t.Errorf("status/SCHEMA.md's closedByReason row does not list reason %s", r)
+		}
+	}
+	ch := make(chan *prometheus.Desc, 64)
+	status.NewCollector(func() status.Snapshot { return status.Snapshot{} }, nil).Describe(ch)
+	close(ch)
+	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range ch {
+		name := fq.FindStringSubmatch(d.String())[1]
+		if !bytes.Contains(readme, []byte("`"+name)) {
+			t.Errorf("README's Metrics section does not list %s", name)
+		}
 	}
 }
 

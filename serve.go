@@ -40,8 +40,9 @@ type daemon struct {
 
 // serve runs the daemon until a signal or a stop request, in the order
 // STYLE.md prescribes: config (done) -> pidfile -> room -> status socket ->
-// metrics endpoint -> instances. notify reports progress to whoever started it: "note: ...",
-// then "ready" once every instance listens. It returns the exit code.
+// metrics endpoint -> instances. notify reports progress to whoever started
+// it: "note: ...", then "ready" once every instance listens. It returns the
+// exit code.
 func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify func(string)) (int, error) {
 	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
 		return exitFailure, fmt.Errorf("create runDir: %w", err)

@@ -2,8 +2,9 @@
 # scripts/test.sh runs the whole test suite on a fresh Debian machine with Go
 # (and, for the browser tests, Node.js and npm): it installs what the tests
 # need, then checks formatting, vet, staticcheck and the chat import rule,
-# runs every Go test with -race, each fuzz target for a bounded time, and the
-# browser tests. It exits non-zero on the first failure.
+# runs every Go test with -race, each fuzz target for a bounded time, a real
+# Prometheus server against the daemon, and the browser tests. It exits
+# non-zero on the first failure.
 #
 #   scripts/test.sh            everything
 #   FUZZTIME=10s scripts/test.sh   longer fuzzing (default 3s per target)
@@ -28,6 +29,10 @@ apt_install() { # apt_install PACKAGE... installs the ones whose command is miss
 
 step "installing test dependencies"
 command -v telnet >/dev/null || apt_install telnet
+# promtool checks a /metrics scrape in the Go tests; scripts/prometheus/e2e.sh
+# runs the prometheus server and queries it with curl.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus
+command -v curl >/dev/null || apt_install curl
 GOBIN=$(go env GOPATH)/bin
 [ -x "$GOBIN/staticcheck" ] && "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}" ||
 	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
@@ -63,6 +68,9 @@ for pkg in $(go list ./...); do
 		tail -n 1 /tmp/fastws-fuzz.log
 	done
 done
+
+step "a real Prometheus server scrapes the daemon"
+scripts/prometheus/e2e.sh
 
 if [ -x scripts/browser/run.sh ]; then
 	step "browser and Node interop tests"

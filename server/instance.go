@@ -200,6 +200,14 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 	s.r.counters.bytesIn.Add(s.bytesIn - in)
 	s.r.counters.msgsIn.Add(s.msgsIn - msgs)
 	if err == nil {
+		// The decoder writes its own answers (telnet negotiation, pongs)
+		// past the batch and its check: a peer that asks and never reads
+		// them is a slow consumer too, or it could grow our buffer forever.
+		if !s.closing && c.OutboundBuffered() > i.limits.MaxSendBuffer {
+			s.r.counters.slowConsumers.Add(1)
+			s.startClose(chat.ReasonSlowConsumer)
+			s.Close(chat.ReasonSlowConsumer) // wakes the loop to close it
+		}
 		return gnet.None
 	}
 	_, _ = c.Discard(-1)
