@@ -151,7 +151,7 @@ func (d *daemon) Status() status.Snapshot {
 			Connections: i.Conns, ConnectionsTotal: i.ConnsTotal,
 			MessagesIn: i.MsgsIn, MessagesOut: i.MsgsOut, BytesIn: i.BytesIn, BytesOut: i.BytesOut, Errors: i.Errors,
 			Listening: i.Listening, BroadcastDeliveries: i.Broadcasts, PrivateMessages: i.Privates,
-			SlowConsumers: i.Slow, ClosedByReason: i.ClosedBy, ProtocolErrors: i.ProtoErrors,
+			SlowConsumers: i.Slow, AcceptStalls: i.AcceptStalls, ClosedByReason: i.ClosedBy, ProtocolErrors: i.ProtoErrors,
 		})
 	}
 	return snap

@@ -12,24 +12,25 @@ import (
 
 // InstanceStats is a snapshot of one instance's counters.
 type InstanceStats struct {
-	Name        string
-	Protocol    string
-	Addr        string // bound address
-	Reactors    int    // configured event loops
-	Conns       int64  // open now
-	ConnsTotal  uint64 // accepted since start
-	Closed      uint64 // closed since start
-	MsgsIn      uint64 // client lines (or frames) handled
-	MsgsOut     uint64 // lines (or frames) written
-	BytesIn     uint64
-	BytesOut    uint64
-	Errors      uint64            // socket errors, protocol errors and refusals
-	Slow        uint64            // slow-consumer disconnects
-	ProtoErrors map[string]uint64 // protocol errors and refusals by kind; every known kind present
-	ClosedBy    map[string]uint64 // closed connections by chat.CloseReason name; every reason present
-	Broadcasts  uint64            // room-wide chat messages delivered, one per recipient
-	Privates    uint64            // private messages delivered to their recipient
-	Listening   bool              // accepting connections: started and not stopping
+	Name         string
+	Protocol     string
+	Addr         string // bound address
+	Reactors     int    // configured event loops
+	Conns        int64  // open now
+	ConnsTotal   uint64 // accepted since start
+	Closed       uint64 // closed since start
+	MsgsIn       uint64 // client lines (or frames) handled
+	MsgsOut      uint64 // lines (or frames) written
+	BytesIn      uint64
+	BytesOut     uint64
+	Errors       uint64            // socket errors, protocol errors and refusals
+	Slow         uint64            // slow-consumer disconnects
+	AcceptStalls uint64            // times accepting paused on a shortage (file descriptors)
+	ProtoErrors  map[string]uint64 // protocol errors and refusals by kind; every known kind present
+	ClosedBy     map[string]uint64 // closed connections by chat.CloseReason name; every reason present
+	Broadcasts   uint64            // room-wide chat messages delivered, one per recipient
+	Privates     uint64            // private messages delivered to their recipient
+	Listening    bool              // accepting connections: started and not stopping
 }
 
 // Stats is a snapshot of the server.
@@ -85,6 +86,9 @@ func (i *instance) stats() InstanceStats {
 	}
 	for k, n := range closedBy {
 		st.ClosedBy[chat.CloseReason(k).String()] = n
+	}
+	if i.acc != nil {
+		st.AcceptStalls = i.acc.stalls.Load()
 	}
 	i.protoErr.Range(func(k, v any) bool {
 		n := v.(*atomic.Uint64).Load()

@@ -75,6 +75,20 @@ func encodeTelnet(ev *chat.Event) []byte {
 }
 
 func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
+	err := d.lines(s, c)
+	// Answers go out in one write per read, not one per request: a storm
+	// of tiny writes to a peer that reads slowly would queue as many tiny
+	// buffers in gnet, which walks them all on every write.
+	if len(d.reply) > 0 {
+		_, _ = c.Write(d.reply)
+		d.reply = d.reply[:0]
+	}
+	return err
+}
+
+// lines hands every complete line buffered on c to s, appending the
+// answers to option requests to d.reply.
+func (d *telnetDecoder) lines(s *session, c gnet.Conn) error {
 	for {
 		buf, _ := c.Peek(-1)
 		if d.scan == 0 && len(buf) > 1 && buf[0] == telnetIAC && buf[1] != telnetIAC {
@@ -87,11 +101,7 @@ func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 				}
 				return nil
 			}
-			_, d.reply = cleanTelnet(buf[:n], d.reply[:0])
-			if len(d.reply) > 0 {
-				_, _ = c.Write(d.reply)
-				d.reply = d.reply[:0]
-			}
+			_, d.reply = cleanTelnet(buf[:n], d.reply)
 			_, _ = c.Discard(n)
 			s.bytesIn += uint64(n)
 			continue
@@ -116,16 +126,14 @@ func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 		if end > d.rawLimit() {
 			return d.tooLong()
 		}
+		answered := len(d.reply)
 		if d.iac {
-			line, d.reply = cleanTelnet(line, d.reply[:0])
+			line, d.reply = cleanTelnet(line, d.reply)
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(line) > d.maxLine {
+			d.reply = d.reply[:answered] // a refused line gets no answers
 			return d.tooLong()
-		}
-		if len(d.reply) > 0 {
-			_, _ = c.Write(d.reply)
-			d.reply = d.reply[:0]
 		}
 		s.line(line)
 		_, _ = c.Discard(end + 1)

@@ -69,6 +69,7 @@ type wsDecoder struct {
 	upgraded bool
 	json     bool // fastws.v1.json was negotiated
 	frames   wsFrames
+	pongs    []byte // answers to the pings of one read, written after it
 }
 
 // farewell is the close frame for a close the server decides: protocol
@@ -122,6 +123,23 @@ func (d *wsDecoder) decode(s *session, c gnet.Conn) error {
 			return err
 		}
 	}
+	err := d.readFrames(s, c)
+	// Pongs go out in one write per read, not one per ping: a storm of
+	// tiny writes to a peer that reads slowly would queue as many tiny
+	// buffers in gnet, which walks them all on every write.
+	if len(d.pongs) > 0 {
+		_, _ = c.Write(d.pongs)
+		d.pongs = d.pongs[:0]
+		if cap(d.pongs) > wsKeepBuffer {
+			d.pongs = nil
+		}
+	}
+	return err
+}
+
+// readFrames handles every whole frame buffered on c, appending the
+// answers to pings to d.pongs.
+func (d *wsDecoder) readFrames(s *session, c gnet.Conn) error {
 	for {
 		fr, n, err := d.frames.read(c)
 		s.bytesIn += uint64(n)
@@ -136,7 +154,7 @@ func (d *wsDecoder) decode(s *session, c gnet.Conn) error {
 		case wsText:
 			d.message(s, fr.data)
 		case wsPing:
-			_, _ = c.Write(fr.reply)
+			d.pongs = append(d.pongs, fr.reply...)
 		case wsClose:
 			// The close handshake is done once our echo is written.
 			return &protocolError{Frame: fr.reply}

@@ -79,6 +79,7 @@
 //	      "broadcastDeliveries": 16,
 //	      "privateMessages": 1,
 //	      "slowConsumers": 1,
+//	      "acceptStalls": 1,
 //	      "closedByReason": {
 //	        "client_closed": 0,
 //	        "client_quit": 1,
@@ -112,6 +113,7 @@
 //	      "broadcastDeliveries": 9,
 //	      "privateMessages": 0,
 //	      "slowConsumers": 0,
+//	      "acceptStalls": 1,
 //	      "closedByReason": {
 //	        "client_closed": 0,
 //	        "client_quit": 0,

@@ -24,6 +24,7 @@ import (
 //	fastws_broadcast_deliveries_total         counter  one per recipient
 //	fastws_private_messages_total             counter  delivered to the recipient
 //	fastws_slow_consumer_disconnects_total    counter
+//	fastws_accept_stalls_total                counter
 //	fastws_protocol_errors_total{kind}        counter  refused connections included
 //	fastws_instance_up                        gauge    1 while it accepts connections
 //
@@ -37,6 +38,7 @@ type Collector struct {
 	msgsIn, msgsOut                 *prometheus.Desc
 	bytesIn, bytesOut               *prometheus.Desc
 	broadcasts, privates, slow      *prometheus.Desc
+	stalls                          *prometheus.Desc
 	protoErrors, up, members, build *prometheus.Desc
 }
 
@@ -63,6 +65,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 		broadcasts:  desc("broadcast_deliveries_total", "Room-wide chat messages delivered to clients, one per recipient.", inst...),
 		privates:    desc("private_messages_total", "Private messages delivered to their recipient.", inst...),
 		slow:        desc("slow_consumer_disconnects_total", "Connections closed because their unsent output passed maxSendBuffer.", inst...),
+		stalls:      desc("accept_stalls_total", "Times accepting paused because the process ran out of file descriptors.", inst...),
 		protoErrors: desc("protocol_errors_total", "Protocol errors and refused connections, by kind.", "instance", "kind"),
 		up:          desc("instance_up", "Whether the instance accepts connections (1) or not (0).", inst...),
 		members:     desc("room_members", "Chat room members online now, across all instances."),
@@ -74,7 +77,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connections, c.accepted, c.closed, c.msgsIn, c.msgsOut, c.bytesIn, c.bytesOut,
-		c.broadcasts, c.privates, c.slow, c.protoErrors, c.up, c.members, c.build,
+		c.broadcasts, c.privates, c.slow, c.stalls, c.protoErrors, c.up, c.members, c.build,
 	} {
 		ch <- d
 	}
@@ -110,6 +113,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.broadcasts, i.BroadcastDeliveries)
 		counter(c.privates, i.PrivateMessages)
 		counter(c.slow, i.SlowConsumers)
+		counter(c.stalls, i.AcceptStalls)
 		for _, k := range labelValues(nil, i.ProtocolErrors) {
 			counter(c.protoErrors, i.ProtocolErrors[k], k)
 		}

@@ -25,7 +25,7 @@ func metricsSnapshot() Snapshot {
 			{
 				Name: "FastWS-Telnet", Protocol: "telnet", Listening: true,
 				Connections: 2, ConnectionsTotal: 5, MessagesIn: 10, MessagesOut: 20, BytesIn: 1229, BytesOut: 3482,
-				BroadcastDeliveries: 16, PrivateMessages: 1, SlowConsumers: 1,
+				BroadcastDeliveries: 16, PrivateMessages: 1, SlowConsumers: 1, AcceptStalls: 2,
 				ClosedByReason: map[string]uint64{"client_quit": 1, "protocol_error": 0, "client_closed": 0, "idle": 2},
 				ProtocolErrors: map[string]uint64{"refused": 0, "line_too_long": 4},
 			},
@@ -41,6 +41,10 @@ func metricsSnapshot() Snapshot {
 var testReasons = []string{"client_closed", "client_quit", "protocol_error", "shutdown"}
 
 const metricsGolden = `
+# HELP fastws_accept_stalls_total Times accepting paused because the process ran out of file descriptors.
+# TYPE fastws_accept_stalls_total counter
+fastws_accept_stalls_total{instance="FastWS-Telnet"} 2
+fastws_accept_stalls_total{instance="FastWS-WebSocket"} 0
 # HELP fastws_broadcast_deliveries_total Room-wide chat messages delivered to clients, one per recipient.
 # TYPE fastws_broadcast_deliveries_total counter
 fastws_broadcast_deliveries_total{instance="FastWS-Telnet"} 16

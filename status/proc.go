@@ -2,17 +2,19 @@ package status
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 )
 
 // ReadRSS returns the resident set size of the calling process in bytes:
 // /proc/self/statm's resident pages times the page size, or, if that cannot
 // be read, VmRSS from /proc/self/status. It returns 0 where neither exists
-// (not Linux). It is safe for concurrent use and costs one small file read.
+// (not Linux). It is safe for concurrent use and costs one small read.
 func ReadRSS() uint64 {
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+	if b, ok := procStatm.read(); ok {
 		if n, ok := parseStatm(b, os.Getpagesize()); ok {
 			return n
 		}
@@ -23,6 +25,44 @@ func ReadRSS() uint64 {
 		}
 	}
 	return 0
+}
+
+// procFile is a /proc file kept open from first use, so that it can still
+// be read when the process has run out of file descriptors: that is when
+// the numbers matter.
+type procFile struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+var (
+	procStatm = &procFile{path: "/proc/self/statm"}
+	procFDs   = &procFile{path: "/proc/self/fd"}
+)
+
+// open returns the kept file, opening it if needed. Callers hold mu.
+func (p *procFile) openLocked() *os.File {
+	if p.f == nil {
+		p.f, _ = os.Open(p.path)
+	}
+	return p.f
+}
+
+// read returns the file's contents, read from offset 0.
+func (p *procFile) read() ([]byte, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.openLocked()
+	if f == nil {
+		return nil, false
+	}
+	b := make([]byte, 256)
+	n, err := f.ReadAt(b, 0)
+	if n == 0 && err != nil {
+		return nil, false
+	}
+	return b[:n], true
 }
 
 // parseStatm returns the resident size in bytes from /proc/PID/statm, whose
@@ -61,15 +101,20 @@ func parseVmRSS(b []byte) (uint64, bool) {
 }
 
 // OpenFiles returns the number of file descriptors the calling process has
-// open, counted in /proc/self/fd, not including the one used to count. It
-// returns 0 where /proc cannot be read. It is safe for concurrent use; its
-// cost grows with the count (one directory read).
+// open, counted in /proc/self/fd, not including the one kept open to count
+// them (so it works when no descriptor is left). It returns 0 where /proc
+// cannot be read. It is safe for concurrent use; its cost grows with the
+// count (one directory read).
 func OpenFiles() int {
-	f, err := os.Open("/proc/self/fd")
-	if err != nil {
+	procFDs.mu.Lock()
+	defer procFDs.mu.Unlock()
+	f := procFDs.openLocked()
+	if f == nil {
 		return 0
 	}
-	defer f.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0
+	}
 	names, err := f.Readdirnames(-1)
 	if err != nil || len(names) == 0 {
 		return 0

@@ -91,6 +91,7 @@ type Server struct {
 	cancel     context.CancelFunc
 	slots      chan struct{} // one token per client being served
 	acceptDone chan struct{} // closed when the accept loop returns
+	spare      *os.File      // accept loop only: a descriptor kept for running out of them
 
 	mu    sync.Mutex
 	conns map[*net.UnixConn]struct{} // being served; Close cuts them if they overstay
@@ -120,6 +121,9 @@ func Listen(path string, h Handler) (*Server, error) {
 }
 
 func listen(path string, h Handler, opt options) (*Server, error) {
+	// Open the /proc files the snapshot reads now: when the daemon runs out
+	// of descriptors is when an operator asks, and when they can't be opened.
+	_, _ = ReadRSS(), OpenFiles()
 	if len(path) > maxPathLen {
 		return nil, fmt.Errorf("status socket path %s is %d bytes, more than the %d a unix socket allows; use a shorter runDir", path, len(path), maxPathLen)
 	}
@@ -153,6 +157,7 @@ func listen(path string, h Handler, opt options) (*Server, error) {
 		ctx: ctx, cancel: cancel,
 		slots:      make(chan struct{}, maxClients),
 		acceptDone: make(chan struct{}),
+		spare:      openSpare(),
 		conns:      make(map[*net.UnixConn]struct{}),
 	}
 	go s.serve()
@@ -238,6 +243,11 @@ func (s *Server) drain() bool {
 // serve accepts clients until Close, at most maxClients at a time.
 func (s *Server) serve() {
 	defer close(s.acceptDone)
+	defer func() {
+		if s.spare != nil {
+			s.spare.Close()
+		}
+	}()
 	var pause time.Duration
 	for {
 		select {
@@ -246,6 +256,16 @@ func (s *Server) serve() {
 			return
 		}
 		c, err := s.ln.AcceptUnix()
+		if err != nil && isFDShortage(err) && s.spare != nil {
+			// Out of descriptors: give up the spare so that the operator
+			// asking why still gets an answer. It is taken back below.
+			s.spare.Close()
+			s.spare = nil
+			c, err = s.ln.AcceptUnix()
+		}
+		if s.spare == nil {
+			s.spare = openSpare()
+		}
 		if err != nil {
 			<-s.slots
 			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
@@ -344,4 +364,17 @@ func (s *Server) reply(c *net.UnixConn, r response) {
 	}
 	c.SetWriteDeadline(time.Now().Add(s.opt.writeTimeout))
 	c.Write(append(b, '\n'))
+}
+
+// openSpare opens the descriptor the accept loop keeps in reserve, or
+// returns nil if there is none to be had.
+func openSpare() *os.File {
+	f, _ := os.Open(os.DevNull)
+	return f
+}
+
+// isFDShortage reports whether err says the process or system has no file
+// descriptor left.
+func isFDShortage(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }

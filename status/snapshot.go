@@ -56,6 +56,7 @@ type Instance struct {
 	BroadcastDeliveries uint64            `json:"broadcastDeliveries"` // room-wide chat messages delivered, one per recipient
 	PrivateMessages     uint64            `json:"privateMessages"`     // private messages delivered to their recipient
 	SlowConsumers       uint64            `json:"slowConsumers"`       // disconnected past maxSendBuffer
+	AcceptStalls        uint64            `json:"acceptStalls"`        // times accepting paused for lack of file descriptors
 	ClosedByReason      map[string]uint64 `json:"closedByReason"`      // closed connections by close reason; every reason present
 	ProtocolErrors      map[string]uint64 `json:"protocolErrors"`      // protocol errors and refused connections by kind
 }
