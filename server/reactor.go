@@ -144,27 +144,11 @@ const maxIOV = 1024
 func (r *reactor) flush() {
 	var msgs, bytes uint64
 	for _, s := range r.dirty {
-		b := s.batch
-		for len(b) > 0 && !s.closed {
-			n := min(len(b), maxIOV)
-			var err error
-			var w int
-			if n == 1 {
-				w, err = s.conn.Write(b[0])
-			} else {
-				w, err = s.conn.Writev(b[:n])
-			}
-			if err != nil {
-				break
-			}
-			s.msgsOut += uint64(n)
-			s.bytesOut += uint64(w)
-			msgs += uint64(n)
-			bytes += uint64(w)
-			b = b[n:]
-		}
-		clear(s.batch)
-		s.batch = s.batch[:0]
+		n, w := s.writeBatch()
+		s.msgsOut += n
+		s.bytesOut += w
+		msgs += n
+		bytes += w
 		if !s.closed && s.conn.OutboundBuffered() > r.inst.limits.MaxSendBuffer {
 			r.counters.slowConsumers.Add(1)
 			s.startClose(chat.ReasonSlowConsumer)

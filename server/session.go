@@ -92,3 +92,48 @@ func (s *session) startClose(r chat.CloseReason) {
 		s.r.closing = append(s.r.closing, s)
 	}
 }
+
+// writeBatch hands the session's batch to gnet and empties it; it returns
+// the messages and bytes handed over. A batch goes out in one writev when
+// the socket takes it. Once gnet holds unsent output, it keeps each buffer
+// it is given as a node of a list that it walks on every write, so a
+// backlog of many small lines is handed over as one buffer instead.
+// Event loop only.
+func (s *session) writeBatch() (msgs, bytes uint64) {
+	b := s.batch
+	defer func() {
+		clear(s.batch)
+		s.batch = s.batch[:0]
+	}()
+	if len(b) > 1 && s.conn.OutboundBuffered() > 0 {
+		var total int
+		for _, x := range b {
+			total += len(x)
+		}
+		one := make([]byte, 0, total)
+		for _, x := range b {
+			one = append(one, x...)
+		}
+		if w, err := s.conn.Write(one); err == nil {
+			return uint64(len(b)), uint64(w)
+		}
+		return 0, 0
+	}
+	for len(b) > 0 && !s.closed {
+		n := min(len(b), maxIOV)
+		var err error
+		var w int
+		if n == 1 {
+			w, err = s.conn.Write(b[0])
+		} else {
+			w, err = s.conn.Writev(b[:n])
+		}
+		if err != nil {
+			break
+		}
+		msgs += uint64(n)
+		bytes += uint64(w)
+		b = b[n:]
+	}
+	return msgs, bytes
+}
