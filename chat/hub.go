@@ -13,8 +13,9 @@ import (
 // joins the one Hub of the daemon. Its methods are safe for concurrent use
 // and never block on I/O.
 type Hub struct {
-	broker Broker
-	now    func() time.Time
+	broker   Broker
+	now      func() time.Time
+	announce atomic.Int64 // AnnounceLimit; 0 = always
 
 	lastUID atomic.Uint64
 
@@ -30,6 +31,10 @@ type Hub struct {
 type Options struct {
 	Broker Broker           // room-wide fan-out; default: a MemoryBroker
 	Now    func() time.Time // clock; default time.Now
+	// AnnounceLimit is the largest room in which joins and leaves are
+	// announced to everyone; 0 = any size. Each announcement goes to every
+	// member, so without a limit N clients joining cost N² lines.
+	AnnounceLimit int
 }
 
 // NewHub returns an empty room.
@@ -46,6 +51,7 @@ func NewHub(o Options) *Hub {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.announce.Store(int64(o.AnnounceLimit))
 	h.broker.Subscribe(h.deliver)
 	return h
 }
@@ -99,9 +105,12 @@ func (h *Hub) Join(s Session, o JoinOptions) *Member {
 	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: m.last})
 	h.mu.Lock()
 	h.members[m.uid] = m
+	n := len(h.members)
 	h.mu.Unlock()
 	h.stats.joined.Add(1)
-	h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: m.last})
+	if h.announced(n) {
+		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: m.last})
+	}
 	return m
 }
 
@@ -118,8 +127,22 @@ func (h *Hub) Leave(m *Member) {
 	if nick != "" {
 		delete(h.nicks, strings.ToLower(nick))
 	}
+	n := len(h.members) + 1 // the room it left
 	h.mu.Unlock()
-	h.broker.Publish(&Event{Kind: KindLeave, UID: m.uid, Nick: nick, Except: m.uid, Time: h.now()})
+	if h.announced(n) {
+		h.broker.Publish(&Event{Kind: KindLeave, UID: m.uid, Nick: nick, Except: m.uid, Time: h.now()})
+	}
+}
+
+// SetAnnounceLimit changes Options.AnnounceLimit (on reload). It is safe
+// for concurrent use.
+func (h *Hub) SetAnnounceLimit(n int) { h.announce.Store(int64(n)) }
+
+// announced reports whether joins and leaves are announced in a room of n
+// members.
+func (h *Hub) announced(n int) bool {
+	limit := h.announce.Load()
+	return limit == 0 || int64(n) <= limit
 }
 
 // Handle carries out one line of the text protocol from m (see [Parse]).

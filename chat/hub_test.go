@@ -739,3 +739,30 @@ func TestHandleAfterLeaveKeepsNoNick(t *testing.T) {
 		t.Errorf("/nick of a name last set by a member who had left: got %q, want %q", got, want)
 	}
 }
+
+func TestAnnounceLimit(t *testing.T) {
+	r := newPopulatedRoom(t, 2, JoinOptions{})
+	r.hub.SetAnnounceLimit(3)
+	_, third := r.join(t, JoinOptions{})
+	if got := drainLines(t, r.sessions[1]); !slices.Equal(got, []string{"* uid 3 joined"}) {
+		t.Errorf("join into a room of 3 (limit 3): uid 1 got %q, want the join notice", got)
+	}
+	drainLines(t, third)
+	r.join(t, JoinOptions{})
+	if got := drainLines(t, r.sessions[1]); len(got) != 0 {
+		t.Errorf("join into a room of 4 (limit 3): uid 1 got %q, want nothing", got)
+	}
+	r.leave(t, 4)
+	if got := drainLines(t, r.sessions[1]); len(got) != 0 {
+		t.Errorf("leave from a room of 4 (limit 3): uid 1 got %q, want nothing", got)
+	}
+	r.leave(t, 3)
+	if got := drainLines(t, r.sessions[1]); !slices.Equal(got, []string{"* uid 3 left"}) {
+		t.Errorf("leave from a room of 3 (limit 3): uid 1 got %q, want the leave notice", got)
+	}
+	r.hub.SetAnnounceLimit(0)
+	r.join(t, JoinOptions{})
+	if got := drainLines(t, r.sessions[1]); !slices.Equal(got, []string{"* uid 5 joined"}) {
+		t.Errorf("limit 0: uid 1 got %q, want the join notice", got)
+	}
+}

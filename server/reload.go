@@ -23,6 +23,7 @@ type ReloadResult struct {
 func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
 
 	s.mu.Lock()
 	old := append([]*instance(nil), s.instances...)

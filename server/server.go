@@ -24,7 +24,7 @@ type Server struct {
 	instances []*instance // guarded by mu; in config order
 }
 
-// New returns a server for cfg's instances; nothing listens until Start.
+// New returns a server with an empty room; nothing listens until Start.
 func New(log *slog.Logger) *Server {
 	return &Server{log: log, hub: chat.NewHub(chat.Options{})}
 }
@@ -36,6 +36,7 @@ func (s *Server) Hub() *chat.Hub { return s.hub }
 // one cannot, Start stops the ones it opened and returns an error naming
 // the instance and address.
 func (s *Server) Start(cfg *config.Config) error {
+	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
 	var started []*instance
 	for _, ic := range cfg.Instances {
 		inst := newInstance(ic, s.hub, s.log)

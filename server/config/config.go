@@ -19,6 +19,7 @@ type Config struct {
 	LogFile       string        // absolute; default "fastws.log" resolved against RunDir
 	MetricsListen string        // host:port or "" (off); default "127.0.0.1:19990"
 	StopTimeout   time.Duration // default 10s
+	AnnounceLimit int           // announceLimit: joins and leaves are announced while the room has at most this many members; default 1000, 0 = always
 	Defaults      Limits        // the [fastws] limit keys
 	Instances     []Instance    // in file order
 }
@@ -44,6 +45,7 @@ const (
 	defaultLogFile       = "fastws.log"
 	defaultMetricsListen = "127.0.0.1:19990"
 	defaultStopTimeout   = 10 * time.Second
+	defaultAnnounceLimit = 1000
 	defaultHost          = "0.0.0.0"
 
 	minPackageSize    = 16

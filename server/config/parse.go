@@ -33,7 +33,7 @@ var loadOptions = ini.LoadOptions{
 
 // Keys of each section, in the order the shipped config.ini lists them.
 var (
-	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout"}
+	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit"}
 	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins"}
 	limitKeys    = []string{"maxPackageSize", "maxSendBuffer", "idleTimeout", "maxConnections",
 		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "pingInterval", "pongTimeout"}
@@ -82,6 +82,7 @@ func (p *parser) parse() *Config {
 		Path:          p.path,
 		MetricsListen: defaultMetricsListen,
 		StopTimeout:   defaultStopTimeout,
+		AnnounceLimit: defaultAnnounceLimit,
 		Defaults:      DefaultLimits(),
 	}
 	var instances []*ini.Section
@@ -166,6 +167,12 @@ func (p *parser) daemon(c *Config, s *ini.Section) {
 					return "must be positive (Go duration, e.g. 10s)"
 				}
 				c.StopTimeout = d
+			case "announceLimit":
+				n, ok := parseInt(v, 0, maxInt)
+				if !ok {
+					return "must be a whole number >= 0 (room size up to which joins and leaves are announced; 0 = always)"
+				}
+				c.AnnounceLimit = n
 			default:
 				return setLimit(&c.Defaults, key, v)
 			}
