@@ -2,9 +2,9 @@
 # scripts/test.sh runs the whole test suite on a fresh Debian machine with Go
 # (and, for the browser tests, Node.js and npm): it installs what the tests
 # need, then checks formatting, vet, staticcheck and the chat import rule,
-# runs every Go test with -race, each fuzz target for a bounded time, a real
-# Prometheus server against the daemon, and the browser tests. It exits
-# non-zero on the first failure.
+# runs every Go test with -race, the bench tool in its smoke mode, each fuzz
+# target for a bounded time, a real Prometheus server against the daemon,
+# and the browser tests. It exits non-zero on the first failure.
 #
 #   scripts/test.sh            everything
 #   FUZZTIME=10s scripts/test.sh   longer fuzzing (default 3s per target)
@@ -57,6 +57,9 @@ fi
 
 step "go test -race"
 go test -race -count=1 ./...
+
+step "bench smoke: every bench case, tiny (go run ./scripts/bench -smoke)"
+go run ./scripts/bench -smoke >/dev/null
 
 step "fuzz targets, $FUZZTIME each"
 for pkg in $(go list ./...); do

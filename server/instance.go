@@ -187,7 +187,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnTraffic decodes what the peer sent.
+// OnTraffic decodes what the peer sent, then writes what that queued.
 func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 	s, _ := c.Context().(*session)
 	if s == nil || s.closing || s.muted {
@@ -195,6 +195,23 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	s.lastRead = time.Now().UnixNano()
+	r := s.r
+	r.beginTraffic(s)
+	i.read(s, c)
+	r.endTraffic()
+	// A session that asked to close is closed by gnet on return: closing a
+	// connection inside its own OnTraffic is not ours to do.
+	if s.closing && !s.closed && (s.reason != chat.ReasonShutdown || c.OutboundBuffered() == 0) {
+		if b := s.dec.farewell(s.reason); b != nil {
+			_, _ = c.Write(b)
+		}
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// read runs s's decoder over what c holds and deals with its verdict.
+func (i *instance) read(s *session, c gnet.Conn) {
 	in, msgs := s.bytesIn, s.msgsIn
 	err := s.dec.decode(s, c)
 	s.r.counters.bytesIn.Add(s.bytesIn - in)
@@ -206,9 +223,8 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 		if !s.closing && c.OutboundBuffered() > i.limits.MaxSendBuffer {
 			s.r.counters.slowConsumers.Add(1)
 			s.startClose(chat.ReasonSlowConsumer)
-			s.Close(chat.ReasonSlowConsumer) // wakes the loop to close it
 		}
-		return gnet.None
+		return
 	}
 	_, _ = c.Discard(-1)
 	pe, ok := asProtocolError(err)
@@ -221,7 +237,6 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 		i.countProtoErr(pe.Kind)
 		s.fail(chat.ReasonProtocolError, pe)
 	}
-	return gnet.None
 }
 
 // OnClose takes a closed connection out of the room.

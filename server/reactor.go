@@ -30,12 +30,14 @@ type reactor struct {
 	mu        sync.Mutex
 	outbox    []delivery // guarded by mu
 	scheduled bool       // guarded by mu: a Run is pending on the loop
+	busy      bool       // guarded by mu: the loop is in OnTraffic and drains the outbox after it
 
 	// Owned by the event loop.
 	spare    []delivery
 	sessions []*session
 	dirty    []*session // sessions with a batch to write
 	closing  []*session // sessions to close once their output is written
+	current  *session   // the session in OnTraffic: gnet closes it, not closeDrained
 	shutdown bool
 
 	counters reactorCounters
@@ -58,8 +60,12 @@ func (r *reactor) Broadcast(ev *chat.Event) { r.enqueue(delivery{ev: ev}) }
 func (r *reactor) enqueue(d delivery) {
 	r.mu.Lock()
 	r.outbox = append(r.outbox, d)
-	wake := !r.scheduled
-	r.scheduled = true
+	// No wake-up while the loop is in OnTraffic: it drains the outbox
+	// before it polls again. Most replies (a private message on the same
+	// reactor, an error line) so cost no eventfd write and go out in the
+	// same loop iteration.
+	wake := !r.scheduled && !r.busy
+	r.scheduled = r.scheduled || wake
 	r.mu.Unlock()
 	if wake {
 		if err := r.loop.Execute(context.Background(), r); err != nil {
@@ -73,10 +79,33 @@ func (r *reactor) enqueue(d delivery) {
 
 // Run drains the outbox on the event loop: it implements gnet.Runnable.
 func (r *reactor) Run(context.Context) error {
+	r.drain()
+	return nil
+}
+
+// beginTraffic marks the loop as handling a read: deliveries queued from
+// now on wait for endTraffic instead of waking the loop. Event loop only.
+func (r *reactor) beginTraffic(s *session) {
+	r.mu.Lock()
+	r.busy = true
+	r.mu.Unlock()
+	r.current = s
+}
+
+// endTraffic drains what the read queued, and what others queued
+// meanwhile. Event loop only.
+func (r *reactor) endTraffic() {
+	r.drain()
+	r.current = nil
+}
+
+// drain processes the outbox and writes the batches. Event loop only.
+func (r *reactor) drain() {
 	r.mu.Lock()
 	q := r.outbox
 	r.outbox = r.spare[:0]
 	r.scheduled = false
+	r.busy = false
 	r.mu.Unlock()
 
 	for i := range q {
@@ -105,7 +134,6 @@ func (r *reactor) Run(context.Context) error {
 	clear(q)
 	r.spare = q[:0]
 	r.flush()
-	return nil
 }
 
 // fanOut appends ev to the batch of every joined session but ev.Except.
@@ -168,6 +196,9 @@ func (r *reactor) closeDrained(force bool) {
 	for _, s := range r.closing {
 		switch {
 		case s.closed:
+		case s == r.current && !force:
+			keep = append(keep, s) // OnTraffic returns gnet.Close for it
+			continue
 		case force || s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0:
 			if b := s.dec.farewell(s.reason); b != nil {
 				_, _ = s.conn.Write(b)
@@ -216,6 +247,9 @@ func (r *reactor) onLoop(ctx context.Context, fn func()) error {
 	}
 }
 
+// keepBatch is the largest write batch array a session keeps between ticks.
+const keepBatch = 16
+
 // handshakeTimeout bounds how long a connection may take to become a
 // member (the websocket upgrade) before it is closed.
 const handshakeTimeout = 10 * time.Second
@@ -231,6 +265,9 @@ func (r *reactor) tick(now time.Time) {
 	n := now.UnixNano()
 	var idle *chat.Event
 	for _, s := range r.sessions {
+		if cap(s.batch) > keepBatch {
+			s.batch = nil // a burst is over: idle sessions keep no big array
+		}
 		switch {
 		case s.closing:
 		case s.member == nil && n-s.since.UnixNano() > int64(handshakeTimeout):

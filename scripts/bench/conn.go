@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -62,11 +63,13 @@ func (d *dialer) dial(ctx context.Context, addr string, i int) (net.Conn, error)
 
 // client is one connection speaking the target's framing.
 type client struct {
-	c    net.Conn
-	r    *bufio.Reader
-	ws   bool
+	c   net.Conn
+	r   *bufio.Reader
+	ws  bool
+	uid uint64 // from the welcome, if the target sends one
+
+	wmu  sync.Mutex // the reader answers pings while another goroutine sends
 	wbuf []byte
-	uid  uint64 // from the welcome, if the target sends one
 }
 
 var errServerClosed = errors.New("server sent a close frame")
@@ -180,31 +183,41 @@ func (cl *client) next() ([]byte, error) {
 		switch op {
 		case 1: // text
 			return b[hl:], nil
-		case 8:
+		case 8: // close
 			return nil, errServerClosed
+		case 9: // ping: a quiet client must answer (fastws pingInterval)
+			if err := cl.write(0x8a, b[hl:]); err != nil {
+				return nil, err
+			}
 		}
 	}
 }
 
 // send writes one line or text frame.
-func (cl *client) send(p []byte) error {
-	cl.wbuf = cl.frame(cl.wbuf[:0], p)
+func (cl *client) send(p []byte) error { return cl.write(0x81, p) }
+
+// write writes p as a line, or as a masked client frame with first
+// header byte b0 (FIN and opcode).
+func (cl *client) write(b0 byte, p []byte) error {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	cl.wbuf = cl.frame(cl.wbuf[:0], b0, p)
 	_, err := cl.c.Write(cl.wbuf)
 	return err
 }
 
-// frame appends p as a line, or as a masked client text frame.
-func (cl *client) frame(b, p []byte) []byte {
+// frame appends p as a line, or as a masked client frame.
+func (cl *client) frame(b []byte, b0 byte, p []byte) []byte {
 	if !cl.ws {
 		return append(append(b, p...), '\n')
 	}
 	switch {
 	case len(p) < 126:
-		b = append(b, 0x81, 0x80|byte(len(p)))
+		b = append(b, b0, 0x80|byte(len(p)))
 	case len(p) <= 0xffff:
-		b = append(b, 0x81, 0x80|126, byte(len(p)>>8), byte(len(p)))
+		b = append(b, b0, 0x80|126, byte(len(p)>>8), byte(len(p)))
 	default:
-		b = append(b, 0x81, 0x80|127)
+		b = append(b, b0, 0x80|127)
 		b = binary.BigEndian.AppendUint64(b, uint64(len(p)))
 	}
 	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,8 +39,9 @@ type groupProgress struct {
 	Connected int64             `json:"connected"` // set up (welcome read, if any)
 	Errors    int64             `json:"errors"`    // failed connects, unexpected closes
 	LastError string            `json:"lastError,omitempty"`
-	Marks     [maxMarkers]int64 `json:"marks"` // connections that read marker k
-	Recv      [numPhases]int64  `json:"recv"`  // messages read, per phase
+	Messages  int64             `json:"messages"` // lines or text frames read, of any kind
+	Marks     [maxMarkers]int64 `json:"marks"`    // connections that read marker k
+	Recv      [numPhases]int64  `json:"recv"`     // messages read, per phase
 }
 
 // groupReport is a group's final latency histograms.
@@ -58,7 +57,10 @@ type group interface {
 	connect(ctx context.Context) error
 	progress() groupProgress
 	report() (groupReport, error)
-	// close ends the group: reads after it are not errors.
+	// quiet says the server is about to close the connections: from now
+	// on a closed connection is not an error.
+	quiet()
+	// close closes every connection.
 	close()
 }
 
@@ -73,6 +75,7 @@ type localGroup struct {
 	lastErr string
 
 	connected, errors atomic.Int64
+	messages          atomic.Int64
 	marks             [maxMarkers]atomic.Int64
 	recv              [numPhases]atomic.Int64
 	hist              [numPhases][histShards]hist
@@ -126,6 +129,7 @@ func (g *localGroup) connect(ctx context.Context) error {
 // read consumes a connection's messages until it closes.
 func (g *localGroup) read(cl *client, shard int) {
 	defer g.wg.Done()
+	seen := 0 // the highest marker read
 	for {
 		msg, err := cl.next()
 		if err != nil {
@@ -134,6 +138,7 @@ func (g *localGroup) read(cl *client, shard int) {
 			}
 			return
 		}
+		g.messages.Add(1)
 		if i := bytes.Index(msg, []byte(tagMessage)); i >= 0 {
 			phase, ts, ok := parseMessage(msg[i+len(tagMessage):])
 			if ok {
@@ -141,11 +146,23 @@ func (g *localGroup) read(cl *client, shard int) {
 				g.hist[phase][shard].add(time.Duration(time.Now().UnixNano() - ts))
 			}
 		} else if i := bytes.Index(msg, []byte(tagMarker)); i >= 0 {
-			if k, err := strconv.Atoi(string(msg[i+len(tagMarker):])); err == nil && k >= 0 && k < maxMarkers {
-				g.marks[k].Add(1)
-			}
+			seen = countMarker(msg[i+len(tagMarker):], seen, &g.marks)
 		}
 	}
+}
+
+// countMarker counts a connection that reads marker k (the text b) for
+// the first time in marks[k], and for every marker below k it had not
+// read; it returns the connection's new highest marker.
+func countMarker(b []byte, seen int, marks *[maxMarkers]atomic.Int64) int {
+	k, err := strconv.Atoi(string(b))
+	if err != nil || k >= maxMarkers {
+		return seen
+	}
+	for ; seen < k; seen++ {
+		marks[seen+1].Add(1)
+	}
+	return seen
 }
 
 // parseMessage parses "phase|seq|unixnano".
@@ -169,7 +186,7 @@ func parseMessage(b []byte) (phase int, ts int64, ok bool) {
 }
 
 func (g *localGroup) progress() groupProgress {
-	p := groupProgress{Connected: g.connected.Load(), Errors: g.errors.Load()}
+	p := groupProgress{Connected: g.connected.Load(), Errors: g.errors.Load(), Messages: g.messages.Load()}
 	g.mu.Lock()
 	p.LastError = g.lastErr
 	g.mu.Unlock()
@@ -191,6 +208,8 @@ func (g *localGroup) report() (groupReport, error) {
 	}
 	return r, nil
 }
+
+func (g *localGroup) quiet() { g.closing.Store(true) }
 
 func (g *localGroup) close() {
 	g.closing.Store(true)
@@ -261,6 +280,7 @@ func (gs groups) progress() groupProgress {
 		q := g.progress()
 		p.Connected += q.Connected
 		p.Errors += q.Errors
+		p.Messages += q.Messages
 		if q.LastError != "" {
 			p.LastError = q.LastError
 		}
@@ -286,6 +306,12 @@ func (gs groups) report() (groupReport, error) {
 		}
 	}
 	return r, nil
+}
+
+func (gs groups) quiet() {
+	for _, g := range gs {
+		g.quiet()
+	}
 }
 
 func (gs groups) close() {
@@ -314,10 +340,4 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool 
 		}
 	}
 	return true
-}
-
-// isTimeout reports whether err is a network timeout.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.ErrUnexpectedEOF)
 }

@@ -45,6 +45,26 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clkTck, nil
 }
 
+// systemBusy returns the CPU time all CPUs spent busy (not idle or
+// waiting for I/O) since boot, from /proc/stat.
+func systemBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy int64
+	for i, v := range f {
+		if i == 0 || i == 4 || i == 5 || i > 8 {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clkTck
+}
+
 // procRSS returns VmRSS of pid in bytes, from /proc/PID/status.
 func procRSS(pid int) (int64, error) {
 	path := "/proc/" + strconv.Itoa(pid) + "/status"

@@ -33,16 +33,17 @@ type binaries struct {
 	baseline string
 }
 
-// build compiles the daemon and the baseline from the module at root.
-func build(ctx context.Context, root string) (*binaries, error) {
+// build compiles the daemon from the module at src and the baseline from
+// the one at root.
+func build(ctx context.Context, src, root string) (*binaries, error) {
 	dir, err := os.MkdirTemp("", "fastws-bench-")
 	if err != nil {
 		return nil, err
 	}
 	b := &binaries{dir: dir, fastws: filepath.Join(dir, "fastws"), baseline: filepath.Join(dir, "baseline")}
-	for _, x := range []struct{ out, pkg string }{{b.fastws, "."}, {b.baseline, "./scripts/bench/baseline"}} {
+	for _, x := range []struct{ out, pkg, dir string }{{b.fastws, ".", src}, {b.baseline, "./scripts/bench/baseline", root}} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", x.out, x.pkg)
-		cmd.Dir = root
+		cmd.Dir = x.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("go build %s: %w\n%s", x.pkg, err, out)
@@ -70,6 +71,7 @@ type server struct {
 	metrics string // fastws only
 	config  string // fastws only
 	fastws  string // fastws only: the binary, for "status"
+	pprof   string // fastws only: FASTWS_PPROF, or ""
 	log     string // stderr of the process
 	done    chan struct{}
 	waitErr error
@@ -120,7 +122,7 @@ childProcessCount = %d
 // startFastws writes a fresh config and runs "fastws -c CONFIG start" in
 // the foreground; it returns once the start screen says every instance
 // listens.
-func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf string) (*server, error) {
+func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pprof string) (*server, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
@@ -142,9 +144,33 @@ func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf str
 	s := &server{
 		kind: kindFastws, metrics: metrics, config: cfg, fastws: bin.fastws,
 		telnet: "127.0.0.1:" + strconv.Itoa(ports[1]), ws: "127.0.0.1:" + strconv.Itoa(ports[2]),
-		log: filepath.Join(dir, "stderr.log"),
+		log: filepath.Join(dir, "stderr.log"), pprof: pprof,
 	}
 	return s, s.start(ctx, "Press Ctrl-C to stop.", bin.fastws, "-c", cfg, "start")
+}
+
+// memStats returns the Go allocation counters of a daemon that serves
+// net/http/pprof at addr.
+func memStats(addr string) (mallocs, bytes uint64, err error) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# Mallocs = "); ok {
+			mallocs, _ = strconv.ParseUint(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "# TotalAlloc = "); ok {
+			bytes, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	if mallocs == 0 {
+		return 0, 0, fmt.Errorf("no MemStats at %s", addr)
+	}
+	return mallocs, bytes, sc.Err()
 }
 
 // startBaseline runs the raw gnet baseline in mode (echo or broadcast).
@@ -166,6 +192,9 @@ func (s *server) start(ctx context.Context, ready string, name string, args ...s
 	}
 	s.cmd = exec.Command(name, args...)
 	s.cmd.Stderr = logf
+	if s.pprof != "" {
+		s.cmd.Env = append(os.Environ(), "FASTWS_PPROF="+s.pprof)
+	}
 	// The server dies with the bench, whatever way the bench ends.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := s.cmd.StdoutPipe()
@@ -207,8 +236,14 @@ func (s *server) start(ctx context.Context, ready string, name string, args ...s
 }
 
 // stop ends the server gracefully (SIGTERM: fastws tells its clients and
-// flushes), and kills it if it has not exited within 10s.
+// flushes), and kills it if it has not exited within 10s. It is
+// idempotent.
 func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:

@@ -19,7 +19,8 @@ import (
 // connections than one process may (its open-file limit).
 //
 // The parent writes the group's spec as JSON on the first line of the
-// worker's stdin, then commands, one per line: "report" and "close". The
+// worker's stdin, then commands, one per line: "report", "quiet" and
+// "close". The
 // worker answers on stdout with JSON lines: {"progress":...} every 20ms,
 // {"connected":true} once set up, {"report":...} when asked. It exits on
 // "close" or when its stdin ends (the parent is gone).
@@ -40,15 +41,14 @@ type workers struct {
 
 // remoteGroup is a group held by a worker process.
 type remoteGroup struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	inMu  sync.Mutex
-	done  chan struct{}
-	conn  chan error
-	rep   chan groupReport
-	mu    sync.Mutex
-	last  groupProgress
-	clean bool // closed by us
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	inMu sync.Mutex
+	done chan struct{}
+	conn chan error
+	rep  chan groupReport
+	mu   sync.Mutex
+	last groupProgress
 }
 
 func (w *workers) start(ctx context.Context, spec groupSpec) (*remoteGroup, error) {
@@ -140,6 +140,8 @@ func (g *remoteGroup) report() (groupReport, error) {
 	}
 }
 
+func (g *remoteGroup) quiet() { _ = g.send("quiet") }
+
 func (g *remoteGroup) close() {
 	_ = g.send("close")
 	_ = g.in.Close()
@@ -202,6 +204,8 @@ func workerMain() int {
 		case "report":
 			r, _ := g.report()
 			emit(workerMsg{Report: &r})
+		case "quiet":
+			g.quiet()
 		case "close":
 			g.close()
 			return 0

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what one invocation found: the JSON file, and the source of
+// the table and the chart.
+type Report struct {
+	Machine  Machine  `json:"machine"`
+	Command  string   `json:"command"`
+	Seconds  float64  `json:"seconds"`
+	Fastws   string   `json:"fastws"`
+	Baseline string   `json:"baseline"`
+	Rows     []Row    `json:"rows"`
+	Runs     []*Run   `json:"runs"`
+	Notes    []string `json:"notes,omitempty"`
+}
+
+// Row is one line of the table: a metric of a case on both servers.
+type Row struct {
+	Case     string   `json:"case"`
+	Target   string   `json:"target,omitempty"` // e.g. "ratio <= 1.25"
+	Pass     *bool    `json:"pass,omitempty"`   // nil: no target
+	Metric   string   `json:"metric"`
+	Key      string   `json:"key"`
+	Fastws   *float64 `json:"fastws"`
+	Baseline *float64 `json:"baseline"`
+	Ratio    *float64 `json:"ratio"` // fastws / baseline
+}
+
+// A target compares the ratio (fastws/baseline) or fastws's own value
+// with a bound.
+type goal struct {
+	ratio  bool // else fastws's value
+	atMost bool // else at least
+	bound  float64
+	unit   string // of an absolute bound
+}
+
+// rowDef is a metric to show for every case of a kind.
+type rowDef struct {
+	key, label string
+	tgt        func(c caseDef) *goal
+}
+
+func ratioAtMost(v float64) func(caseDef) *goal {
+	return func(caseDef) *goal { return &goal{ratio: true, atMost: true, bound: v} }
+}
+
+func ratioAtLeast(v float64) func(caseDef) *goal {
+	return func(caseDef) *goal { return &goal{ratio: true, bound: v} }
+}
+
+func zero(caseDef) *goal { return &goal{atMost: true, bound: 0} }
+
+// The targets of issue 7.
+var rowDefs = map[string][]rowDef{
+	"case1": {
+		{"rt_per_s", "round trips/s", nil},
+		{"server_us_per_rt", "server CPU µs/round trip", ratioAtMost(1.25)},
+		{"tool_us_per_rt", "load tool CPU µs/round trip", nil},
+		{"connects_per_s", "connections/s", nil},
+		{"allocs_per_rt", "server allocations/round trip (-pprof)", nil},
+		{"errors", "errors", zero},
+	},
+	"case2": {
+		{"rt_per_s", "round trips/s", nil},
+		{"server_us_per_rt", "server CPU µs/round trip", ratioAtMost(1.25)},
+		{"tool_us_per_rt", "load tool CPU µs/round trip", nil},
+		{"allocs_per_rt", "server allocations/round trip (-pprof)", nil},
+		{"errors", "errors", zero},
+	},
+	"fanout": {
+		{"sat_deliveries_per_s", "deliveries/s, saturation", ratioAtLeast(1.0)},
+		{"sat_server_us_per_delivery", "server CPU µs/delivery, saturation", ratioAtMost(1.0)},
+		{"sat_tool_us_per_delivery", "load tool CPU µs/delivery, saturation", nil},
+		{"sat_p50_ms", "latency p50 ms, saturation", nil},
+		{"sat_p99_ms", "latency p99 ms, saturation", nil},
+		{"sat_allocs_per_delivery", "server allocations/delivery, saturation (-pprof)", nil},
+		{"sat_allocs_per_message", "server allocations/message, saturation (-pprof)", nil},
+		{"rate_deliveries_per_s", "deliveries/s, 100 msg/s", nil},
+		{"rate_server_us_per_delivery", "server CPU µs/delivery, 100 msg/s", nil},
+		{"rate_p50_ms", "latency p50 ms, 100 msg/s", nil},
+		{"rate_p99_ms", "latency p99 ms, 100 msg/s", ratioAtMost(1.5)},
+		{"rate_max_ms", "latency max ms, 100 msg/s", nil},
+		{"lost", "messages lost (baseline: still queued at the deadline)", zero},
+		{"setup_s", "set-up s (connect + join notices)", nil},
+		{"setup_server_cpu_s", "set-up server CPU s", nil},
+	},
+	"idle": {
+		{"rss_kib_per_conn", "RSS KiB/connection", func(c caseDef) *goal {
+			if c.n < 19000 {
+				return nil
+			}
+			if c.ws {
+				return &goal{atMost: true, bound: 3, unit: "KiB"}
+			}
+			return &goal{atMost: true, bound: 1.5, unit: "KiB"}
+		}},
+		{"rss_after_mib", "RSS MiB with the connections", nil},
+		{"errors", "connection errors", zero},
+		{"status_ok", "fastws status answers (1 = yes)", func(caseDef) *goal { return &goal{bound: 1} }},
+		{"metrics_ok", "/metrics answers (1 = yes)", nil},
+		{"setup_s", "set-up s (connect + join notices)", nil},
+		{"setup_server_cpu_s", "set-up server CPU s", nil},
+	},
+}
+
+func newReport(m Machine, o *options, args []string, runs []*Run, took time.Duration) *Report {
+	r := &Report{
+		Machine: m,
+		Command: strings.TrimSpace("go run ./scripts/bench " + strings.Join(args, " ")),
+		Seconds: math.Round(took.Seconds()),
+		Baseline: "raw gnet v2 (scripts/bench/baseline), " + strconv.Itoa(o.loops) + " event loops: line echo for cases 1 and 2, " +
+			"naive broadcast (one AsyncWrite per line per connection) for fan-out and idle; minimal websocket framing for the websocket cases",
+		Fastws: "childProcessCount " + strconv.Itoa(o.loops) + " on both instances, messagesPerSecond 0, maxSendBuffer " + o.sendBuf +
+			", started fresh for every run",
+		Runs: runs,
+	}
+	for _, run := range runs {
+		// "lost" sums both fan-out phases.
+		if _, ok := run.Metrics["sat_lost"]; ok {
+			run.Metrics["lost"] = run.Metrics["sat_lost"] + run.Metrics["rate_lost"]
+		}
+	}
+	for _, c := range o.cases() {
+		var fws, bls []*Run
+		for _, run := range runs {
+			if run.Case == c.name {
+				if run.Server == kindFastws {
+					fws = append(fws, run)
+				} else {
+					bls = append(bls, run)
+				}
+			}
+		}
+		fw, bl := median(fws), median(bls)
+		if fw == nil && bl == nil {
+			continue
+		}
+		for _, d := range rowDefs[c.kind] {
+			row := Row{Case: c.name, Metric: d.label, Key: d.key, Fastws: metric(fw, d.key), Baseline: metric(bl, d.key)}
+			if row.Fastws == nil && row.Baseline == nil {
+				continue
+			}
+			if row.Fastws != nil && row.Baseline != nil && *row.Baseline != 0 {
+				v := *row.Fastws / *row.Baseline
+				row.Ratio = &v
+			}
+			if d.tgt != nil {
+				if t := d.tgt(c); t != nil {
+					row.Target, row.Pass = t.check(row)
+				}
+			}
+			r.Rows = append(r.Rows, row)
+		}
+	}
+	for _, run := range runs {
+		who := run.Case + " " + run.Server
+		if o.rounds > 1 && run.Round > 0 && (strings.HasPrefix(run.Case, "case1") || strings.HasPrefix(run.Case, "case2")) {
+			who += " round " + strconv.Itoa(run.Round)
+		}
+		for _, n := range run.Notes {
+			r.Notes = append(r.Notes, who+": "+n)
+		}
+		for _, f := range run.Failures {
+			r.Notes = append(r.Notes, who+": FAILED: "+f)
+		}
+	}
+	return r
+}
+
+// median returns a run whose metrics are the medians of runs' (the lower
+// middle value of an even count), or the run itself if there is one.
+func median(runs []*Run) *Run {
+	switch len(runs) {
+	case 0:
+		return nil
+	case 1:
+		return runs[0]
+	}
+	m := &Run{Case: runs[0].Case, Server: runs[0].Server, Metrics: map[string]float64{}}
+	for k := range runs[0].Metrics {
+		var vs []float64
+		for _, r := range runs {
+			if v, ok := r.Metrics[k]; ok {
+				vs = append(vs, v)
+			}
+		}
+		sort.Float64s(vs)
+		m.Metrics[k] = vs[(len(vs)-1)/2]
+	}
+	return m
+}
+
+func metric(r *Run, key string) *float64 {
+	if r == nil {
+		return nil
+	}
+	v, ok := r.Metrics[key]
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+// check returns the target's text and whether row meets it; nil when
+// there is nothing to compare.
+func (t *goal) check(row Row) (string, *bool) {
+	op := "≥"
+	if t.atMost {
+		op = "≤"
+	}
+	var text string
+	var v *float64
+	switch {
+	case t.ratio:
+		text, v = op+strconv.FormatFloat(t.bound, 'f', 2, 64)+"×", row.Ratio
+	case t.unit != "":
+		text, v = op+strconv.FormatFloat(t.bound, 'f', -1, 64)+" "+t.unit, row.Fastws
+	default:
+		text, v = strings.Replace(op, "≤", "=", 1)+strconv.FormatFloat(t.bound, 'f', -1, 64), row.Fastws
+	}
+	if v == nil {
+		return text, nil
+	}
+	ok := *v >= t.bound
+	if t.atMost {
+		ok = *v <= t.bound
+	}
+	return text, &ok
+}
+
+// writeTable prints the table with the machine in its header.
+func (r *Report) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "fastws bench, %s\n", r.Machine.StartedUTC)
+	fmt.Fprintf(w, "machine: %s\n", r.Machine)
+	fmt.Fprintf(w, "command: %s (took %gs)\n", r.Command, r.Seconds)
+	fmt.Fprintf(w, "fastws: commit %s, %s\n", r.Machine.Commit, r.Fastws)
+	fmt.Fprintf(w, "baseline: %s\n", r.Baseline)
+	fmt.Fprintf(w, "ratio = fastws / baseline; CPU is utime+stime from /proc/PID/stat over the measured window\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CASE\tTARGET\tMETRIC\tFASTWS\tBASELINE\tRATIO\t")
+	last := ""
+	for _, row := range r.Rows {
+		name := row.Case
+		if name == last {
+			name = ""
+		}
+		last = row.Case
+		target := row.Target
+		if row.Pass != nil {
+			if *row.Pass {
+				target += " pass"
+			} else {
+				target += " FAIL"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, target, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row.Ratio))
+	}
+	_ = tw.Flush()
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(w, "\nnotes:")
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
+}
+
+func num(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	x := *v
+	switch a := math.Abs(x); {
+	case a == 0:
+		return "0"
+	case a >= 10000:
+		return thousands(int64(math.Round(x)))
+	case a >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	case a >= 0.1:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(x, 'g', 2, 64)
+}
+
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func ratio(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*v, 'f', 2, 64)
+}
+
+// summaryKeys are the rows of the markdown summary besides the targets.
+var summaryKeys = map[string]bool{"rt_per_s": true, "rss_kib_per_conn": true, "sat_p99_ms": true}
+
+// writeSummary prints the rows with a target (and a few more) as a
+// markdown table, for README.md.
+func (r *Report) writeSummary(w io.Writer) {
+	fmt.Fprintf(w, "| case | metric | fastws | baseline | ratio | target |\n|---|---|--:|--:|--:|---|\n")
+	for _, row := range r.Rows {
+		if row.Target == "" && !summaryKeys[row.Key] || row.Key == "errors" || row.Key == "status_ok" {
+			continue
+		}
+		target := row.Target
+		if row.Pass != nil {
+			target += map[bool]string{true: " pass", false: " **FAIL**"}[*row.Pass]
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", row.Case, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row.Ratio), target)
+	}
+	var failed []string
+	for _, row := range r.Rows {
+		if (row.Key == "errors" || row.Key == "status_ok") && row.Pass != nil && !*row.Pass {
+			failed = append(failed, row.Case+" "+row.Metric)
+		}
+	}
+	if len(failed) == 0 {
+		fmt.Fprintln(w, "\nNo errors in any case; `fastws status` and /metrics answered with every idle connection open.")
+	} else {
+		fmt.Fprintf(w, "\nFailed: %s.\n", strings.Join(failed, "; "))
+	}
+}
+
+// write stores the table, the JSON, a markdown summary and the chart in
+// dir.
+func (r *Report) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var table strings.Builder
+	r.writeTable(&table)
+	if err := os.WriteFile(filepath.Join(dir, "bench.txt"), []byte(table.String()), 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var sum strings.Builder
+	r.writeSummary(&sum)
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(sum.String()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "fanout.svg"), []byte(r.chart()), 0o644)
+}
