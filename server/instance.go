@@ -175,8 +175,8 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		i.release(ip)
 		return i.codec.refusal("server is shutting down"), gnet.Close
 	}
-	now := time.Now()
-	s := &session{r: r, conn: c, dec: i.codec.newDecoder(), remote: remote, ip: ip, since: now, lastRead: now.UnixNano()}
+	now := time.Now().UnixNano()
+	s := &session{r: r, conn: c, dec: i.codec.newDecoder(), since: now, lastRead: now}
 	c.SetContext(s)
 	r.add(s)
 	r.counters.conns.Add(1)
@@ -251,7 +251,9 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	r.remove(s)
 	r.counters.conns.Add(-1)
 	r.counters.closed.Add(1)
-	i.release(s.ip)
+	remote := c.RemoteAddr().String()
+	ip, _, _ := net.SplitHostPort(remote)
+	i.release(ip)
 	reason := s.reason
 	if !s.closing {
 		reason = chat.ReasonClientClosed
@@ -269,9 +271,9 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	switch reason {
 	case chat.ReasonClientClosed, chat.ReasonClientQuit, chat.ReasonShutdown:
-		i.log.Debug("connection closed", "uid", uid, "remote", s.remote, "reason", reason.String())
+		i.log.Debug("connection closed", "uid", uid, "remote", remote, "reason", reason.String())
 	default:
-		i.log.Info("connection closed", "uid", uid, "remote", s.remote, "reason", reason.String(), "err", err)
+		i.log.Info("connection closed", "uid", uid, "remote", remote, "reason", reason.String(), "err", err)
 	}
 	return gnet.None
 }

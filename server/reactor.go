@@ -270,7 +270,7 @@ func (r *reactor) tick(now time.Time) {
 		}
 		switch {
 		case s.closing:
-		case s.member == nil && n-s.since.UnixNano() > int64(handshakeTimeout):
+		case s.member == nil && n-s.since > int64(handshakeTimeout):
 			s.startClose(chat.ReasonIdle) // never finished its websocket handshake
 		case l.IdleTimeout > 0 && s.lastRead < n-int64(l.IdleTimeout):
 			if idle == nil {

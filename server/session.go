@@ -1,8 +1,6 @@
 package server
 
 import (
-	"time"
-
 	"github.com/fastws/fastws/chat"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -15,9 +13,7 @@ type session struct {
 	conn   gnet.Conn
 	dec    decoder
 	member *chat.Member
-	remote string
-	ip     string
-	since  time.Time
+	since  int64 // unix nanoseconds of the connect
 
 	idx      int   // position in r.sessions
 	lastRead int64 // unix nanoseconds of the last inbound bytes

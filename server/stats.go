@@ -154,7 +154,7 @@ func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
 					}
 					rows = append(rows, ConnStats{
 						UID: x.member.UID(), Instance: i.cfg.Name, Reactor: n,
-						Remote: x.remote, Since: x.since, MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,
+						Remote: x.conn.RemoteAddr().String(), Since: time.Unix(0, x.since), MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,
 						Queued: x.conn.OutboundBuffered(),
 					})
 				}
