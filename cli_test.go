@@ -128,7 +128,13 @@ type fgDaemon struct {
 
 func startForeground(t *testing.T, cfg string) *fgDaemon {
 	t.Helper()
-	cmd := exec.Command(binary, "-c", cfg, "start")
+	return startCmd(t, exec.Command(binary, "-c", cfg, "start"))
+}
+
+// startCmd runs cmd, a `fastws start` in the foreground, until its start
+// screen is printed, and kills it when the test ends if it still runs.
+func startCmd(t *testing.T, cmd *exec.Cmd) *fgDaemon {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -20,27 +20,7 @@ import (
 // it: the daemon keeps the shell's pid.
 func startLimited(t *testing.T, cfg string, nofile int) *fgDaemon {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", `ulimit -n `+strconv.Itoa(nofile)+` && exec "$0" "$@"`, binary, "-c", cfg, "start")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &fgDaemon{cmd: cmd, stdout: lines(out), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-d.exited
-		}
-	})
-	go func() { _ = cmd.Wait(); close(d.exited) }()
-	waitLine(t, "daemon", d.stdout, regexp.MustCompile(`^Press Ctrl-C to stop\.$`))
-	return d
+	return startCmd(t, exec.Command("/bin/sh", "-c", `ulimit -n `+strconv.Itoa(nofile)+` && exec "$0" "$@"`, binary, "-c", cfg, "start"))
 }
 
 // cpuTicks returns the user and system time of process pid, in clock
