@@ -151,20 +151,21 @@ func (h *Hub) announced(n int) bool {
 func (h *Hub) Handle(m *Member, line []byte) {
 	h.stats.linesIn.Add(1)
 	cmd := Parse(line)
-	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m)) {
+	now := h.now() // one clock read per line, for the rate limit and the event
+	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now)) {
 		return
 	}
 	switch cmd.Op {
 	case OpBroadcast:
-		h.say(m, 0, "", cmd.Text)
+		h.say(m, now, 0, "", cmd.Text)
 	case OpPrivate:
 		if cmd.To == 0 {
 			h.refuse(m, "uid "+cmd.Target+" is not online")
 			return
 		}
-		h.say(m, cmd.To, cmd.Target, cmd.Text)
+		h.say(m, now, cmd.To, cmd.Target, cmd.Text)
 	case OpHelp:
-		m.session.Send(&Event{Kind: KindInfo, UID: m.uid, Time: h.now()})
+		m.session.Send(&Event{Kind: KindInfo, UID: m.uid, Time: now})
 	case OpNick:
 		h.setNick(m, cmd.Text)
 	case OpWho:
@@ -181,15 +182,15 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
 	h.stats.linesIn.Add(1)
-	if h.allow(m) {
-		h.say(m, to, strconv.FormatUint(to, 10), text)
+	if now := h.now(); h.allow(m, now) {
+		h.say(m, now, to, "", text)
 	}
 }
 
 // allow applies m's rate limit to one line: past it the line is refused
 // with "! slow down", and persistent flooding closes the session.
-func (h *Hub) allow(m *Member) bool {
-	if m.allow(h.now()) {
+func (h *Hub) allow(m *Member, now time.Time) bool {
+	if m.allow(now) {
 		m.refused = 0
 		return true
 	}
@@ -201,7 +202,9 @@ func (h *Hub) allow(m *Member) bool {
 	return false
 }
 
-func (h *Hub) say(m *Member, to uint64, target, text string) {
+// say sends text from m to everyone (to = 0) or to uid to; target is the
+// uid as the member typed it, for the error line ("" = format to).
+func (h *Hub) say(m *Member, now time.Time, to uint64, target, text string) {
 	// A message is one line: a websocket frame or JSON text holding line
 	// breaks must not forge extra lines for telnet readers.
 	text = oneLine(text)
@@ -209,7 +212,6 @@ func (h *Hub) say(m *Member, to uint64, target, text string) {
 		h.refuse(m, "empty message")
 		return
 	}
-	now := h.now()
 	h.mu.RLock()
 	nick := m.nick
 	var dst *Member
@@ -227,6 +229,9 @@ func (h *Hub) say(m *Member, to uint64, target, text string) {
 		return
 	}
 	if dst == nil {
+		if target == "" {
+			target = strconv.FormatUint(to, 10)
+		}
 		h.refuse(m, "uid "+target+" is not online")
 		return
 	}
