@@ -125,11 +125,16 @@ func (e *env) load() (*config.Config, error) {
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
-func (e *env) check(args []string) (int, error) {
-	if err := noArgs("check", args); err != nil {
-		return exitUsage, err
+// loadFor loads the config for a verb that takes no arguments.
+func (e *env) loadFor(verb string, args []string) (*config.Config, error) {
+	if err := noArgs(verb, args); err != nil {
+		return nil, err
 	}
-	cfg, err := e.load()
+	return e.load()
+}
+
+func (e *env) check(args []string) (int, error) {
+	cfg, err := e.loadFor("check", args)
 	if err != nil {
 		return exitUsage, err
 	}

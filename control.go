@@ -217,10 +217,7 @@ func (e *env) kill(args []string) (int, error) {
 }
 
 func (e *env) restart(args []string) (int, error) {
-	if err := noArgs("restart", args); err != nil {
-		return exitUsage, err
-	}
-	cfg, err := e.load()
+	cfg, err := e.loadFor("restart", args)
 	if err != nil {
 		return exitUsage, err
 	}
