@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"gopkg.in/ini.v1"
@@ -284,6 +285,20 @@ func validInstanceName(name string) bool {
 }
 
 // setLimit sets one limit key; it returns what is wrong with v, or "".
+// setOffDuration parses v, a duration where 0 turns the feature off, into
+// *d, or returns what is wrong with examples of what is allowed.
+func setOffDuration(d *time.Duration, v, examples, example string) string {
+	x, ok := parseDuration(v)
+	switch {
+	case !ok:
+		return "not a duration (Go syntax, e.g. " + examples + "; 0 = off)"
+	case x < 0:
+		return "must not be negative (Go duration, e.g. " + example + "; 0 = off)"
+	}
+	*d = x
+	return ""
+}
+
 func setLimit(l *Limits, key, v string) string {
 	switch key {
 	case "maxPackageSize":
@@ -305,27 +320,11 @@ func setLimit(l *Limits, key, v string) string {
 		}
 		l.MaxSendBuffer = n
 	case "idleTimeout":
-		d, ok := parseDuration(v)
-		switch {
-		case !ok:
-			return "not a duration (Go syntax, e.g. 10m, 1h30m; 0 = off)"
-		case d < 0:
-			return "must not be negative (Go duration, e.g. 10m; 0 = off)"
-		}
-		l.IdleTimeout = d
-	case "pingInterval", "pongTimeout":
-		d, ok := parseDuration(v)
-		switch {
-		case !ok:
-			return "not a duration (Go syntax, e.g. 30s; 0 = off)"
-		case d < 0:
-			return "must not be negative (Go duration, e.g. 30s; 0 = off)"
-		}
-		if key == "pingInterval" {
-			l.PingInterval = d
-		} else {
-			l.PongTimeout = d
-		}
+		return setOffDuration(&l.IdleTimeout, v, "10m, 1h30m", "10m")
+	case "pingInterval":
+		return setOffDuration(&l.PingInterval, v, "30s", "30s")
+	case "pongTimeout":
+		return setOffDuration(&l.PongTimeout, v, "30s", "30s")
 	case "maxConnections", "maxConnectionsPerIP":
 		n, ok := parseInt(v, 0, maxInt)
 		if !ok {
