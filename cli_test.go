@@ -269,6 +269,9 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	}
 }
 
+// TestBindFailure: a port in use stops `start` and `start -d` alike with
+// exit 1, naming the instance and address, and leaves nothing listening and
+// no pidfile or socket behind.
 func TestBindFailure(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -276,19 +279,30 @@ func TestBindFailure(t *testing.T) {
 	}
 	defer ln.Close()
 	taken := ln.Addr().(*net.TCPAddr).Port
-	free := freePort(t)
-	_, stderr, code := runCLI(t, "-c", writeConfig(t, "", free, taken), "start")
-	if code != 1 {
-		t.Fatalf("got exit code %d, want 1; stderr:\n%s", code, stderr)
-	}
-	want := fmt.Sprintf("instance Telnet-1: listen 127.0.0.1:%d: ", taken)
-	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "address already in use") {
-		t.Errorf("stderr %q does not name the instance and address (%q)", stderr, want)
-	}
-	// Nothing is left listening on the instance that did bind.
-	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(free)); err == nil {
-		c.Close()
-		t.Errorf("port %d still accepts after the failed start", free)
+	for _, args := range [][]string{{"start"}, {"start", "-d"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			free := freePort(t)
+			cfg := writeConfig(t, "", free, taken)
+			_, stderr, code := runCLI(t, append([]string{"-c", cfg}, args...)...)
+			if code != 1 {
+				t.Fatalf("got exit code %d, want 1; stderr:\n%s", code, stderr)
+			}
+			want := fmt.Sprintf("instance Telnet-1: listen 127.0.0.1:%d: ", taken)
+			if !strings.Contains(stderr, want) || !strings.Contains(stderr, "address already in use") {
+				t.Errorf("stderr %q does not name the instance and address (%q)", stderr, want)
+			}
+			entries, _ := os.ReadDir(filepath.Join(filepath.Dir(cfg), "run"))
+			for _, e := range entries {
+				if e.Name() != "fastws.log" {
+					t.Errorf("runDir holds %s after a failed start", e.Name())
+				}
+			}
+			// Nothing is left listening on the instance that did bind.
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(free)); err == nil {
+				c.Close()
+				t.Errorf("port %d still accepts after the failed start", free)
+			}
+		})
 	}
 }
 

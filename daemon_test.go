@@ -264,35 +264,6 @@ func TestNotRunning(t *testing.T) {
 	}
 }
 
-func TestStartDaemonPortInUse(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	taken := ln.Addr().(*net.TCPAddr).Port
-	free := freePort(t)
-	cfg := writeConfig(t, "", free, taken)
-	_, stderr, code := runCLI(t, "-c", cfg, "start", "-d")
-	if code != 1 {
-		t.Fatalf("got exit %d, want 1; stderr %q", code, stderr)
-	}
-	want := fmt.Sprintf("instance Telnet-1: listen 127.0.0.1:%d", taken)
-	if !strings.Contains(stderr, want) {
-		t.Errorf("stderr %q does not name %q", stderr, want)
-	}
-	entries, _ := os.ReadDir(runDir(cfg))
-	for _, e := range entries {
-		if e.Name() != "fastws.log" {
-			t.Errorf("runDir holds %s after a failed start", e.Name())
-		}
-	}
-	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(free)); err == nil {
-		c.Close()
-		t.Errorf("port %d still accepts after the failed start", free)
-	}
-}
-
 func TestReload(t *testing.T) {
 	pa, pb := freePort(t), freePort(t)
 	cfg := writeConfig(t, "", pa)
