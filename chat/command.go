@@ -39,23 +39,34 @@ type Command struct {
 // broadcast). Surrounding spaces are kept in messages and trimmed from
 // commands. Parse never fails; it does not validate nicks.
 func Parse(line []byte) Command {
+	cmd, target := parse(line)
+	if cmd.Op == OpPrivate {
+		cmd.Target = string(target)
+	}
+	return cmd
+}
+
+// parse is Parse without Command.Target, which it returns as a part of
+// line instead: the room needs the digits as typed only for an error line,
+// so a private message costs no copy of them.
+func parse(line []byte) (cmd Command, target []byte) {
 	if len(bytes.TrimSpace(line)) == 0 {
-		return Command{Op: OpNone}
+		return Command{Op: OpNone}, nil
 	}
 	switch line[0] {
 	case '/':
 		word, arg, _ := bytes.Cut(bytes.TrimSpace(line), []byte{' '})
 		switch string(word) {
 		case "/help":
-			return Command{Op: OpHelp}
+			return Command{Op: OpHelp}, nil
 		case "/who":
-			return Command{Op: OpWho}
+			return Command{Op: OpWho}, nil
 		case "/quit":
-			return Command{Op: OpQuit}
+			return Command{Op: OpQuit}, nil
 		case "/nick":
-			return Command{Op: OpNick, Text: string(bytes.TrimSpace(arg))}
+			return Command{Op: OpNick, Text: string(bytes.TrimSpace(arg))}, nil
 		}
-		return Command{Op: OpUnknown, Text: string(word)}
+		return Command{Op: OpUnknown, Text: string(word)}, nil
 	case '$':
 		i := 1
 		for i < len(line) && line[i] >= '0' && line[i] <= '9' {
@@ -64,14 +75,14 @@ func Parse(line []byte) Command {
 		if i == 1 || i == len(line) || line[i] != ':' {
 			break
 		}
-		target := string(line[1:i])
-		to, err := strconv.ParseUint(target, 10, 64)
+		target = line[1:i]
+		to, err := strconv.ParseUint(string(target), 10, 64)
 		if err != nil {
 			to = 0
 		}
-		return Command{Op: OpPrivate, To: to, Target: target, Text: string(line[i+1:])}
+		return Command{Op: OpPrivate, To: to, Text: string(line[i+1:])}, target
 	}
-	return Command{Op: OpBroadcast, Text: string(line)}
+	return Command{Op: OpBroadcast, Text: string(line)}, nil
 }
 
 // MaxNick is the longest nick, in bytes.

@@ -85,10 +85,16 @@ func (ev *Event) Encoded(f int, enc func(*Event) []byte) []byte {
 // DisplayName renders a member as the text protocol names it: "uid 7", or
 // "alice(7)" once a nick is set.
 func DisplayName(uid uint64, nick string) string {
+	return string(appendName(nil, uid, nick))
+}
+
+// appendName appends DisplayName(uid, nick) to b.
+func appendName(b []byte, uid uint64, nick string) []byte {
 	if nick == "" {
-		return "uid " + strconv.FormatUint(uid, 10)
+		return strconv.AppendUint(append(b, "uid "...), uid, 10)
 	}
-	return nick + "(" + strconv.FormatUint(uid, 10) + ")"
+	b = strconv.AppendUint(append(append(b, nick...), '('), uid, 10)
+	return append(b, ')')
 }
 
 // Lines returns ev as lines of the text protocol, without line endings.
@@ -110,36 +116,52 @@ func (ev *Event) Lines() []string {
 	return []string{ev.Line()}
 }
 
+// Multiline reports whether ev is several lines of the text protocol (a
+// /who listing, the help text): see [Event.Lines].
+func (ev *Event) Multiline() bool { return ev.Kind == KindWho || ev.Kind == KindInfo }
+
 // Line returns ev as one line of the text protocol, without a line ending.
 // A /who listing or help text is several lines: use [Event.Lines].
 func (ev *Event) Line() string {
-	name := DisplayName(ev.UID, ev.Nick)
+	if ev.Multiline() {
+		return strings.Join(ev.Lines(), "\n")
+	}
+	return string(ev.AppendLine(nil))
+}
+
+// AppendLine appends [Event.Line] to b, for a single-line event (see
+// [Event.Multiline]): a transport writes it straight into its wire buffer,
+// with no string built on the way.
+func (ev *Event) AppendLine(b []byte) []byte {
 	switch ev.Kind {
 	case KindWelcome:
-		return "Welcome to fastws! You are " + name + ". Type to talk to everyone, $uid:text to talk to one user, /help for commands."
+		b = appendName(append(b, "Welcome to fastws! You are "...), ev.UID, ev.Nick)
+		return append(b, ". Type to talk to everyone, $uid:text to talk to one user, /help for commands."...)
 	case KindJoin:
-		return "* " + name + " joined"
+		return append(appendName(append(b, "* "...), ev.UID, ev.Nick), " joined"...)
 	case KindLeave:
-		return "* " + name + " left"
+		return append(appendName(append(b, "* "...), ev.UID, ev.Nick), " left"...)
 	case KindMessage:
 		switch {
 		case !ev.Private:
-			return name + ": " + ev.Text
+			b = append(appendName(b, ev.UID, ev.Nick), ": "...)
 		case ev.Echo:
-			return "(to " + DisplayName(ev.To, ev.ToNick) + "): " + ev.Text
+			b = append(appendName(append(b, "(to "...), ev.To, ev.ToNick), "): "...)
 		default:
-			return name + " (private): " + ev.Text
+			b = append(appendName(b, ev.UID, ev.Nick), " (private): "...)
 		}
+		return append(b, ev.Text...)
 	case KindNick:
-		return "* " + DisplayName(ev.UID, ev.OldNick) + " is now " + ev.Nick
+		b = appendName(append(b, "* "...), ev.UID, ev.OldNick)
+		return append(append(b, " is now "...), ev.Nick...)
 	case KindError:
-		return "! " + ev.Text
+		return append(append(b, "! "...), ev.Text...)
 	case KindShutdown:
-		return "* server is shutting down"
+		return append(b, "* server is shutting down"...)
 	case KindWho, KindInfo:
-		return strings.Join(ev.Lines(), "\n")
+		return append(b, strings.Join(ev.Lines(), "\n")...)
 	}
-	return "* " + ev.Kind.String() + " event"
+	return append(append(append(b, "* "...), ev.Kind.String()...), " event"...)
 }
 
 var helpLines = []string{

@@ -19,12 +19,15 @@ type Hub struct {
 
 	lastUID atomic.Uint64
 
-	mu      sync.RWMutex
-	members map[uint64]*Member
-	nicks   map[string]uint64 // lower-cased nick -> uid
-	groups  []Group
+	// members maps uid to *Member. A message looks up its recipient with
+	// no lock taken, so event loops never contend on the room to talk.
+	members sync.Map
+	online  atomic.Int64 // len(members)
+	joined  atomic.Uint64
 
-	stats hubCounters
+	mu     sync.RWMutex
+	nicks  map[string]uint64 // guarded by mu: lower-cased nick -> uid
+	groups []Group           // guarded by mu
 }
 
 // Options configures a [Hub]. The zero value is valid.
@@ -40,10 +43,9 @@ type Options struct {
 // NewHub returns an empty room.
 func NewHub(o Options) *Hub {
 	h := &Hub{
-		broker:  o.Broker,
-		now:     o.Now,
-		members: make(map[uint64]*Member),
-		nicks:   make(map[string]uint64),
+		broker: o.Broker,
+		now:    o.Now,
+		nicks:  make(map[string]uint64),
 	}
 	if h.broker == nil {
 		h.broker = NewMemoryBroker()
@@ -103,11 +105,9 @@ func (h *Hub) Join(s Session, o JoinOptions) *Member {
 	// The welcome goes first: it is how a client learns its uid, and once
 	// m is in the table others can reach it.
 	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: m.last})
-	h.mu.Lock()
-	h.members[m.uid] = m
-	n := len(h.members)
-	h.mu.Unlock()
-	h.stats.joined.Add(1)
+	h.members.Store(m.uid, m)
+	n := h.online.Add(1)
+	h.joined.Add(1)
 	if h.announced(n) {
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: m.last})
 	}
@@ -117,17 +117,17 @@ func (h *Hub) Join(s Session, o JoinOptions) *Member {
 // Leave removes m and tells everyone else. It is idempotent and safe for
 // concurrent use.
 func (h *Hub) Leave(m *Member) {
+	// Under mu, so that a nick set meanwhile is not left behind in nicks.
 	h.mu.Lock()
-	if h.members[m.uid] != m {
+	if !h.members.CompareAndDelete(m.uid, m) {
 		h.mu.Unlock()
 		return
 	}
-	delete(h.members, m.uid)
-	nick := m.nick
+	n := h.online.Add(-1) + 1 // the room it left
+	nick := m.Nick()
 	if nick != "" {
 		delete(h.nicks, strings.ToLower(nick))
 	}
-	n := len(h.members) + 1 // the room it left
 	h.mu.Unlock()
 	if h.announced(n) {
 		h.broker.Publish(&Event{Kind: KindLeave, UID: m.uid, Nick: nick, Except: m.uid, Time: h.now()})
@@ -140,30 +140,29 @@ func (h *Hub) SetAnnounceLimit(n int) { h.announce.Store(int64(n)) }
 
 // announced reports whether joins and leaves are announced in a room of n
 // members.
-func (h *Hub) announced(n int) bool {
+func (h *Hub) announced(n int64) bool {
 	limit := h.announce.Load()
-	return limit == 0 || int64(n) <= limit
+	return limit == 0 || n <= limit
 }
 
 // Handle carries out one line of the text protocol from m (see [Parse]).
 // It is safe for concurrent use; lines from one member must be handled in
 // order, which the member's reader does.
 func (h *Hub) Handle(m *Member, line []byte) {
-	h.stats.linesIn.Add(1)
-	cmd := Parse(line)
+	cmd, target := parse(line)
 	now := h.now() // one clock read per line, for the rate limit and the event
 	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now)) {
 		return
 	}
 	switch cmd.Op {
 	case OpBroadcast:
-		h.say(m, now, 0, "", cmd.Text)
+		h.say(m, now, 0, nil, cmd.Text)
 	case OpPrivate:
 		if cmd.To == 0 {
-			h.refuse(m, "uid "+cmd.Target+" is not online")
+			h.refuse(m, "uid "+string(target)+" is not online")
 			return
 		}
-		h.say(m, now, cmd.To, cmd.Target, cmd.Text)
+		h.say(m, now, cmd.To, target, cmd.Text)
 	case OpHelp:
 		m.session.Send(&Event{Kind: KindInfo, UID: m.uid, Time: now})
 	case OpNick:
@@ -181,9 +180,8 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // form of a text line, used by the JSON subprotocol. It is safe for
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
-	h.stats.linesIn.Add(1)
 	if now := h.now(); h.allow(m, now) {
-		h.say(m, now, to, "", text)
+		h.say(m, now, to, nil, text)
 	}
 }
 
@@ -203,8 +201,8 @@ func (h *Hub) allow(m *Member, now time.Time) bool {
 }
 
 // say sends text from m to everyone (to = 0) or to uid to; target is the
-// uid as the member typed it, for the error line ("" = format to).
-func (h *Hub) say(m *Member, now time.Time, to uint64, target, text string) {
+// uid as the member typed it, for the error line (nil = format to).
+func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text string) {
 	// A message is one line: a websocket frame or JSON text holding line
 	// breaks must not forge extra lines for telnet readers.
 	text = oneLine(text)
@@ -212,30 +210,20 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target, text string) {
 		h.refuse(m, "empty message")
 		return
 	}
-	h.mu.RLock()
-	nick := m.nick
-	var dst *Member
-	if to != 0 {
-		dst = h.members[to]
-	}
-	var toNick string
-	if dst != nil {
-		toNick = dst.nick
-	}
-	h.mu.RUnlock()
+	nick := m.Nick()
 	if to == 0 {
-		h.stats.broadcasts.Add(1)
 		h.broker.Publish(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, Text: text, Time: now})
 		return
 	}
+	dst := h.Lookup(to)
 	if dst == nil {
-		if target == "" {
-			target = strconv.FormatUint(to, 10)
+		if target == nil {
+			target = strconv.AppendUint(nil, to, 10)
 		}
-		h.refuse(m, "uid "+target+" is not online")
+		h.refuse(m, "uid "+string(target)+" is not online")
 		return
 	}
-	h.stats.privates.Add(1)
+	toNick := dst.Nick()
 	dst.session.Send(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Text: text, Time: now})
 	if dst != m {
 		m.session.Send(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Echo: true, Text: text, Time: now})
@@ -245,8 +233,8 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target, text string) {
 // oneLine replaces line breaks with spaces and leaves every other byte,
 // valid UTF-8 or not, as it is (strings.Map would rewrite invalid bytes).
 func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
+	if strings.IndexByte(s, '\n') < 0 && strings.IndexByte(s, '\r') < 0 {
+		return s // the common case, without ContainsAny's slower search
 	}
 	b := []byte(s)
 	for i, c := range b {
@@ -268,7 +256,7 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	key := strings.ToLower(nick)
 	h.mu.Lock()
-	if h.members[m.uid] != m || m.nick == nick { // gone, or no change
+	if v, _ := h.members.Load(m.uid); v != m || m.Nick() == nick { // gone, or no change
 		h.mu.Unlock()
 		return
 	}
@@ -277,23 +265,23 @@ func (h *Hub) setNick(m *Member, nick string) {
 		h.refuse(m, "nick "+nick+" is taken")
 		return
 	}
-	old := m.nick
+	old := m.Nick()
 	if old != "" {
 		delete(h.nicks, strings.ToLower(old))
 	}
 	h.nicks[key] = m.uid
-	m.nick = nick
+	m.nick.Store(&nick)
 	h.mu.Unlock()
 	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: h.now()})
 }
 
 func (h *Hub) who(m *Member) *Event {
-	h.mu.RLock()
-	ms := make([]MemberInfo, 0, len(h.members))
-	for _, x := range h.members {
-		ms = append(ms, MemberInfo{UID: x.uid, Nick: x.nick, Protocol: x.protocol})
-	}
-	h.mu.RUnlock()
+	ms := make([]MemberInfo, 0, h.online.Load())
+	h.members.Range(func(_, v any) bool {
+		x := v.(*Member)
+		ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.protocol})
+		return true
+	})
 	slices.SortFunc(ms, func(a, b MemberInfo) int { return compareUint(a.UID, b.UID) })
 	return &Event{Kind: KindWho, UID: m.uid, Members: ms, Online: len(ms), Time: h.now()}
 }
@@ -324,9 +312,10 @@ func (h *Hub) Shutdown() {
 
 // Lookup returns the member with uid, or nil.
 func (h *Hub) Lookup(uid uint64) *Member {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.members[uid]
+	if v, ok := h.members.Load(uid); ok {
+		return v.(*Member)
+	}
+	return nil
 }
 
 // Member is one session's place in the room, returned by [Hub.Join].
@@ -334,7 +323,7 @@ type Member struct {
 	uid      uint64
 	session  Session
 	protocol string
-	nick     string // guarded by Hub.mu
+	nick     atomic.Pointer[string] // nil if none; set under Hub.mu
 
 	// Rate limiting: touched only by the member's reader goroutine.
 	rate, burst, tokens float64
@@ -346,10 +335,11 @@ type Member struct {
 func (m *Member) UID() uint64 { return m.uid }
 
 // Nick returns the member's nick ("" if none). It is safe for concurrent use.
-func (h *Hub) Nick(m *Member) string {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return m.nick
+func (m *Member) Nick() string {
+	if p := m.nick.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // allow takes one token from m's bucket, refilled at m.rate per second.
@@ -366,30 +356,15 @@ func (m *Member) allow(now time.Time) bool {
 	return true
 }
 
-type hubCounters struct {
-	joined, linesIn, broadcasts, privates atomic.Uint64
-}
-
-// Stats is a snapshot of the room.
+// Stats is a snapshot of the room. Message counts are kept by the
+// transports, per event loop, where counting costs no shared cache line.
 type Stats struct {
 	Members     int    // online now
 	JoinedTotal uint64 // members ever joined
-	LinesIn     uint64 // client lines handled
-	Broadcasts  uint64 // messages to everyone
-	Privates    uint64 // private messages delivered
 }
 
 // Stats returns a snapshot of the room's counters. It is safe for
 // concurrent use.
 func (h *Hub) Stats() Stats {
-	h.mu.RLock()
-	n := len(h.members)
-	h.mu.RUnlock()
-	return Stats{
-		Members:     n,
-		JoinedTotal: h.stats.joined.Load(),
-		LinesIn:     h.stats.linesIn.Load(),
-		Broadcasts:  h.stats.broadcasts.Load(),
-		Privates:    h.stats.privates.Load(),
-	}
+	return Stats{Members: int(h.online.Load()), JoinedTotal: h.joined.Load()}
 }

@@ -37,8 +37,8 @@ type decoder interface {
 	decode(s *session, c gnet.Conn) error
 	// format is the chat.Event encoding slot the session's output uses.
 	format() int
-	// encode renders ev in that format.
-	encode(ev *chat.Event) []byte
+	// appendEvent appends ev, rendered in that format, to b.
+	appendEvent(b []byte, ev *chat.Event) []byte
 	// farewell returns what the peer is sent just before the server
 	// closes the connection for reason r (a websocket close frame), or nil.
 	farewell(r chat.CloseReason) []byte

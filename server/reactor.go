@@ -37,6 +37,7 @@ type reactor struct {
 	sessions []*session
 	dirty    []*session // sessions with a batch to write
 	closing  []*session // sessions to close once their output is written
+	scratch  []byte     // encodeOne's output until flush
 	current  *session   // the session in OnTraffic: gnet closes it, not closeDrained
 	shutdown bool
 
@@ -126,7 +127,7 @@ func (r *reactor) drain() {
 			if d.ev.Kind == chat.KindMessage && !d.ev.Echo {
 				r.counters.privates.Add(1)
 			}
-			d.s.push(d.ev.Encoded(d.s.dec.format(), d.s.dec.encode))
+			d.s.push(r.encodeOne(d.s, d.ev))
 		default:
 			r.fanOut(d.ev)
 		}
@@ -134,6 +135,18 @@ func (r *reactor) drain() {
 	clear(q)
 	r.spare = q[:0]
 	r.flush()
+}
+
+// encodeOne renders ev for s alone. It is appended to the reactor's
+// scratch buffer, which is reused once flush has handed the batches to
+// gnet (gnet copies what the socket does not take at once), so a reply
+// costs no allocation. A shared event is encoded once instead: see
+// session.encoded. Event loop only.
+func (r *reactor) encodeOne(s *session, ev *chat.Event) []byte {
+	start := len(r.scratch)
+	r.scratch = s.dec.appendEvent(r.scratch, ev)
+	// Full slice expression: a later append must not write into this one.
+	return r.scratch[start:len(r.scratch):len(r.scratch)]
 }
 
 // fanOut appends ev to the batch of every joined session but ev.Except.
@@ -151,7 +164,7 @@ func (r *reactor) fanOut(ev *chat.Event) {
 		}
 		f := s.dec.format()
 		if enc[f] == nil {
-			enc[f] = ev.Encoded(f, s.dec.encode)
+			enc[f] = s.encoded(ev)
 		}
 		s.push(enc[f])
 		n++
@@ -184,6 +197,10 @@ func (r *reactor) flush() {
 	}
 	clear(r.dirty)
 	r.dirty = r.dirty[:0]
+	r.scratch = r.scratch[:0]
+	if cap(r.scratch) > keepScratch {
+		r.scratch = nil // a burst is over: keep no big buffer
+	}
 	r.counters.msgsOut.Add(msgs)
 	r.counters.bytesOut.Add(bytes)
 	r.closeDrained(false)
@@ -247,6 +264,9 @@ func (r *reactor) onLoop(ctx context.Context, fn func()) error {
 	}
 }
 
+// keepScratch is the largest scratch buffer a reactor keeps after a flush.
+const keepScratch = 64 << 10
+
 // keepBatch is the largest write batch array a session keeps between ticks.
 const keepBatch = 16
 
@@ -277,7 +297,7 @@ func (r *reactor) tick(now time.Time) {
 				idle = &chat.Event{Kind: chat.KindError, Text: "idle for " + l.IdleTimeout.String() + ", closing", Time: now}
 			}
 			if s.member != nil {
-				s.push(idle.Encoded(s.dec.format(), s.dec.encode))
+				s.push(s.encoded(idle))
 			}
 			s.startClose(chat.ReasonIdle)
 		case l.PingInterval <= 0:

@@ -254,8 +254,8 @@ func TestStatsCount(t *testing.T) {
 	if in.MsgsOut != 5 {
 		t.Errorf("got %d messages out, want 5", in.MsgsOut)
 	}
-	if st.Room.Members != 2 || st.Room.Broadcasts != 1 {
-		t.Errorf("got room %+v, want 2 members and 1 broadcast", st.Room)
+	if st.Room.Members != 2 || in.Broadcasts != 2 {
+		t.Errorf("got room %+v and %d broadcast deliveries, want 2 members and 2", st.Room, in.Broadcasts)
 	}
 	rows, err := s.Connections(context.Background())
 	if err != nil {

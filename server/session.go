@@ -70,6 +70,13 @@ func (s *session) fail(reason chat.CloseReason, pe *protocolError) {
 	s.Close(reason)
 }
 
+// encoded returns ev in the session's wire format from ev's own cache, so
+// that an event for many sessions is encoded once per format. Event loop
+// only.
+func (s *session) encoded(ev *chat.Event) []byte {
+	return ev.Encoded(s.dec.format(), func(ev *chat.Event) []byte { return s.dec.appendEvent(nil, ev) })
+}
+
 // push appends encoded bytes to the session's batch. Event loop only.
 func (s *session) push(b []byte) {
 	if s.closing || s.closed {

@@ -167,7 +167,7 @@ func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
 	}
 	for k := range out {
 		if m := s.hub.Lookup(out[k].UID); m != nil {
-			out[k].Nick = s.hub.Nick(m)
+			out[k].Nick = m.Nick()
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].UID < out[b].UID })

@@ -54,21 +54,14 @@ func (*telnetDecoder) farewell(chat.CloseReason) []byte { return nil }
 
 func (*telnetDecoder) ping() []byte { return nil }
 
-func (*telnetDecoder) encode(ev *chat.Event) []byte { return encodeTelnet(ev) }
+func (*telnetDecoder) appendEvent(b []byte, ev *chat.Event) []byte { return appendTelnet(b, ev) }
 
-func encodeTelnet(ev *chat.Event) []byte {
-	if ev.Kind != chat.KindWho && ev.Kind != chat.KindInfo {
-		line := ev.Line()
-		b := make([]byte, 0, len(line)+2)
-		return append(append(b, line...), '\r', '\n')
+// appendTelnet appends ev's lines, each ending in CR LF, to b.
+func appendTelnet(b []byte, ev *chat.Event) []byte {
+	if !ev.Multiline() {
+		return append(ev.AppendLine(b), '\r', '\n')
 	}
-	lines := ev.Lines()
-	n := 0
-	for _, l := range lines {
-		n += len(l) + 2
-	}
-	b := make([]byte, 0, n)
-	for _, l := range lines {
+	for _, l := range ev.Lines() {
 		b = append(append(b, l...), '\r', '\n')
 	}
 	return b

@@ -258,22 +258,22 @@ func TestEncodeTelnet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := encodeTelnet(tt.ev)
+			got := appendTelnet(nil, tt.ev)
 			if string(got) != tt.want {
-				t.Errorf("encodeTelnet = %q, want %q", got, tt.want)
+				t.Errorf("appendTelnet = %q, want %q", got, tt.want)
 			}
 			if tt.ev.Kind == chat.KindWho && len(tt.ev.Lines()) != 3 {
 				t.Errorf("who.Lines() = %q, want 2 members and a count", tt.ev.Lines())
 			}
 			if n, want := bytes.Count(got, []byte("\r\n")), len(tt.ev.Lines()); n != want {
-				t.Errorf("encodeTelnet = %q: got %d CRLF, want %d (one per line)", got, n, want)
+				t.Errorf("appendTelnet = %q: got %d CRLF, want %d (one per line)", got, n, want)
 			}
 			if n := bytes.Count(got, []byte("\n")); n != bytes.Count(got, []byte("\r\n")) {
-				t.Errorf("encodeTelnet = %q: bare LF", got)
+				t.Errorf("appendTelnet = %q: bare LF", got)
 			}
 			var d telnetDecoder
-			if enc := d.encode(tt.ev); !bytes.Equal(enc, got) {
-				t.Errorf("telnetDecoder.encode = %q, want %q", enc, got)
+			if enc := d.appendEvent(nil, tt.ev); !bytes.Equal(enc, got) {
+				t.Errorf("telnetDecoder.appendEvent = %q, want %q", enc, got)
 			}
 		})
 	}

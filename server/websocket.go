@@ -2,7 +2,7 @@ package server
 
 import (
 	"bytes"
-	"strings"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/fastws/fastws/chat"
@@ -110,11 +110,11 @@ func (d *wsDecoder) format() int {
 	return formatWSText
 }
 
-func (d *wsDecoder) encode(ev *chat.Event) []byte {
+func (d *wsDecoder) appendEvent(b []byte, ev *chat.Event) []byte {
 	if d.json {
-		return encodeWSJSON(ev)
+		return appendWSJSON(b, ev)
 	}
-	return encodeWSText(ev)
+	return appendWSText(b, ev)
 }
 
 func (d *wsDecoder) decode(s *session, c gnet.Conn) error {
@@ -174,30 +174,41 @@ func (d *wsDecoder) message(s *session, b []byte) {
 	s.line(b)
 }
 
-// encodeWSText renders ev in the text protocol, one text frame per line.
-// The shutdown notice is followed by a close frame with 1001 (going away).
-func encodeWSText(ev *chat.Event) []byte {
-	lines := ev.Lines()
-	n := 0
-	for _, l := range lines {
-		n += len(l) + ws.MaxHeaderSize
-	}
-	if ev.Kind == chat.KindShutdown {
-		n += len(wsCloseGoingAway)
-	}
-	w := frameWriter{b: make([]byte, 0, n)}
-	for _, l := range lines {
-		// A telnet member may send any bytes; a text frame must be UTF-8.
-		if !utf8.ValidString(l) {
-			l = strings.ToValidUTF8(l, "\uFFFD")
+// appendWSText appends ev in the text protocol to b, one text frame per
+// line. The shutdown notice is followed by a close frame with 1001 (going
+// away).
+func appendWSText(b []byte, ev *chat.Event) []byte {
+	if ev.Multiline() {
+		for _, l := range ev.Lines() {
+			start := len(b)
+			b = frameText(append(b, l...), start)
 		}
-		w.header(ws.OpText, len(l))
-		w.b = append(w.b, l...)
+		return b
 	}
+	start := len(b)
+	b = frameText(ev.AppendLine(b), start)
 	if ev.Kind == chat.KindShutdown {
-		w.b = append(w.b, wsCloseGoingAway...)
+		b = append(b, wsCloseGoingAway...)
 	}
-	return w.b
+	return b
+}
+
+// frameText makes b[start:], a line just appended, the payload of a text
+// frame: it moves the line up and writes the frame header before it, so a
+// line is rendered once, in place. A telnet member may send any bytes and
+// a text frame must be UTF-8, so invalid bytes become U+FFFD.
+func frameText(b []byte, start int) []byte {
+	if !utf8.Valid(b[start:]) {
+		p := bytes.ToValidUTF8(b[start:], []byte("\uFFFD"))
+		return appendFrame(b[:start], ws.OpText, p)
+	}
+	n := len(b) - start
+	var hdr [ws.MaxHeaderSize]byte
+	h := appendHeader(hdr[:0], ws.OpText, n)
+	b = slices.Grow(b, len(h))[:len(b)+len(h)]
+	copy(b[start+len(h):], b[start:start+n])
+	copy(b[start:], h)
+	return b
 }
 
 // wsCloseGoingAway ends every websocket connection on a graceful stop.

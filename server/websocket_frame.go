@@ -259,27 +259,21 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 	return ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
 }
 
-// frameWriter appends unmasked server frames to b; it is the io.Writer
-// gobwas/ws writes headers to.
-type frameWriter struct {
-	b  []byte
-	hb [ws.MaxHeaderSize]byte
-}
-
-func (w *frameWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-// header appends the header of one final frame of op with an n-byte
-// payload; the caller appends the payload.
-func (w *frameWriter) header(op ws.OpCode, n int) {
-	_ = ws.WriteHeaderBuffer(w, ws.Header{Fin: true, OpCode: op, Length: int64(n)}, w.hb[:])
+// appendHeader appends the header of one final unmasked frame of op with
+// an n-byte payload (RFC 6455 section 5.2). gobwas/ws writes headers only
+// to an io.Writer, which would cost an allocation per frame.
+func appendHeader(b []byte, op ws.OpCode, n int) []byte {
+	b = append(b, 0x80|byte(op)) // FIN
+	switch {
+	case n <= 125:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 }
 
 // appendFrame appends one final unmasked frame of op carrying p to b.
 func appendFrame(b []byte, op ws.OpCode, p []byte) []byte {
-	w := frameWriter{b: b}
-	w.header(op, len(p))
-	return append(w.b, p...)
+	return append(appendHeader(b, op, len(p)), p...)
 }

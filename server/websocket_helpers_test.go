@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -110,9 +111,9 @@ func clientFrameMask(fin bool, rsv byte, op ws.OpCode, payload []byte, masked bo
 		h.Masked, h.Mask = true, [4]byte{0x37, 0xfa, 0x21, 0x3d}
 		ws.Cipher(p, h.Mask, 0)
 	}
-	w := frameWriter{}
-	_ = ws.WriteHeaderBuffer(&w, h, w.hb[:])
-	return append(w.b, p...)
+	var w bytes.Buffer
+	_ = ws.WriteHeader(&w, h)
+	return append(w.Bytes(), p...)
 }
 
 // closePayload is the payload of a close frame with code and reason.

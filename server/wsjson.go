@@ -104,15 +104,10 @@ type wsJSONInput struct {
 	Text *string `json:"text"`
 }
 
-// encodeWSJSON renders ev as one text frame holding its JSON object, and
-// a close frame after the shutdown notice.
-func encodeWSJSON(ev *chat.Event) []byte {
-	p := marshalEvent(ev)
-	n := len(p) + ws.MaxHeaderSize
-	if ev.Kind == chat.KindShutdown {
-		n += len(wsCloseGoingAway)
-	}
-	b := appendFrame(make([]byte, 0, n), ws.OpText, p)
+// appendWSJSON appends ev to b as one text frame holding its JSON object,
+// and a close frame after the shutdown notice.
+func appendWSJSON(b []byte, ev *chat.Event) []byte {
+	b = appendFrame(b, ws.OpText, marshalEvent(ev))
 	if ev.Kind == chat.KindShutdown {
 		b = append(b, wsCloseGoingAway...)
 	}

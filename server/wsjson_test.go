@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"strconv"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ func TestEncodeWSJSON(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.ev.Time = at
-			fs := serverFrames(t, encodeWSJSON(tc.ev))
+			fs := serverFrames(t, appendWSJSON(nil, tc.ev))
 			if len(fs) != 1 || fs[0].Header.OpCode != ws.OpText {
 				t.Fatalf("got %d frames, want one text frame", len(fs))
 			}
@@ -88,7 +89,7 @@ func TestEncodeWSJSONInfo(t *testing.T) {
 		want = append(want, '"')
 	}
 	want = append(want, `],"time":"1970-01-01T00:00:00Z"}`...)
-	fs := serverFrames(t, encodeWSJSON(ev))
+	fs := serverFrames(t, appendWSJSON(nil, ev))
 	if len(fs) != 1 {
 		t.Fatalf("got %d frames, want one", len(fs))
 	}
@@ -101,14 +102,14 @@ func TestEncodeWSShutdown(t *testing.T) {
 	ev := &chat.Event{Kind: chat.KindShutdown, Time: time.Unix(1, 0)}
 	for _, tc := range []struct {
 		name   string
-		encode func(*chat.Event) []byte
+		encode func([]byte, *chat.Event) []byte
 		first  string
 	}{
-		{"text", encodeWSText, "* server is shutting down"},
-		{"json", encodeWSJSON, `{"type":"shutdown","text":"server is shutting down","time":"1970-01-01T00:00:01Z"}`},
+		{"text", appendWSText, "* server is shutting down"},
+		{"json", appendWSJSON, `{"type":"shutdown","text":"server is shutting down","time":"1970-01-01T00:00:01Z"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := serverFrames(t, tc.encode(ev))
+			fs := serverFrames(t, tc.encode([]byte("kept"), ev)[len("kept"):])
 			if len(fs) != 2 {
 				t.Fatalf("got %d frames, want the notice and a close", len(fs))
 			}
@@ -135,9 +136,23 @@ func TestEncodeWSText(t *testing.T) {
 		{"invalid_utf8_from_telnet", &chat.Event{Kind: chat.KindMessage, UID: 7, Text: "caf\xe9 \xff!"}, []string{"uid 7: caf\ufffd \ufffd!"}},
 		{"big", &chat.Event{Kind: chat.KindMessage, UID: 7, Text: string(repeat("b", 70000))}, []string{"uid 7: " + string(repeat("b", 70000))}},
 	}
+	// Payloads at the edges of the 7-bit, 16-bit and 64-bit length forms.
+	for _, n := range []int{125, 126, 0xffff, 0x10000} {
+		text := string(repeat("x", n-len("uid 7: ")))
+		tests = append(tests, struct {
+			name string
+			ev   *chat.Event
+			want []string
+		}{"payload_" + strconv.Itoa(n), &chat.Event{Kind: chat.KindMessage, UID: 7, Text: text}, []string{"uid 7: " + text}})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := serverFrames(t, encodeWSText(tc.ev))
+			// Appended after other output, which must stay as it was.
+			b := appendWSText([]byte("kept"), tc.ev)
+			if string(b[:4]) != "kept" {
+				t.Fatalf("the bytes before the frames changed: %q", b[:4])
+			}
+			fs := serverFrames(t, b[4:])
 			if len(fs) != len(tc.want) {
 				t.Fatalf("got %d frames, want %d", len(fs), len(tc.want))
 			}
