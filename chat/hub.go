@@ -93,13 +93,19 @@ type JoinOptions struct {
 // everyone else the join notice. The transport must make s's group deliver
 // to it before calling Join. It is safe for concurrent use.
 func (h *Hub) Join(s Session, o JoinOptions) *Member {
-	m := &Member{
-		uid:      h.lastUID.Add(1),
-		session:  s,
-		protocol: o.Protocol,
-		rate:     o.Rate,
-		burst:    float64(max(o.Burst, 1)),
-	}
+	return h.JoinMember(new(Member), s, o)
+}
+
+// JoinMember is Join into a Member the caller provides, which must be
+// zero and never copied: a transport may keep it inside its own
+// per-connection state, so that a connection is one allocation and a
+// message touches fewer cache lines.
+func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
+	m.uid = h.lastUID.Add(1)
+	m.session = s
+	m.protocol = o.Protocol
+	m.rate = o.Rate
+	m.burst = float64(max(o.Burst, 1))
 	m.tokens = m.burst
 	m.last = h.now()
 	// The welcome goes first: it is how a client learns its uid, and once
@@ -319,16 +325,19 @@ func (h *Hub) Lookup(uid uint64) *Member {
 }
 
 // Member is one session's place in the room, returned by [Hub.Join].
+//
+// What a message reads comes first: uid, session, nick and rate.
 type Member struct {
-	uid      uint64
-	session  Session
-	protocol string
-	nick     atomic.Pointer[string] // nil if none; set under Hub.mu
+	uid     uint64
+	session Session
+	nick    atomic.Pointer[string] // nil if none; set under Hub.mu
 
 	// Rate limiting: touched only by the member's reader goroutine.
 	rate, burst, tokens float64
 	last                time.Time
 	refused             int
+
+	protocol string
 }
 
 // UID returns the member's uid. It is safe for concurrent use.

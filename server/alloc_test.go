@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 )
@@ -66,5 +67,14 @@ func TestRoundTripAllocs(t *testing.T) {
 			}
 			t.Logf("%.2f allocations per round trip", allocs)
 		})
+	}
+}
+
+// TestSessionSize keeps a connection's state in one 256-byte allocation
+// (session.go says why): a field more would cost 32 bytes per connection
+// and the cache line alignment.
+func TestSessionSize(t *testing.T) {
+	if n := unsafe.Sizeof(session{}); n > 256 {
+		t.Errorf("session is %d bytes, want at most 256", n)
 	}
 }

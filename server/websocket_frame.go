@@ -58,15 +58,18 @@ type wsFrame struct {
 // 5 and 8.1). Every check that needs only the header is made before the
 // payload is waited for, so a peer can not make it buffer a frame it is
 // going to refuse.
+//
+// What every message touches comes first and the control frame buffer
+// last, so that a message costs few cache lines.
 type wsFrames struct {
 	max     int  // the largest message, bytes: maxPackageSize
 	open    bool // a fragmented text message is open
 	msg     []byte
 	checked int // msg[:checked] is valid UTF-8 that ends on a code point boundary
-	ctl     [ws.MaxControlFramePayloadSize]byte
 	hdr     [ws.MaxHeaderSize]byte
 	rd      bytes.Reader
 	reply   []byte
+	ctl     [ws.MaxControlFramePayloadSize]byte
 }
 
 // read reads the first frame buffered on in. It returns the number of
