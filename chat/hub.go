@@ -21,8 +21,7 @@ type Hub struct {
 
 	// members maps uid to *Member. A message looks up its recipient with
 	// no lock taken, so event loops never contend on the room to talk.
-	members sync.Map
-	online  atomic.Int64 // len(members)
+	members memberTable
 	joined  atomic.Uint64
 
 	mu     sync.RWMutex
@@ -53,6 +52,7 @@ func NewHub(o Options) *Hub {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.members.init()
 	h.announce.Store(int64(o.AnnounceLimit))
 	h.broker.Subscribe(h.deliver)
 	return h
@@ -111,8 +111,7 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	// The welcome goes first: it is how a client learns its uid, and once
 	// m is in the table others can reach it.
 	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: m.last})
-	h.members.Store(m.uid, m)
-	n := h.online.Add(1)
+	n := h.members.add(m)
 	h.joined.Add(1)
 	if h.announced(n) {
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: m.last})
@@ -125,11 +124,11 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 func (h *Hub) Leave(m *Member) {
 	// Under mu, so that a nick set meanwhile is not left behind in nicks.
 	h.mu.Lock()
-	if !h.members.CompareAndDelete(m.uid, m) {
+	in, n := h.members.remove(m, h.lastUID.Load()) // n: the room it left
+	if !in {
 		h.mu.Unlock()
 		return
 	}
-	n := h.online.Add(-1) + 1 // the room it left
 	nick := m.Nick()
 	if nick != "" {
 		delete(h.nicks, strings.ToLower(nick))
@@ -262,7 +261,7 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	key := strings.ToLower(nick)
 	h.mu.Lock()
-	if v, _ := h.members.Load(m.uid); v != m || m.Nick() == nick { // gone, or no change
+	if h.members.load(m.uid) != m || m.Nick() == nick { // gone, or no change
 		h.mu.Unlock()
 		return
 	}
@@ -282,11 +281,9 @@ func (h *Hub) setNick(m *Member, nick string) {
 }
 
 func (h *Hub) who(m *Member) *Event {
-	ms := make([]MemberInfo, 0, h.online.Load())
-	h.members.Range(func(_, v any) bool {
-		x := v.(*Member)
+	ms := make([]MemberInfo, 0, h.members.online.Load())
+	h.members.each(func(x *Member) {
 		ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.protocol})
-		return true
 	})
 	slices.SortFunc(ms, func(a, b MemberInfo) int { return compareUint(a.UID, b.UID) })
 	return &Event{Kind: KindWho, UID: m.uid, Members: ms, Online: len(ms), Time: h.now()}
@@ -318,10 +315,7 @@ func (h *Hub) Shutdown() {
 
 // Lookup returns the member with uid, or nil.
 func (h *Hub) Lookup(uid uint64) *Member {
-	if v, ok := h.members.Load(uid); ok {
-		return v.(*Member)
-	}
-	return nil
+	return h.members.load(uid)
 }
 
 // Member is one session's place in the room, returned by [Hub.Join].
@@ -375,5 +369,5 @@ type Stats struct {
 // Stats returns a snapshot of the room's counters. It is safe for
 // concurrent use.
 func (h *Hub) Stats() Stats {
-	return Stats{Members: int(h.online.Load()), JoinedTotal: h.joined.Load()}
+	return Stats{Members: int(h.members.online.Load()), JoinedTotal: h.joined.Load()}
 }
