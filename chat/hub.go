@@ -107,14 +107,15 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	m.rate = o.Rate
 	m.burst = float64(max(o.Burst, 1))
 	m.tokens = m.burst
-	m.last = h.now()
+	now := h.now()
+	m.last = now.UnixNano()
 	// The welcome goes first: it is how a client learns its uid, and once
 	// m is in the table others can reach it.
-	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: m.last})
+	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: now})
 	n := h.members.add(m)
 	h.joined.Add(1)
 	if h.announced(n) {
-		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: m.last})
+		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: now})
 	}
 	return m
 }
@@ -328,7 +329,7 @@ type Member struct {
 
 	// Rate limiting: touched only by the member's reader goroutine.
 	rate, burst, tokens float64
-	last                time.Time
+	last                int64 // unix nanoseconds of the last line
 	refused             int
 
 	protocol string
@@ -350,8 +351,9 @@ func (m *Member) allow(now time.Time) bool {
 	if m.rate <= 0 {
 		return true
 	}
-	m.tokens = min(m.burst, m.tokens+now.Sub(m.last).Seconds()*m.rate)
-	m.last = now
+	n := now.UnixNano()
+	m.tokens = min(m.burst, m.tokens+float64(n-m.last)/float64(time.Second)*m.rate)
+	m.last = n
 	if m.tokens < 1 {
 		return false
 	}

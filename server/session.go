@@ -16,6 +16,7 @@ import (
 // The chat.Member lives in the session too: one allocation per connection,
 // 256 bytes, a size class whose objects start on a cache line.
 type session struct {
+	// Cache line 0: what reading a message touches.
 	r        *reactor
 	dec      decoder
 	member   *chat.Member // &m once joined, nil before
@@ -26,15 +27,22 @@ type session struct {
 	closed   bool
 	reason   chat.CloseReason
 	msgsIn   uint64
+	bytesIn  uint64
 
-	m chat.Member
+	// Line 1: what queueing and writing output touches. A lone buffer,
+	// the usual reply, waits in first; batch holds two or more.
+	first             []byte
+	batch             [][]byte
+	msgsOut, bytesOut uint64
 
-	bytesIn, msgsOut, bytesOut uint64
-	batch                      [][]byte
-	conn                       gnet.Conn
-	since                      int64 // unix nanoseconds of the connect
-	idx                        int   // position in r.sessions
-	pingSent                   int64 // unix nanoseconds of the last keepalive ping, 0 if none
+	// Line 2: the connection and the member, whose fields a message
+	// reads come first (chat.Member says so).
+	conn gnet.Conn
+	m    chat.Member
+
+	since    int64 // unix nanoseconds of the connect
+	idx      int   // position in r.sessions
+	pingSent int64 // unix nanoseconds of the last keepalive ping, 0 if none
 }
 
 // Send queues ev for this session. It never blocks and is safe for
@@ -91,10 +99,15 @@ func (s *session) push(b []byte) {
 	if s.closing || s.closed {
 		return
 	}
-	if len(s.batch) == 0 {
+	switch {
+	case len(s.first) == 0:
 		s.r.dirty = append(s.r.dirty, s)
+		s.first = b
+	case len(s.batch) == 0:
+		s.batch = append(s.batch, s.first, b)
+	default:
+		s.batch = append(s.batch, b)
 	}
-	s.batch = append(s.batch, b)
 }
 
 // startClose stops further output and records why. Event loop only.
@@ -112,11 +125,21 @@ func (s *session) startClose(r chat.CloseReason) {
 // backlog of many small lines is handed over as one buffer instead.
 // Event loop only.
 func (s *session) writeBatch() (msgs, bytes uint64) {
-	b := s.batch
+	one, b := s.first, s.batch
 	defer func() {
+		s.first = nil
 		clear(s.batch)
 		s.batch = s.batch[:0]
 	}()
+	if len(b) == 0 {
+		if s.closed {
+			return 0, 0
+		}
+		if w, err := s.conn.Write(one); err == nil {
+			return 1, uint64(w)
+		}
+		return 0, 0
+	}
 	if len(b) > 1 && s.conn.OutboundBuffered() > 0 {
 		var total int
 		for _, x := range b {
