@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // The acceptor accepts an instance's TCP connections and hands them to the
@@ -26,50 +27,61 @@ import (
 // as soon as descriptors free up, as net/http does.
 //
 // A hand-over is a round trip through gnet's goroutine pool and an event
-// loop, which costs several accepts; waiting for each one made connection
-// set-up several times slower than gnet's own acceptor. So each hand-over
-// runs on a goroutine of its own while the loop accepts the next
-// connection, and close waits for them all.
+// loop and costs several accepts, so the loop does not wait for it: each
+// hand-over waits for its result on a goroutine of its own while the loop
+// accepts the next client, and close waits for them all.
 //
 // Handing a connection to gnet duplicates its descriptor, so each new
-// connection briefly needs two: one for the accept and one for gnet's dup.
-// The acceptor keeps descriptors in reserve as spares (/dev/null), accepts
-// only while it holds two, and closes one just before the accept and the
-// other just before the hand-over: an accept that succeeds then never
-// fails at the dup, and when descriptors run out the client waits in the
-// kernel's queue instead of being accepted and dropped. A lent spare is
-// owed the descriptor it freed until its accept or dup is done, and
-// opening another spare could take that descriptor instead: so spares are
-// replenished only while no hand-over is in flight, which also bounds the
-// hand-overs in flight to half the reserve. The loop, when it runs short,
-// waits for the last one to end.
+// connection briefly needs two. The acceptor keeps a reserve of spare
+// descriptors (/dev/null), accepts only while it holds one, and closes it
+// just before the hand-over: an accept that succeeds then never fails at
+// the dup, and when descriptors run out the client waits in the kernel's
+// queue instead of being accepted and dropped.
+//
+// Until its dup is done, a hand-over in flight is owed the descriptor its
+// spare freed, and an accept or an open could take it. So the reserve is
+// replenished only when no hand-over is in flight, and while some are, the
+// loop closes a second spare just before the accept, for the accept to
+// take. (When the last one ends during that accept, it takes that spare
+// back, as nothing is owed any more; an accept that then finds no
+// descriptor free is retried with a spare.) A connection accepted so
+// costs two spares, which bounds the hand-overs in flight to half the
+// reserve, and a loop out of spares waits for the hand-overs to end. The
+// reserve starts at one spare, doubles (up to maxSpares) each time a
+// client had to wait for it, and is back at one once none did: an idle
+// instance holds one.
 //
 // The engine itself listens only on a unix socket in a private temporary
 // folder, which nothing connects to: gnet needs a listener to run.
 
-// maxSpares is the acceptor's reserve of descriptors, held or lent: each
-// connection takes two, so at most maxSpares/2 hand-overs are in flight.
-// 32 overlap enough to take most of the hand-over's cost off set-up, and
-// 64 descriptors an instance are little next to a limit that lets it serve
-// thousands of clients.
-const maxSpares = 64
+// minSpares and maxSpares bound the reserve of spare descriptors: one is
+// what a lone accept needs, for its dup; maxSpares/2 hand-overs in flight
+// take most of their cost off connection set-up.
+const (
+	minSpares = 1
+	maxSpares = 128
+)
 
 // acceptor owns an instance's TCP listener, its accept goroutine and the
 // goroutines of the hand-overs in flight.
 type acceptor struct {
 	inst    *instance
 	ln      net.Listener
-	dir     string // holds the engine's private unix socket
+	raw     syscall.RawConn // ln's, to see whether a client waits
+	dir     string          // holds the engine's private unix socket
 	done    chan struct{}
 	closing chan struct{} // closed by close: ends a backoff or a wait at once
 	idle    chan struct{} // signalled when the last hand-over in flight ends
 
 	handOvers sync.WaitGroup // the hand-over goroutines, waited for by run
 
-	mu       sync.Mutex
-	spares   []*os.File // guarded by mu: the reserve that is held
-	lent     int        // guarded by mu: spares closed for an accept or a dup under way
-	inFlight int        // guarded by mu: hand-overs given to gnet and not yet done
+	mu        sync.Mutex
+	spares    []*os.File // guarded by mu: the reserve held
+	target    int        // guarded by mu: the reserve wanted, minSpares to maxSpares
+	lent      int        // guarded by mu: spares closed for an accept or a dup not yet done
+	inFlight  int        // guarded by mu: hand-overs not yet done
+	accepting bool       // guarded by mu: a spare is lent to the accept under way
+	waiting   bool       // guarded by mu: a client waits for the hand-overs in flight to end
 
 	stalls atomic.Uint64 // times accepting stalled on a resource shortage
 }
@@ -80,51 +92,36 @@ func listen(i *instance) (*acceptor, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "fastws-engine-")
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	return &acceptor{inst: i, ln: ln, dir: dir, done: make(chan struct{}), closing: make(chan struct{}), idle: make(chan struct{}, 1)}, nil
+	return &acceptor{
+		inst: i, ln: ln, raw: raw, dir: dir,
+		done: make(chan struct{}), closing: make(chan struct{}), idle: make(chan struct{}, 1),
+		target: minSpares,
+	}, nil
 }
 
 // engineAddr is the gnet listen address of the engine's private socket.
 func (a *acceptor) engineAddr() string { return "unix://" + filepath.Join(a.dir, "engine.sock") }
 
 // run accepts until close. It runs on its own goroutine once the engine
-// has booted, and returns once its hand-overs are done and its spares
-// closed.
+// has booted, and returns once the hand-overs in flight are done and the
+// spares closed.
 func (a *acceptor) run(eng gnet.Engine) {
 	defer close(a.done)
 	defer a.closeSpares()
 	defer a.handOvers.Wait() // before closeSpares: the last one tops them up
 	var delay time.Duration
 	for {
-		a.mu.Lock()
-		if a.inFlight == 0 {
-			a.topUpLocked()
-		}
-		held, busy := len(a.spares), a.inFlight > 0
-		if held >= 2 {
-			a.lendLocked() // to the accept; the other one is for the dup
-		}
-		a.mu.Unlock()
-		if held < 2 && busy {
-			select {
-			case <-a.idle:
-			case <-a.closing:
-				return
-			}
-			continue
-		}
-		var c net.Conn
-		err := errNoSpare
-		if held >= 2 {
-			c, err = a.ln.Accept()
-			a.mu.Lock()
-			a.lent-- // the accept took the descriptor, or no longer needs it
-			a.mu.Unlock()
-		}
+		c, err := a.accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -149,9 +146,70 @@ func (a *acceptor) run(eng gnet.Engine) {
 	}
 }
 
-// errNoSpare stands for the spare descriptors that could not be reopened:
+// errNoSpare stands for the spare descriptors that could not be opened:
 // the process is at its descriptor limit.
 var errNoSpare = fmt.Errorf("no spare file descriptor: %w", syscall.EMFILE)
+
+// accept accepts a client once it holds a spare for its dup and, while
+// hand-overs are in flight or if it found no descriptor free, another one
+// that it lends to the accept. Short of spares, it waits for the
+// hand-overs in flight to end, or with none in flight returns errNoSpare.
+func (a *acceptor) accept() (net.Conn, error) {
+	lend := false
+	for {
+		a.mu.Lock()
+		if a.inFlight == 0 {
+			a.topUpLocked()
+		}
+		held, busy := len(a.spares), a.inFlight > 0
+		need := 1 // for the dup
+		if busy || lend {
+			need = 2 // and for the accept
+		}
+		if held < need {
+			a.waiting = busy && a.clientWaits()
+			a.mu.Unlock()
+			if !busy {
+				return nil, errNoSpare
+			}
+			select {
+			case <-a.idle:
+			case <-a.closing:
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		if need == 2 {
+			a.lendLocked()
+			a.accepting = true
+		}
+		a.mu.Unlock()
+		c, err := a.ln.Accept()
+		a.mu.Lock()
+		lent := a.accepting
+		if lent {
+			a.lent-- // the accept took the descriptor, or no longer needs it
+			a.accepting = false
+		}
+		a.mu.Unlock()
+		if err != nil && !lent && shortOfFDs(err) {
+			lend = true // the reserve holds the descriptors it lacked
+			continue
+		}
+		return c, err
+	}
+}
+
+// clientWaits reports whether a client waits in the listen queue.
+func (a *acceptor) clientWaits() bool {
+	waits := false
+	_ = a.raw.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ := unix.Poll(p, 0)
+		waits = n > 0
+	})
+	return waits
+}
 
 // errEngineStopped stands for the result of a hand-over that the engine
 // stopped before it processed it.
@@ -175,19 +233,19 @@ func (a *acceptor) handOver(eng gnet.Engine, c net.Conn) {
 		select {
 		case r := <-res:
 			err = r.Err
-			<-res // closed once gnet has closed c, holding its own descriptor
+			<-res // closed once gnet has closed c: its descriptor is free for a spare
 		case <-a.inst.done:
 			// The engine stopped with the hand-over queued on an event
-			// loop that will never run it: the result would never come.
+			// loop that will not run again: no result will come.
 			err = errEngineStopped
 		}
 		a.handedOver(c, err)
 	}()
 }
 
-// handedOver ends a hand-over: the dup is done or will not be. The last
-// one in flight tops the spares up, as nothing is owed then but to an
-// accept under way, and wakes the loop if it ran short.
+// handedOver ends a hand-over, whose dup is done or will not be. The last
+// one in flight sizes the reserve for what comes next, tops it up and
+// wakes the loop if it waits for that.
 func (a *acceptor) handedOver(c net.Conn, err error) {
 	defer a.handOvers.Done()
 	if err != nil {
@@ -197,15 +255,29 @@ func (a *acceptor) handedOver(c net.Conn, err error) {
 	a.mu.Lock()
 	a.lent--
 	a.inFlight--
-	if a.inFlight == 0 {
+	last := a.inFlight == 0
+	if last {
+		if a.accepting {
+			// Nothing else is owed now, so the accept under way may take
+			// any free descriptor, as a lone accept always may: the top-up
+			// below takes its spare back.
+			a.lent--
+			a.accepting = false
+		}
+		if a.waiting {
+			a.target = min(2*a.target, maxSpares) // a client waited for spares
+		} else {
+			a.target = minSpares // the loop kept up, or waits for clients
+		}
+		a.waiting = false
 		a.topUpLocked()
-	} else if f, err := os.Open(os.DevNull); err == nil {
-		a.spares = append(a.spares, f) // where c's descriptor was
 	}
 	a.mu.Unlock()
-	select {
-	case a.idle <- struct{}{}:
-	default: // already signalled
+	if last {
+		select {
+		case a.idle <- struct{}{}:
+		default: // already signalled
+		}
 	}
 }
 
@@ -218,27 +290,24 @@ func (a *acceptor) lendLocked() {
 	a.lent++
 }
 
-// topUpLocked opens spares until the reserve, held and lent, is maxSpares
-// again or descriptors run out. An open may take a descriptor that a lent
-// spare freed for its accept or dup, so it opens as many more as are lent
-// and closes those again: if they opened, that many descriptors are free.
+// topUpLocked opens spares until the reserve is at its target or
+// descriptors run out, and closes those beyond it. Nothing may be lent:
+// an open could take the descriptor a lent spare freed.
 func (a *acceptor) topUpLocked() {
-	opened := 0
-	for len(a.spares) < maxSpares {
+	for len(a.spares) < a.target {
 		f, err := os.Open(os.DevNull)
 		if err != nil {
 			break
 		}
 		a.spares = append(a.spares, f)
-		opened++
 	}
-	for range min(opened, a.lent) {
+	for len(a.spares) > a.target {
 		a.spares[len(a.spares)-1].Close()
 		a.spares = a.spares[:len(a.spares)-1]
 	}
 }
 
-// closeSpares closes the spares held. Nothing else uses them by then.
+// closeSpares closes the reserve. Nothing else uses it by then.
 func (a *acceptor) closeSpares() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -254,7 +323,7 @@ func shortOfFDs(err error) bool {
 }
 
 // close stops accepting and waits for the accept goroutine, if it started,
-// and so for every hand-over in flight.
+// and with it for the hand-overs in flight.
 func (a *acceptor) close(started bool) {
 	close(a.closing)
 	a.ln.Close()

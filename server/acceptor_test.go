@@ -1,0 +1,267 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAcceptorReserveAfterBurst connects clients in a burst, so that
+// hand-overs overlap and the reserve of spare descriptors grows, and
+// checks that once they are done the acceptor is back to its idle
+// reserve, with nothing lent or in flight, and never stalled.
+func TestAcceptorReserveAfterBurst(t *testing.T) {
+	const (
+		clients = 2000
+		dialers = 64
+	)
+	s := startServer(t, telnetInstance("t", 2))
+	a := s.instances[0].acc
+	addr := s.Addrs()["t"]
+	d := churnDialer()
+
+	// How far the reserve grew, for the log: how much hand-overs overlap
+	// depends on the machine.
+	var peak int
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			a.mu.Lock()
+			peak = max(peak, a.target)
+			a.mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, dialers)
+	for w := range dialers {
+		wg.Go(func() {
+			for k := w; k < clients; k += dialers {
+				if err := churnOnce(d, map[string]string{"t": addr}, 0); err != nil {
+					errs <- fmt.Errorf("client %d: %v", k, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-watched
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("the reserve grew to %d spares (at most %d)", peak, maxSpares)
+
+	waitFor(t, "the hand-overs to end", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.inFlight == 0
+	})
+	a.mu.Lock()
+	held, lent, target := len(a.spares), a.lent, a.target
+	a.mu.Unlock()
+	if held != minSpares || lent != 0 || target != minSpares {
+		t.Errorf("after the burst: got %d spares held, %d lent, target %d; want %d, 0, %d",
+			held, lent, target, minSpares, minSpares)
+	}
+	if n := a.stalls.Load(); n != 0 {
+		t.Errorf("got %d accept stalls, want 0 with descriptors to spare", n)
+	}
+}
+
+// limitChildEnv makes the test binary run TestAcceptorBurstAtFileLimit's
+// server, in a process of its own with few descriptors.
+const limitChildEnv = "FASTWS_ACCEPTOR_LIMIT_CHILD"
+
+// TestAcceptorBurstAtFileLimit runs a server limited to 128 descriptors
+// and connects three times as many clients at once, so that descriptors
+// run out with hand-overs in flight. No client may be accepted and then
+// dropped: those that do not fit wait in the kernel's queue, and each one
+// is welcomed once others leave.
+func TestAcceptorBurstAtFileLimit(t *testing.T) {
+	const (
+		nofile  = 128
+		clients = 3 * nofile
+		patient = 2 * time.Second // for a welcome, before a client counts as waiting
+	)
+	if os.Getenv(limitChildEnv) != "" {
+		serveLimited(t, nofile)
+		return
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAcceptorBurstAtFileLimit$")
+	cmd.Env = append(os.Environ(), limitChildEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := false
+	t.Cleanup(func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	addrc := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		addrc <- strings.TrimSpace(line)
+		io.Copy(io.Discard, stdout)
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-time.After(testTimeout):
+		t.Fatalf("the server did not start; stderr:\n%s", &stderr)
+	}
+	if addr == "" {
+		t.Fatalf("the server did not start; stderr:\n%s", &stderr)
+	}
+
+	// All at once: the welcomed, the dropped and those left waiting.
+	conns := make([]net.Conn, clients)
+	readers := make([]*bufio.Reader, clients)
+	welcomed := make([]bool, clients)
+	var mu sync.Mutex
+	var dropped []string
+	var wg sync.WaitGroup
+	for k := range clients {
+		wg.Go(func() {
+			conn, err := net.DialTimeout("tcp", addr, testTimeout)
+			if err != nil {
+				mu.Lock()
+				dropped = append(dropped, "dial: "+err.Error())
+				mu.Unlock()
+				return
+			}
+			conns[k], readers[k] = conn, bufio.NewReader(conn)
+			ok, err := welcomeWithin(conn, readers[k], patient)
+			welcomed[k] = ok
+			if err != nil {
+				mu.Lock()
+				dropped = append(dropped, err.Error())
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	n := 0
+	for _, ok := range welcomed {
+		if ok {
+			n++
+		}
+	}
+	t.Logf("%d of %d clients welcomed at the limit", n, clients)
+	if len(dropped) > 0 {
+		t.Fatalf("%d clients were dropped instead of left waiting, e.g. %s", len(dropped), dropped[0])
+	}
+	if n == 0 || n == clients {
+		t.Fatalf("got %d of %d clients welcomed, want the server to run out of descriptors after some", n, clients)
+	}
+
+	// The welcomed leave; then each waiting one is welcomed, and leaves.
+	for k, ok := range welcomed {
+		if ok {
+			conns[k].Close()
+		}
+	}
+	for k, ok := range welcomed {
+		if ok {
+			continue
+		}
+		wg.Go(func() {
+			ok, err := welcomeWithin(conns[k], readers[k], testTimeout)
+			if !ok {
+				mu.Lock()
+				dropped = append(dropped, fmt.Sprintf("no welcome once descriptors freed up: %v", err))
+				mu.Unlock()
+			}
+			conns[k].Close()
+		})
+	}
+	wg.Wait()
+	if len(dropped) > 0 {
+		t.Errorf("%d waiting clients: %s", len(dropped), dropped[0])
+	}
+
+	stdin.Close()
+	err = cmd.Wait()
+	exited = true
+	log := stderr.String()
+	if err != nil {
+		t.Errorf("server: %v; stderr:\n%s", err, log)
+	}
+	if !strings.Contains(log, "accept failed") {
+		t.Errorf("the server's log holds no accept stall; want the limit reached; log:\n%s", log)
+	}
+	if strings.Contains(log, "could not hand a connection") {
+		t.Errorf("a hand-over failed at the limit; log:\n%s", log)
+	}
+}
+
+// serveLimited lowers the process's descriptor limit to nofile, runs a
+// server, prints its address and serves until stdin closes.
+func serveLimited(t *testing.T, nofile uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = nofile
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, telnetInstance("t", 2))
+	fmt.Println(s.Addrs()["t"])
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// welcomeWithin waits up to wait for the welcome on conn. It reports
+// whether it came and, if the server closed conn instead, why.
+func welcomeWithin(conn net.Conn, r *bufio.Reader, wait time.Duration) (bool, error) {
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	line, err := r.ReadString('\n')
+	var ne net.Error
+	switch {
+	case err == nil && welcomeRE.MatchString(line):
+		return true, nil
+	case err == nil:
+		return false, fmt.Errorf("got %q, want the welcome", line)
+	case errors.As(err, &ne) && ne.Timeout() && line == "":
+		return false, nil // waiting
+	}
+	return false, fmt.Errorf("closed before the welcome: %v", err)
+}
