@@ -111,7 +111,7 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	m.last = now.UnixNano()
 	// The welcome goes first: it is how a client learns its uid, and once
 	// m is in the table others can reach it.
-	s.Send(&Event{Kind: KindWelcome, UID: m.uid, Time: now})
+	s.Reply(&Event{Kind: KindWelcome, UID: m.uid, Time: now})
 	n := h.members.add(m)
 	h.joined.Add(1)
 	if h.announced(n) {
@@ -170,11 +170,11 @@ func (h *Hub) Handle(m *Member, line []byte) {
 		}
 		h.say(m, now, cmd.To, target, cmd.Text)
 	case OpHelp:
-		m.session.Send(&Event{Kind: KindInfo, UID: m.uid, Time: now})
+		m.session.Reply(&Event{Kind: KindInfo, UID: m.uid, Time: now})
 	case OpNick:
 		h.setNick(m, cmd.Text)
 	case OpWho:
-		m.session.Send(h.who(m))
+		m.session.Reply(h.who(m))
 	case OpQuit:
 		m.session.Close(ReasonClientQuit)
 	case OpUnknown:
@@ -230,10 +230,13 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text strin
 		return
 	}
 	toNick := dst.Nick()
-	dst.session.Send(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Text: text, Time: now})
-	if dst != m {
-		m.session.Send(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Echo: true, Text: text, Time: now})
+	ev := &Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Text: text, Time: now}
+	if dst == m {
+		m.session.Reply(ev)
+		return
 	}
+	dst.session.Send(ev)
+	m.session.Reply(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Echo: true, Text: text, Time: now})
 }
 
 // oneLine replaces line breaks with spaces and leaves every other byte,
@@ -301,11 +304,12 @@ func compareUint(a, b uint64) int {
 }
 
 // Refuse sends m an error line ("! " + text). Transports use it for their
-// own refusals (a line too long) so they read like the room's.
+// own refusals (a line too long) so they read like the room's. Like
+// Handle, it is called on the goroutine that reads m's lines.
 func (h *Hub) Refuse(m *Member, text string) { h.refuse(m, text) }
 
 func (h *Hub) refuse(m *Member, text string) {
-	m.session.Send(&Event{Kind: KindError, UID: m.uid, Text: text, Time: h.now()})
+	m.session.Reply(&Event{Kind: KindError, UID: m.uid, Text: text, Time: h.now()})
 }
 
 // Shutdown tells every member that the daemon is stopping. It is queued

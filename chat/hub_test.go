@@ -30,6 +30,9 @@ func (s *fakeSession) Send(ev *Event) {
 	s.events = append(s.events, ev)
 }
 
+// Reply is Send: the fake has no goroutine of its own to spare a lock.
+func (s *fakeSession) Reply(ev *Event) { s.Send(ev) }
+
 func (s *fakeSession) Close(r CloseReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,6 +7,12 @@ type Session interface {
 	// Send queues ev for this session alone. It must not block and must not
 	// call back into the Hub. It is safe for concurrent use.
 	Send(ev *Event)
+	// Reply is Send for an answer to the member itself: its welcome, the
+	// echo of its private message, an error line. The Hub calls it only on
+	// the goroutine that is calling Join, Handle, Say or Refuse for it,
+	// so a transport may queue it without synchronisation, as long as it
+	// keeps the order of everything sent to the session.
+	Reply(ev *Event)
 	// Close ends the session with reason r after the events already queued.
 	// It must not block and must not call back into the Hub; the transport
 	// calls Hub.Leave once the connection is gone. It is safe for concurrent

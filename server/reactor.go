@@ -28,9 +28,10 @@ type reactor struct {
 	loop gnet.EventLoop
 
 	mu        sync.Mutex
-	outbox    []delivery // guarded by mu
-	scheduled bool       // guarded by mu: a Run is pending on the loop
-	busy      bool       // guarded by mu: the loop is in OnTraffic and drains the outbox after it
+	outbox    []delivery   // guarded by mu
+	queued    atomic.Int32 // len(outbox), for Reply to read without mu
+	scheduled bool         // guarded by mu: a Run is pending on the loop
+	busy      bool         // guarded by mu: the loop is in OnTraffic and drains the outbox after it
 
 	// Owned by the event loop.
 	spare    []delivery
@@ -61,6 +62,7 @@ func (r *reactor) Broadcast(ev *chat.Event) { r.enqueue(delivery{ev: ev}) }
 func (r *reactor) enqueue(d delivery) {
 	r.mu.Lock()
 	r.outbox = append(r.outbox, d)
+	r.queued.Store(int32(len(r.outbox)))
 	// No wake-up while the loop is in OnTraffic: it drains the outbox
 	// before it polls again. Most replies (a private message on the same
 	// reactor, an error line) so cost no eventfd write and go out in the
@@ -105,6 +107,9 @@ func (r *reactor) drain() {
 	r.mu.Lock()
 	q := r.outbox
 	r.outbox = r.spare[:0]
+	if len(q) > 0 {
+		r.queued.Store(0)
+	}
 	r.scheduled = false
 	r.busy = false
 	r.mu.Unlock()
@@ -119,15 +124,7 @@ func (r *reactor) drain() {
 		case d.raw != nil:
 			d.s.push(d.raw)
 		case d.s != nil:
-			if d.ev.Kind == chat.KindWelcome {
-				// Room-wide events queued before the welcome predate the
-				// member; it gets those queued after it.
-				d.s.welcomed = true
-			}
-			if d.ev.Kind == chat.KindMessage && !d.ev.Echo {
-				r.counters.privates.Add(1)
-			}
-			d.s.push(r.encodeOne(d.s, d.ev))
+			r.deliver(d.s, d.ev)
 		default:
 			r.fanOut(d.ev)
 		}
@@ -135,6 +132,19 @@ func (r *reactor) drain() {
 	clear(q)
 	r.spare = q[:0]
 	r.flush()
+}
+
+// deliver queues ev, for s alone, in s's batch. Event loop only.
+func (r *reactor) deliver(s *session, ev *chat.Event) {
+	if ev.Kind == chat.KindWelcome {
+		// Room-wide events queued before the welcome predate the member;
+		// it gets those queued after it.
+		s.welcomed = true
+	}
+	if ev.Kind == chat.KindMessage && !ev.Echo {
+		r.counters.privates.Add(1)
+	}
+	s.push(r.encodeOne(s, ev))
 }
 
 // encodeOne renders ev for s alone. It is appended to the reactor's

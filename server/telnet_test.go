@@ -346,6 +346,8 @@ type telnetSelf struct{ r *telnetRoom }
 
 func (s telnetSelf) Send(ev *chat.Event) { s.r.add("self", ev) }
 
+func (s telnetSelf) Reply(ev *chat.Event) { s.Send(ev) }
+
 func (s telnetSelf) Close(reason chat.CloseReason) {
 	s.r.mu.Lock()
 	s.r.events = append(s.r.events, "self close "+reason.String())
