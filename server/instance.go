@@ -194,7 +194,7 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Discard(-1)
 		return gnet.None
 	}
-	s.lastRead = time.Now().UnixNano()
+	s.read = true // the tick turns it into lastRead: no clock read per message
 	r := s.r
 	r.beginTraffic(s)
 	i.read(s, c)

@@ -295,6 +295,11 @@ func (r *reactor) tick(now time.Time) {
 	n := now.UnixNano()
 	var idle *chat.Event
 	for _, s := range r.sessions {
+		if s.read {
+			// Read since the last tick: lastRead is as precise as the
+			// ticks, a fraction of the shortest timer.
+			s.read, s.lastRead = false, n
+		}
 		if cap(s.batch) > keepBatch {
 			s.batch = nil // a burst is over: idle sessions keep no big array
 		}

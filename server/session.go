@@ -20,7 +20,8 @@ type session struct {
 	r        *reactor
 	dec      decoder
 	member   *chat.Member // &m once joined, nil before
-	lastRead int64        // unix nanoseconds of the last inbound bytes
+	lastRead int64        // unix nanoseconds of the tick that saw read set
+	read     bool         // bytes arrived since the last tick
 	closing  bool         // no more output is queued; closes once written
 	muted    bool         // input is ignored: a Close is queued
 	welcomed bool         // the welcome is queued: room-wide events are for it now
