@@ -6,7 +6,7 @@
 //
 // Per instance, the acceptor (acceptor.go) owns one goroutine that accepts
 // TCP connections and hands them to the engine, and one per hand-over in
-// flight (at most 64) that waits for gnet's result; all are waited for on
+// flight (at most 16) that waits for gnet's result; all are waited for on
 // stop.
 // gnet owns the rest: one goroutine per event loop, its main reactor (idle:
 // the engine listens only on a private unix socket) and a ticker. Every
