@@ -122,12 +122,7 @@ func (ev *Event) Multiline() bool { return ev.Kind == KindWho || ev.Kind == Kind
 
 // Line returns ev as one line of the text protocol, without a line ending.
 // A /who listing or help text is several lines: use [Event.Lines].
-func (ev *Event) Line() string {
-	if ev.Multiline() {
-		return strings.Join(ev.Lines(), "\n")
-	}
-	return string(ev.AppendLine(nil))
-}
+func (ev *Event) Line() string { return string(ev.AppendLine(nil)) }
 
 // AppendLine appends [Event.Line] to b, for a single-line event (see
 // [Event.Multiline]): a transport writes it straight into its wire buffer,

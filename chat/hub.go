@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +23,6 @@ type Hub struct {
 	// members maps uid to *Member. A message looks up its recipient with
 	// no lock taken, so event loops never contend on the room to talk.
 	members memberTable
-	joined  atomic.Uint64
 
 	mu     sync.RWMutex
 	nicks  map[string]uint64 // guarded by mu: lower-cased nick -> uid
@@ -113,7 +113,6 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	// m is in the table others can reach it.
 	s.Reply(&Event{Kind: KindWelcome, UID: m.uid, Time: now})
 	n := h.members.add(m)
-	h.joined.Add(1)
 	if h.announced(n) {
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: now})
 	}
@@ -165,7 +164,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 		h.say(m, now, 0, nil, cmd.Text)
 	case OpPrivate:
 		if cmd.To == 0 {
-			h.refuse(m, "uid "+string(target)+" is not online")
+			h.Refuse(m, "uid "+string(target)+" is not online")
 			return
 		}
 		h.say(m, now, cmd.To, target, cmd.Text)
@@ -178,7 +177,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	case OpQuit:
 		m.session.Close(ReasonClientQuit)
 	case OpUnknown:
-		h.refuse(m, "unknown command "+cmd.Text)
+		h.Refuse(m, "unknown command "+cmd.Text)
 	}
 }
 
@@ -202,7 +201,7 @@ func (h *Hub) allow(m *Member, now time.Time) bool {
 		m.session.Close(ReasonFlood)
 		return false
 	}
-	h.refuse(m, "slow down")
+	h.Refuse(m, "slow down")
 	return false
 }
 
@@ -213,7 +212,7 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text strin
 	// breaks must not forge extra lines for telnet readers.
 	text = oneLine(text)
 	if strings.TrimSpace(text) == "" {
-		h.refuse(m, "empty message")
+		h.Refuse(m, "empty message")
 		return
 	}
 	nick := m.Nick()
@@ -221,12 +220,12 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text strin
 		h.broker.Publish(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, Text: text, Time: now})
 		return
 	}
-	dst := h.Lookup(to)
+	dst := h.members.load(to)
 	if dst == nil {
 		if target == nil {
 			target = strconv.AppendUint(nil, to, 10)
 		}
-		h.refuse(m, "uid "+string(target)+" is not online")
+		h.Refuse(m, "uid "+string(target)+" is not online")
 		return
 	}
 	toNick := dst.Nick()
@@ -256,11 +255,11 @@ func oneLine(s string) string {
 
 func (h *Hub) setNick(m *Member, nick string) {
 	if nick == "" {
-		h.refuse(m, "usage: /nick NAME")
+		h.Refuse(m, "usage: /nick NAME")
 		return
 	}
 	if !validNick(nick) {
-		h.refuse(m, "invalid nick "+strconv.Quote(nick)+" (1-24 letters, digits, _ - ., not only digits)")
+		h.Refuse(m, "invalid nick "+strconv.Quote(nick)+" (1-24 letters, digits, _ - ., not only digits)")
 		return
 	}
 	key := strings.ToLower(nick)
@@ -271,7 +270,7 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	if owner, taken := h.nicks[key]; taken && owner != m.uid {
 		h.mu.Unlock()
-		h.refuse(m, "nick "+nick+" is taken")
+		h.Refuse(m, "nick "+nick+" is taken")
 		return
 	}
 	old := m.Nick()
@@ -289,26 +288,14 @@ func (h *Hub) who(m *Member) *Event {
 	h.members.each(func(x *Member) {
 		ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.protocol})
 	})
-	slices.SortFunc(ms, func(a, b MemberInfo) int { return compareUint(a.UID, b.UID) })
+	slices.SortFunc(ms, func(a, b MemberInfo) int { return cmp.Compare(a.UID, b.UID) })
 	return &Event{Kind: KindWho, UID: m.uid, Members: ms, Online: len(ms), Time: h.now()}
-}
-
-func compareUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Refuse sends m an error line ("! " + text). Transports use it for their
 // own refusals (a line too long) so they read like the room's. Like
 // Handle, it is called on the goroutine that reads m's lines.
-func (h *Hub) Refuse(m *Member, text string) { h.refuse(m, text) }
-
-func (h *Hub) refuse(m *Member, text string) {
+func (h *Hub) Refuse(m *Member, text string) {
 	m.session.Reply(&Event{Kind: KindError, UID: m.uid, Text: text, Time: h.now()})
 }
 
@@ -375,5 +362,6 @@ type Stats struct {
 // Stats returns a snapshot of the room's counters. It is safe for
 // concurrent use.
 func (h *Hub) Stats() Stats {
-	return Stats{Members: int(h.members.online.Load()), JoinedTotal: h.joined.Load()}
+	// Every uid handed out is a member that joined.
+	return Stats{Members: int(h.members.online.Load()), JoinedTotal: h.lastUID.Load()}
 }

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"sync"
@@ -670,7 +671,7 @@ func TestConcurrentJoins(t *testing.T) {
 	if got, want := ev.Online, wantMembers+1; got != want {
 		t.Errorf("/who online: got %d, want %d", got, want)
 	}
-	if !slices.IsSortedFunc(ev.Members, func(a, b MemberInfo) int { return compareUint(a.UID, b.UID) }) {
+	if !slices.IsSortedFunc(ev.Members, func(a, b MemberInfo) int { return cmp.Compare(a.UID, b.UID) }) {
 		t.Errorf("/who members: got uids out of order")
 	}
 }
