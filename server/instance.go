@@ -201,10 +201,8 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 	r.endTraffic()
 	// A session that asked to close is closed by gnet on return: closing a
 	// connection inside its own OnTraffic is not ours to do.
-	if s.closing && !s.closed && (s.reason != chat.ReasonShutdown || c.OutboundBuffered() == 0) {
-		if b := s.dec.farewell(s.reason); b != nil {
-			_, _ = c.Write(b)
-		}
+	if s.closing && !s.closed && s.drained() {
+		s.sayFarewell()
 		return gnet.Close
 	}
 	return gnet.None

@@ -64,9 +64,9 @@ func (r *reactor) enqueue(d delivery) {
 	r.outbox = append(r.outbox, d)
 	r.queued.Store(int32(len(r.outbox)))
 	// No wake-up while the loop is in OnTraffic: it drains the outbox
-	// before it polls again. Most replies (a private message on the same
-	// reactor, an error line) so cost no eventfd write and go out in the
-	// same loop iteration.
+	// before it polls again. A private message to a member of the same
+	// reactor so costs no eventfd write and goes out in the same loop
+	// iteration.
 	wake := !r.scheduled && !r.busy
 	r.scheduled = r.scheduled || wake
 	r.mu.Unlock()
@@ -163,11 +163,6 @@ func (r *reactor) encodeOne(s *session, ev *chat.Event) []byte {
 func (r *reactor) fanOut(ev *chat.Event) {
 	var enc [chat.MaxFormats][]byte
 	var n uint64
-	defer func() {
-		if ev.Kind == chat.KindMessage {
-			r.counters.broadcasts.Add(n)
-		}
-	}()
 	for _, s := range r.sessions {
 		if !s.welcomed || s.closing || s.member.UID() == ev.Except {
 			continue
@@ -178,6 +173,9 @@ func (r *reactor) fanOut(ev *chat.Event) {
 		}
 		s.push(enc[f])
 		n++
+	}
+	if ev.Kind == chat.KindMessage {
+		r.counters.broadcasts.Add(n)
 	}
 	if ev.Kind == chat.KindShutdown {
 		r.shutdown = true
@@ -216,8 +214,8 @@ func (r *reactor) flush() {
 	r.closeDrained(false)
 }
 
-// closeDrained closes the closing sessions whose output is written, or all
-// of them if force. A slow consumer is not waited for.
+// closeDrained closes the closing sessions that are drained, or all of
+// them if force.
 func (r *reactor) closeDrained(force bool) {
 	keep := r.closing[:0]
 	for _, s := range r.closing {
@@ -226,10 +224,8 @@ func (r *reactor) closeDrained(force bool) {
 		case s == r.current && !force:
 			keep = append(keep, s) // OnTraffic returns gnet.Close for it
 			continue
-		case force || s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0:
-			if b := s.dec.farewell(s.reason); b != nil {
-				_, _ = s.conn.Write(b)
-			}
+		case force || s.drained():
+			s.sayFarewell()
 			_ = r.loop.Close(s.conn)
 		default:
 			keep = append(keep, s)

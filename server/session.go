@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+
 	"github.com/fastws/fastws/chat"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -139,51 +141,54 @@ func (s *session) startClose(r chat.CloseReason) {
 // it is given as a node of a list that it walks on every write, so a
 // backlog of many small lines is handed over as one buffer instead.
 // Event loop only.
-func (s *session) writeBatch() (msgs, bytes uint64) {
+func (s *session) writeBatch() (msgs, n uint64) {
 	one, b := s.first, s.batch
 	defer func() {
 		s.first = nil
 		clear(s.batch)
 		s.batch = s.batch[:0]
 	}()
-	if len(b) == 0 {
-		if s.closed {
-			return 0, 0
-		}
-		if w, err := s.conn.Write(one); err == nil {
-			return 1, uint64(w)
-		}
+	switch {
+	case s.closed:
 		return 0, 0
-	}
-	if len(b) > 1 && s.conn.OutboundBuffered() > 0 {
-		var total int
-		for _, x := range b {
-			total += len(x)
-		}
-		one := make([]byte, 0, total)
-		for _, x := range b {
-			one = append(one, x...)
-		}
-		if w, err := s.conn.Write(one); err == nil {
-			return uint64(len(b)), uint64(w)
-		}
-		return 0, 0
+	case len(b) == 0:
+		return s.write(1, one)
+	case s.conn.OutboundBuffered() > 0:
+		return s.write(uint64(len(b)), bytes.Join(b, nil))
 	}
 	for len(b) > 0 && !s.closed {
-		n := min(len(b), maxIOV)
-		var err error
-		var w int
-		if n == 1 {
-			w, err = s.conn.Write(b[0])
-		} else {
-			w, err = s.conn.Writev(b[:n])
-		}
+		k := min(len(b), maxIOV)
+		w, err := s.conn.Writev(b[:k])
 		if err != nil {
 			break
 		}
-		msgs += uint64(n)
-		bytes += uint64(w)
-		b = b[n:]
+		msgs += uint64(k)
+		n += uint64(w)
+		b = b[k:]
 	}
-	return msgs, bytes
+	return msgs, n
+}
+
+// write hands p, which holds msgs messages, to gnet in one buffer and
+// returns the messages and bytes handed over.
+func (s *session) write(msgs uint64, p []byte) (uint64, uint64) {
+	if w, err := s.conn.Write(p); err == nil {
+		return msgs, uint64(w)
+	}
+	return 0, 0
+}
+
+// drained reports whether a closing session may be closed now: at once,
+// or after a shutdown notice once its output has left gnet's buffer.
+// A slow consumer is not waited for.
+func (s *session) drained() bool {
+	return s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0
+}
+
+// sayFarewell writes what the protocol sends just before the server
+// closes the connection (a websocket close frame), if anything.
+func (s *session) sayFarewell() {
+	if b := s.dec.farewell(s.reason); b != nil {
+		_, _ = s.conn.Write(b)
+	}
 }
