@@ -68,7 +68,7 @@ func (e *env) show(verb string, args []string, query func(ctx context.Context, s
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout)
 	defer cancel()
-	v, render, err := query(ctx, socketPath(cfg))
+	v, render, err := query(ctx, status.SocketPath(cfg.RunDir))
 	if err != nil {
 		return exitFailure, err
 	}
@@ -106,7 +106,7 @@ func (e *env) reload(args []string) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout+cfg.StopTimeout)
 	defer cancel()
-	if err := status.Reload(ctx, socketPath(cfg)); err != nil {
+	if err := status.Reload(ctx, status.SocketPath(cfg.RunDir)); err != nil {
 		return exitFailure, err
 	}
 	fmt.Fprintf(e.stdout, "reloaded %s\n", cfg.Path)
@@ -147,7 +147,7 @@ func (e *env) stop(args []string) (int, error) {
 // with SIGTERM if the socket does not answer) and waits until it is gone.
 func (e *env) stopPID(cfg *config.Config, pid int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(e.ctx, queryTimeout)
-	err := status.Stop(ctx, socketPath(cfg), timeout)
+	err := status.Stop(ctx, status.SocketPath(cfg.RunDir), timeout)
 	cancel()
 	if err != nil {
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
@@ -209,7 +209,7 @@ func (e *env) kill(args []string) (int, error) {
 	if err := removeStale(pidPath(cfg)); err != nil {
 		return exitFailure, err
 	}
-	if err := os.Remove(socketPath(cfg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(status.SocketPath(cfg.RunDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return exitFailure, err
 	}
 	fmt.Fprintf(e.stdout, "fastws killed (pid %d); removed its pidfile and status socket\n", pid)

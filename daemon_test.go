@@ -23,19 +23,13 @@ type chatClient struct {
 	uid  string
 }
 
+// connect connects to port and waits for the welcome (see knock).
 func connect(t *testing.T, port int) *chatClient {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), testTimeout)
-	if err != nil {
-		t.Fatalf("dial port %d: %v", port, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &chatClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-	m := welcome.FindStringSubmatch(c.line())
-	if m == nil {
+	c, welcomed, _ := knock(t, port, testTimeout)
+	if !welcomed {
 		t.Fatalf("port %d: no welcome", port)
 	}
-	c.uid = m[1]
 	return c
 }
 
@@ -85,9 +79,17 @@ func startDaemon(t *testing.T, cfg string) int {
 	if code != 0 {
 		t.Fatalf("start -d: exit %d\nstdout: %s\nstderr: %s", code, out, stderr)
 	}
+	return daemonPID(t, cfg, "start -d", out)
+}
+
+// daemonPID returns the pid of the daemon that verb (start -d or restart)
+// started, from its output out, and makes sure it is gone when the test
+// ends.
+func daemonPID(t *testing.T, cfg, verb, out string) int {
+	t.Helper()
 	m := regexp.MustCompile(`started as a daemon \(pid (\d+)\)`).FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("start -d printed %q, want the pid", out)
+		t.Fatalf("%s printed %q, want the pid", verb, out)
 	}
 	pid, _ := strconv.Atoi(m[1])
 	t.Cleanup(func() {
@@ -235,9 +237,7 @@ func TestStartAfterKill9ReplacesStalePidfile(t *testing.T) {
 	if !strings.Contains(stderr, "stale pidfile") || !strings.Contains(stderr, strconv.Itoa(pid)) {
 		t.Errorf("start -d after kill -9: stderr %q does not note the stale pidfile of pid %d", stderr, pid)
 	}
-	m := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(out)
-	newPID, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() { _ = syscall.Kill(newPID, syscall.SIGKILL) })
+	newPID := daemonPID(t, cfg, "start -d after kill -9", out)
 	connect(t, port)
 
 	// kill: SIGKILL by pidfile, removes pidfile and socket.
@@ -341,12 +341,9 @@ func TestRestartAndLogReopen(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("restart: exit %d: %s%s", code, out, stderr)
 	}
-	m := regexp.MustCompile(`started as a daemon \(pid (\d+)\)`).FindStringSubmatch(out)
-	if m == nil || m[1] == strconv.Itoa(pid) {
+	if newPID := daemonPID(t, cfg, "restart", out); newPID == pid {
 		t.Fatalf("restart printed %q, want a new pid", out)
 	}
-	newPID, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() { _ = syscall.Kill(newPID, syscall.SIGKILL) })
 	c.waitFor("* server is shutting down")
 	c.waitEOF()
 	connect(t, port)

@@ -177,7 +177,7 @@ func TestMetricsAfterChatSession(t *testing.T) {
 	base := "http://127.0.0.1:" + strconv.Itoa(pm)
 
 	// start -d returns once every instance listens.
-	if body := scrapeHealth(t, base); body != "ok\n" {
+	if body := scrape(t, base+"/healthz"); body != "ok\n" {
 		t.Errorf("/healthz: got %q, want \"ok\\n\"", body)
 	}
 
@@ -445,10 +445,4 @@ func TestMetricsDocumented(t *testing.T) {
 			t.Errorf("README's Metrics section does not list %s", name)
 		}
 	}
-}
-
-// scrapeHealth fetches /healthz and returns its body; it fails unless 200.
-func scrapeHealth(t *testing.T, base string) string {
-	t.Helper()
-	return scrape(t, base+"/healthz")
 }

@@ -20,9 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Files the daemon keeps in runDir.
-func pidPath(cfg *config.Config) string    { return filepath.Join(cfg.RunDir, "fastws.pid") }
-func socketPath(cfg *config.Config) string { return filepath.Join(cfg.RunDir, "fastws.sock") }
+// pidPath is the daemon's pidfile in runDir, next to its status socket
+// (status.SocketPath).
+func pidPath(cfg *config.Config) string { return filepath.Join(cfg.RunDir, "fastws.pid") }
 
 // daemon is a running fastws: the pidfile, the server and the status
 // socket, and what the status socket asks of them.
@@ -59,7 +59,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 	}
 
 	d := &daemon{log: log, logFile: logFile, srv: server.New(log), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
-	sock, err := status.Listen(socketPath(cfg), d)
+	sock, err := status.Listen(status.SocketPath(cfg.RunDir), d)
 	if err != nil {
 		return exitFailure, err
 	}
@@ -115,7 +115,6 @@ wait:
 		select {
 		case err := <-stopped:
 			if err != nil {
-				log.Warn("graceful stop cut short", "timeout", timeout)
 				return exitFailure, fmt.Errorf("graceful stop did not finish within %s; remaining connections were closed", timeout)
 			}
 			log.Info("stopped")
@@ -125,7 +124,6 @@ wait:
 			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
 				continue
 			}
-			log.Warn("forced exit on second signal")
 			return exitFailure, errors.New("forced exit on second signal")
 		}
 	}
@@ -221,10 +219,7 @@ func (d *daemon) Reload() error {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return nil
+	return err
 }
 
 // Stop implements status.Handler: it begins a graceful stop.

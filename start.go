@@ -175,8 +175,9 @@ func (e *env) runDetached(cfg *config.Config) (int, error) {
 		}
 	})
 	if err != nil {
+		// Reported here, to the log and to start -d, not again by run.
 		log.Error("exit", "err", err)
 		tell("error: " + err.Error())
 	}
-	return code, err
+	return code, nil
 }

@@ -148,9 +148,10 @@ func tryAcquire(path string) (pf *File, retry, err error) {
 		return nil, fmt.Errorf("pidfile %s was replaced while being locked", path), nil
 	}
 
-	stale, _ := readPID(f)
+	stale := readPID(f)
 	if stale == os.Getpid() {
-		// Left by a parent that wrote our pid for us before exiting.
+		// Left by an earlier process that had our pid (a container's daemon
+		// often gets the same one every boot): no stale daemon to report.
 		stale = 0
 	}
 	if err := writePID(f, os.Getpid()); err != nil {
@@ -170,23 +171,6 @@ func (pf *File) Stale() int { return pf.stale }
 // Path returns the pidfile's path as given to Acquire. It is safe for
 // concurrent use and does not block.
 func (pf *File) Path() string { return pf.path }
-
-// Rewrite replaces the pid written in the pidfile with pid, keeping the lock.
-// It is safe for concurrent use and does not block on other processes.
-func (pf *File) Rewrite(pid int) error {
-	if pid <= 0 {
-		return fmt.Errorf("rewrite pidfile %s: invalid pid %d", pf.path, pid)
-	}
-	pf.mu.Lock()
-	defer pf.mu.Unlock()
-	if pf.f == nil {
-		return fmt.Errorf("rewrite pidfile %s: %w", pf.path, os.ErrClosed)
-	}
-	if err := writePID(pf.f, pid); err != nil {
-		return fmt.Errorf("rewrite pidfile: %w", err)
-	}
-	return nil
-}
 
 // Release removes the pidfile, then unlocks and closes it. It removes the
 // file first so that no other process can find it unlocked while it still
@@ -351,7 +335,7 @@ func holder(f *os.File, path string) (state, int, error) {
 	// Read the pid before the test, not under the shared lock: any time that
 	// lock is held is time in which a starting daemon cannot lock the file.
 	// A pidfile found free is stale, and nobody writes a stale pidfile.
-	pid, _ := readPID(f)
+	pid := readPID(f)
 	err := flock(f, unix.LOCK_SH|unix.LOCK_NB)
 	locked := err == nil
 	if locked {
@@ -429,16 +413,14 @@ func sameFile(f *os.File, path string) (bool, error) {
 	return os.SameFile(fi, pi), nil
 }
 
-// readPID parses the pid written in f: decimal digits on the first line. Anything else, including an empty file left by a daemon that died
-// during startup, yields 0 and an error.
-func readPID(f *os.File) (int, error) {
+// readPID returns the pid written in f: decimal digits on the first line.
+// Anything else, including an empty file left by a daemon that died during
+// startup, yields 0.
+func readPID(f *os.File) int {
 	buf := make([]byte, maxContent+1)
 	n, err := f.ReadAt(buf, 0)
-	if err != nil && err != io.EOF {
-		return 0, fmt.Errorf("read pidfile: %w", err)
-	}
-	if n > maxContent {
-		return 0, fmt.Errorf("pidfile %s is too long", f.Name())
+	if err != nil && err != io.EOF || n > maxContent {
+		return 0
 	}
 	// Only the first line counts: right after a shorter pid overwrote a
 	// longer one, the file briefly holds "99\n456\n".
@@ -446,9 +428,9 @@ func readPID(f *os.File) (int, error) {
 	line = bytes.TrimSpace(line)
 	pid, err := strconv.Atoi(string(line))
 	if err != nil || pid <= 0 || line[0] == '+' {
-		return 0, fmt.Errorf("pidfile %s holds no valid pid: %q", f.Name(), buf[:n])
+		return 0
 	}
-	return pid, nil
+	return pid
 }
 
 // writePID writes pid and "\n" over f's content. It writes before it

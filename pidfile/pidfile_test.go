@@ -419,36 +419,6 @@ func TestRemoveStale(t *testing.T) {
 	}
 }
 
-func TestRewrite(t *testing.T) {
-	path := testPath(t)
-	pf := mustAcquire(t, path)
-	pid := os.Getppid() // live, so Read accepts it at once
-
-	if err := pf.Rewrite(pid); err != nil {
-		t.Fatalf("Rewrite: %v", err)
-	}
-	if got, want := readFile(t, path), fmt.Sprintf("%d\n", pid); got != want {
-		t.Errorf("content %q, want %q", got, want)
-	}
-	if got, err := Read(path); err != nil || got != pid {
-		t.Errorf("Read: got %d, %v, want %d, nil", got, err, pid)
-	}
-	_, err := Acquire(path)
-	wantRunning(t, err, pid, path)
-
-	for _, bad := range []int{0, -1} {
-		if err := pf.Rewrite(bad); err == nil {
-			t.Errorf("Rewrite(%d): got nil error, want one", bad)
-		}
-	}
-	if err := pf.Release(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pf.Rewrite(pid); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Rewrite after Release: got %v, want os.ErrClosed", err)
-	}
-}
-
 // TestReleaseKeepsForeignFile checks that Release leaves alone a pidfile
 // that another daemon created after ours was deleted by hand.
 func TestReleaseKeepsForeignFile(t *testing.T) {

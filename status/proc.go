@@ -41,7 +41,7 @@ var (
 	procFDs   = &procFile{path: "/proc/self/fd"}
 )
 
-// open returns the kept file, opening it if needed. Callers hold mu.
+// openLocked returns the kept file, opening it if needed. Callers hold mu.
 func (p *procFile) openLocked() *os.File {
 	if p.f == nil {
 		p.f, _ = os.Open(p.path)

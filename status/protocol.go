@@ -18,8 +18,12 @@ const (
 	cmdStop        = "stop"
 )
 
-// commandList is shown to a client that sends an unknown command.
-var commandList = strings.Join([]string{cmdStatus, cmdConnections, cmdReload, cmdStop}, ", ")
+// commands lists every command; commandList is shown to a client that
+// sends an unknown one.
+var (
+	commands    = []string{cmdStatus, cmdConnections, cmdReload, cmdStop}
+	commandList = strings.Join(commands, ", ")
+)
 
 const (
 	// maxRequest is the longest request line, without its newline.

@@ -98,8 +98,6 @@ func TestReadLineReadsNoFurther(t *testing.T) {
 	}
 }
 
-var commands = []string{cmdStatus, cmdConnections, cmdReload, cmdStop}
-
 // FuzzParseRequest checks that any request line either decodes to a known
 // command or is refused with a message, and never panics.
 func FuzzParseRequest(f *testing.F) {
