@@ -262,53 +262,41 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte("hi\n/nick alice\n$2:x\n/who\n/help\n/quit"))
 	f.Add([]byte("/nick bob\n/nick BOB\n$1:self"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		clock := newFakeClock()
-		h := NewHub(Options{Now: clock.Now})
-		g := &fakeGroup{}
-		h.AddGroup(g)
-		var members []*Member
-		var sessions []*fakeSession
-		for i := range 3 {
-			s := &fakeSession{}
-			g.add(s)
-			o := JoinOptions{Protocol: "telnet"}
-			if i == 0 {
-				o.Rate, o.Burst = 5, 4
-			}
-			members = append(members, h.Join(s, o))
-			sessions = append(sessions, s)
-		}
+		r := newTestRoom(t)
+		r.join(t, JoinOptions{Protocol: "telnet", Rate: 5, Burst: 4})
+		r.join(t, JoinOptions{Protocol: "telnet"})
+		r.join(t, JoinOptions{Protocol: "telnet"})
 
 		// As a transport would: one Handle per line, then the raw bytes.
 		for line := range bytes.SplitSeq(data, []byte("\n")) {
-			h.Handle(members[0], bytes.TrimSuffix(line, []byte("\r")))
-			clock.Advance(100 * time.Millisecond)
+			r.hub.Handle(r.members[1], bytes.TrimSuffix(line, []byte("\r")))
+			r.clock.Advance(100 * time.Millisecond)
 		}
-		h.Handle(members[1], data)
-		h.Say(members[2], 1, string(data))
-		h.Say(members[2], 0, string(data))
+		r.hub.Handle(r.members[2], data)
+		r.hub.Say(r.members[3], 1, string(data))
+		r.hub.Say(r.members[3], 0, string(data))
 
 		hasBreak := bytes.ContainsAny(data, "\n")
-		for i, s := range sessions {
+		for uid, s := range r.sessions {
 			for _, ev := range s.Events() {
 				if ev.Kind >= numKinds {
-					t.Fatalf("session %d: got an event of kind %d", i, ev.Kind)
+					t.Fatalf("uid %d: got an event of kind %d", uid, ev.Kind)
 				}
 				lines := ev.Lines()
 				if len(lines) == 0 {
-					t.Fatalf("session %d: %v event renders to no lines", i, ev.Kind)
+					t.Fatalf("uid %d: %v event renders to no lines", uid, ev.Kind)
 				}
 				for _, l := range lines {
 					if strings.Contains(l, "\n") && !hasBreak {
-						t.Fatalf("session %d: %v line %q holds a line break; input %q had none", i, ev.Kind, l, data)
+						t.Fatalf("uid %d: %v line %q holds a line break; input %q had none", uid, ev.Kind, l, data)
 					}
 				}
 				if ev.Kind == KindError && !utf8.ValidString(ev.Line()) && utf8.Valid(data) {
-					t.Fatalf("session %d: error line %q is not UTF-8 for UTF-8 input", i, ev.Line())
+					t.Fatalf("uid %d: error line %q is not UTF-8 for UTF-8 input", uid, ev.Line())
 				}
 			}
 		}
-		if got, want := h.Stats().Members, 3; got != want {
+		if got, want := r.hub.Stats().Members, 3; got != want {
 			t.Fatalf("members after handling %q: got %d, want %d", data, got, want)
 		}
 	})

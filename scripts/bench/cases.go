@@ -89,6 +89,42 @@ func perOp(d time.Duration, n int64) float64 {
 	return float64(d.Microseconds()) / float64(n)
 }
 
+// failures counts a case's errors and keeps the last one. It is safe for
+// concurrent use.
+type failures struct {
+	n    atomic.Int64
+	mu   sync.Mutex
+	last error
+}
+
+// add records err and returns how many errors there are now.
+func (f *failures) add(err error) int64 {
+	f.mu.Lock()
+	f.last = err
+	f.mu.Unlock()
+	return f.n.Add(1)
+}
+
+// roundTrips records what cases 1 and 2 measure: n round trips over w,
+// and f's errors, which the failure message calls what.
+func (r *Run) roundTrips(w window, n int64, f *failures, what string) {
+	r.set("round_trips", float64(n))
+	r.set("rt_per_s", float64(n)/w.Wall.Seconds())
+	r.set("server_us_per_rt", perOp(w.Srv, n))
+	r.set("tool_us_per_rt", perOp(w.Own, n))
+	r.set("server_cpu_s", w.Srv.Seconds())
+	r.set("tool_cpu_s", w.Own.Seconds())
+	r.other("", w)
+	r.allocs("", "rt", w, n)
+	errs := f.n.Load()
+	r.set("errors", float64(errs))
+	if errs > 0 {
+		f.mu.Lock()
+		r.failf("%d %s, last: %v", errs, what, f.last)
+		f.mu.Unlock()
+	}
+}
+
 // roundTrip sends one message and reads until its delivery comes back,
 // skipping what else the server sends (join and leave notices).
 func roundTrip(cl *client, msg []byte) error {
@@ -118,40 +154,22 @@ func rtMessage(cl *client, t target) []byte {
 
 // case1: 2 workers, each looping connect, 100 round trips, close.
 func (b *bench) case1(ctx context.Context, s *server, r *Run) {
-	t := s.target(false)
-	var rts, conns, errs atomic.Int64
-	var errMu sync.Mutex
-	var lastErr error
+	var rts, conns atomic.Int64
+	var fails failures
 	var w window
 	b.profile(s, r.Case, func() {
 		w = b.begin(s)
-		b.loop1(ctx, t, &rts, &conns, &errs, func(err error) {
-			errMu.Lock()
-			lastErr = err
-			errMu.Unlock()
-		})
+		b.loop1(ctx, s.target(false), &rts, &conns, &fails)
 		b.end(s, &w)
 	})
-	n := rts.Load()
-	r.set("round_trips", float64(n))
-	r.set("rt_per_s", float64(n)/w.Wall.Seconds())
+	r.roundTrips(w, rts.Load(), &fails, "connection cycles failed")
 	r.set("connects_per_s", float64(conns.Load())/w.Wall.Seconds())
-	r.set("server_us_per_rt", perOp(w.Srv, n))
-	r.set("tool_us_per_rt", perOp(w.Own, n))
-	r.set("server_cpu_s", w.Srv.Seconds())
-	r.set("tool_cpu_s", w.Own.Seconds())
-	r.other("", w)
-	r.allocs("", "rt", w, n)
-	r.set("errors", float64(errs.Load()))
-	if errs.Load() > 0 {
-		r.failf("%d connection cycles failed, last: %v", errs.Load(), lastErr)
-	}
 	b.progressf("  %s: %.0f round trips/s, %.0f connects/s, server %.2f µs/rt, tool %.2f µs/rt",
 		s.kind, r.Metrics["rt_per_s"], r.Metrics["connects_per_s"], r.Metrics["server_us_per_rt"], r.Metrics["tool_us_per_rt"])
 }
 
 // loop1 runs case 1's workers until the case's duration has passed.
-func (b *bench) loop1(ctx context.Context, t target, rts, conns, errs *atomic.Int64, fail func(error)) {
+func (b *bench) loop1(ctx context.Context, t target, rts, conns *atomic.Int64, fails *failures) {
 	const workers, trips = 2, 100
 	deadline := time.Now().Add(b.opt.case1Dur)
 	var wg sync.WaitGroup
@@ -179,12 +197,8 @@ func (b *bench) loop1(ctx context.Context, t target, rts, conns, errs *atomic.In
 					conns.Add(1)
 					return nil
 				}()
-				if err != nil {
-					errs.Add(1)
-					fail(err)
-					if errs.Load() > 10 {
-						return
-					}
+				if err != nil && fails.add(err) > 10 {
+					return
 				}
 			}
 		}()
@@ -196,15 +210,7 @@ func (b *bench) loop1(ctx context.Context, t target, rts, conns, errs *atomic.In
 func (b *bench) case2(ctx context.Context, s *server, ws bool, n int, r *Run) {
 	t := s.target(ws)
 	clients := make([]*client, n)
-	var errs atomic.Int64
-	var errMu sync.Mutex
-	var lastErr error
-	fail := func(err error) {
-		errs.Add(1)
-		errMu.Lock()
-		lastErr = err
-		errMu.Unlock()
-	}
+	var fails failures
 	sem := make(chan struct{}, b.opt.dialConc)
 	var wg sync.WaitGroup
 	for i := range clients {
@@ -217,7 +223,7 @@ func (b *bench) case2(ctx context.Context, s *server, ws bool, n int, r *Run) {
 			defer cancel()
 			cl, err := connect(cctx, b.dialer, t, i, 4096)
 			if err != nil {
-				fail(err)
+				fails.add(err)
 				return
 			}
 			clients[i] = cl
@@ -250,7 +256,7 @@ func (b *bench) case2(ctx context.Context, s *server, ws bool, n int, r *Run) {
 			err := roundTrip(cl, msg)
 			ready.Done()
 			if err != nil {
-				fail(fmt.Errorf("warm-up: %w", err))
+				fails.add(fmt.Errorf("warm-up: %w", err))
 				return
 			}
 			<-start
@@ -258,7 +264,7 @@ func (b *bench) case2(ctx context.Context, s *server, ws bool, n int, r *Run) {
 			var k int64
 			for time.Now().Before(deadline) {
 				if err := roundTrip(cl, msg); err != nil {
-					fail(err)
+					fails.add(err)
 					break
 				}
 				k++
@@ -275,20 +281,8 @@ func (b *bench) case2(ctx context.Context, s *server, ws bool, n int, r *Run) {
 		done.Wait()
 		b.end(s, &w)
 	})
-	k := rts.Load()
 	r.set("connections", float64(n))
-	r.set("round_trips", float64(k))
-	r.set("rt_per_s", float64(k)/w.Wall.Seconds())
-	r.set("server_us_per_rt", perOp(w.Srv, k))
-	r.set("tool_us_per_rt", perOp(w.Own, k))
-	r.set("server_cpu_s", w.Srv.Seconds())
-	r.set("tool_cpu_s", w.Own.Seconds())
-	r.other("", w)
-	r.allocs("", "rt", w, k)
-	r.set("errors", float64(errs.Load()))
-	if errs.Load() > 0 {
-		r.failf("%d errors, last: %v", errs.Load(), lastErr)
-	}
+	r.roundTrips(w, rts.Load(), &fails, "errors")
 	b.progressf("  %s: %d conns, %.0f round trips/s, server %.2f µs/rt, tool %.2f µs/rt",
 		s.kind, n, r.Metrics["rt_per_s"], r.Metrics["server_us_per_rt"], r.Metrics["tool_us_per_rt"])
 }

@@ -60,14 +60,10 @@ func (b *bench) receivers(ctx context.Context, s *server, ws bool, n int, r *Run
 // not announce tens of thousands of departures to the ones still there.
 func (b *bench) teardown(s *server, p *probe, gs groups) {
 	gs.quiet()
-	if p != nil {
-		p.quiet.Store(true)
-	}
+	p.quiet.Store(true)
 	s.stop()
 	gs.close()
-	if p != nil {
-		p.close()
-	}
+	p.close()
 }
 
 // fanout: one sender, n receivers: at saturation (the sender keeps at
@@ -77,7 +73,6 @@ func (b *bench) fanout(ctx context.Context, s *server, ws bool, n int, r *Run) {
 	p, gs, err := b.receivers(ctx, s, ws, n, r)
 	if err != nil {
 		r.failf("set-up: %v", err)
-		s.stop()
 		return
 	}
 	defer b.teardown(s, p, gs)
@@ -207,13 +202,11 @@ func (b *bench) idle(ctx context.Context, s *server, ws bool, n int, r *Run) {
 	rss0, err := procRSS(s.pid())
 	if err != nil {
 		r.failf("rss: %v", err)
-		s.stop()
 		return
 	}
 	p, gs, err := b.receivers(ctx, s, ws, n, r)
 	if err != nil {
 		r.failf("set-up: %v", err)
-		s.stop()
 		return
 	}
 	defer b.teardown(s, p, gs)

@@ -92,7 +92,7 @@ func (l *intList) Set(v string) error {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{fanout: []int{1000, 10000}, idle: []int{10000, 19000}}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	soft, _ := fileLimit()
@@ -100,7 +100,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if soft > 0 && int(soft)-2000 < perProc {
 		perProc = max(int(soft)-2000, 100)
 	}
-	fanout, idle := intList{1000, 10000}, intList{10000, 19000}
 	protos := "telnet,websocket"
 	fs.StringVar(&o.out, "out", "", "write bench.txt (the table), bench.json, summary.md and fanout.svg (the chart) to this folder")
 	fs.BoolVar(&o.smoke, "smoke", false, "run every case tiny (a few seconds); exit 1 on any error or loss")
@@ -117,8 +116,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.rate, "rate", 100, "fan-out: messages per second of the fixed-rate phase")
 	fs.DurationVar(&o.rateDur, "rate-dur", 4*time.Second, "fan-out: duration of the fixed-rate phase")
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "fan-out: how long deliveries may take after the last send")
-	fs.Var(&fanout, "fanout", "fan-out receiver counts")
-	fs.Var(&idle, "idle", "idle connection counts")
+	fs.Var((*intList)(&o.fanout), "fanout", "fan-out receiver counts")
+	fs.Var((*intList)(&o.idle), "idle", "idle connection counts")
 	fs.StringVar(&protos, "protos", protos, "protocols of the websocket-capable cases: telnet, websocket")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 4*time.Minute, "connecting receivers and reading their set-up traffic")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "idle: wait before reading RSS")
@@ -158,7 +157,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("-servers: %q is not fastws or baseline", k)
 		}
 	}
-	o.fanout, o.idle = fanout, idle
 	if o.smoke {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -174,7 +172,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 				}
 			}
 		}
-		o.fanout, o.idle = fanout, idle
 	}
 	if o.rate <= 0 || o.window < 1 || o.perProc < 1 || o.dialConc < 1 || o.loops < 1 || o.rounds < 1 {
 		return nil, errors.New("-rate, -window, -per-proc, -dial-conc, -loops and -rounds must be positive")
@@ -378,7 +375,6 @@ func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
 		r.failf("start: %v", err)
 		return r
 	}
-	defer s.stop()
 	b.progressf("  %s: pid %d, %s", s.kind, s.pid(), s.target(c.ws).Addr)
 	switch c.kind {
 	case "case1":

@@ -79,7 +79,8 @@ type server struct {
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
-// addr returns the address speaking t's protocol.
+// target returns the address speaking websocket (ws) or telnet lines,
+// and how the server talks there.
 func (s *server) target(ws bool) target {
 	if ws {
 		return target{Addr: s.ws, WS: true, Welcome: s.kind == kindFastws}

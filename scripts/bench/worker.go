@@ -20,10 +20,9 @@ import (
 //
 // The parent writes the group's spec as JSON on the first line of the
 // worker's stdin, then commands, one per line: "report", "quiet" and
-// "close". The
-// worker answers on stdout with JSON lines: {"progress":...} every 20ms,
-// {"connected":true} once set up, {"report":...} when asked. It exits on
-// "close" or when its stdin ends (the parent is gone).
+// "close". The worker answers on stdout with JSON lines: {"progress":...}
+// every 20ms, {"connected":true} once set up, {"report":...} when asked.
+// It exits on "close" or when its stdin ends (the parent is gone).
 
 // workerMsg is one line from a worker.
 type workerMsg struct {

@@ -5,9 +5,9 @@
 # starts Prometheus scraping it every second, holds K telnet connections
 # open, and polls Prometheus's HTTP API until up{job="fastws"} is 1 and
 # sum(fastws_connections) is K; then it runs every query of
-# scripts/grafana-dashboard.json and expects data from each. It prints PASS, or FAIL and the logs, and
-# stops only what it started, by pid. Every wait is bounded; after the build
-# the whole run takes well under a minute.
+# scripts/grafana-dashboard.json and expects data from each. It prints PASS,
+# or FAIL and the logs, and stops only what it started, by pid. Every wait is
+# bounded; after the build the whole run takes well under a minute.
 #
 #   scripts/prometheus/e2e.sh          K=5 clients
 #   K=20 scripts/prometheus/e2e.sh

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestShippedConfigDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	ix, _ := scan(shippedPath, data)
-	for _, k := range append(append([]string{}, daemonKeys...), limitKeys...) {
+	for _, k := range slices.Concat(daemonKeys, limitKeys) {
 		if ix.keys["fastws"][k] == nil {
 			t.Errorf("[fastws] %s: missing from %s, want every key present", k, shippedPath)
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -47,9 +48,8 @@ type parser struct {
 	dir  string // the folder a relative runDir resolves against
 	data []byte
 	ix   *index
+	f    *ini.File // as ini.v1 parsed it
 	errs Errors
-
-	sections map[string]*ini.Section // by name, once ini.v1 has parsed
 }
 
 func newParser(path string, data []byte) *parser {
@@ -72,6 +72,7 @@ func (p *parser) parse() *Config {
 	p.ix = ix
 	p.errs = append(p.errs, ix.errs...)
 	f, err := ini.LoadSources(loadOptions, data)
+	p.f = f
 	if err != nil {
 		// scan blanks every line ini.v1 refuses; this is a disagreement
 		// between the two, reported without a line rather than hidden.
@@ -88,10 +89,8 @@ func (p *parser) parse() *Config {
 	}
 	var instances []*ini.Section
 	daemonSeen := false
-	p.sections = map[string]*ini.Section{}
 	for _, s := range f.Sections() {
 		name := s.Name()
-		p.sections[name] = s
 		switch {
 		case name == ini.DefaultSection:
 			p.outside(s)
@@ -169,7 +168,7 @@ func (p *parser) daemon(c *Config, s *ini.Section) {
 				}
 				c.StopTimeout = d
 			case "announceLimit":
-				n, ok := parseInt(v, 0, maxInt)
+				n, ok := parseInt(v, 0, math.MaxInt)
 				if !ok {
 					return "must be a whole number >= 0 (room size up to which joins and leaves are announced; 0 = always)"
 				}
@@ -284,7 +283,6 @@ func validInstanceName(name string) bool {
 	return true
 }
 
-// setLimit sets one limit key; it returns what is wrong with v, or "".
 // setOffDuration parses v, a duration where 0 turns the feature off, into
 // *d, or returns what is wrong with examples of what is allowed.
 func setOffDuration(d *time.Duration, v, examples, example string) string {
@@ -299,6 +297,7 @@ func setOffDuration(d *time.Duration, v, examples, example string) string {
 	return ""
 }
 
+// setLimit sets one limit key; it returns what is wrong with v, or "".
 func setLimit(l *Limits, key, v string) string {
 	switch key {
 	case "maxPackageSize":
@@ -326,7 +325,7 @@ func setLimit(l *Limits, key, v string) string {
 	case "pongTimeout":
 		return setOffDuration(&l.PongTimeout, v, "30s", "30s")
 	case "maxConnections", "maxConnectionsPerIP":
-		n, ok := parseInt(v, 0, maxInt)
+		n, ok := parseInt(v, 0, math.MaxInt)
 		if !ok {
 			return "must be a whole number >= 0 (0 = unlimited)"
 		}
@@ -342,7 +341,7 @@ func setLimit(l *Limits, key, v string) string {
 		}
 		l.MessagesPerSecond = f
 	case "messageBurst":
-		n, ok := parseInt(v, 1, maxInt)
+		n, ok := parseInt(v, 1, math.MaxInt)
 		if !ok {
 			return "must be a whole number >= 1 (messages a connection may send at once)"
 		}
@@ -350,8 +349,6 @@ func setLimit(l *Limits, key, v string) string {
 	}
 	return ""
 }
-
-const maxInt = int(^uint(0) >> 1)
 
 // checkLimits checks what no single limit key can: a send buffer must hold
 // the largest message. Only a section that sets one of the two keys, both
@@ -401,7 +398,7 @@ func (p *parser) crossCheck(c *Config) {
 			continue
 		}
 		if o, clash := findOverlap(bound, k); clash {
-			p.keyErr(in.Section, "port", p.value(p.sections[in.Section], "port", in.Section), overlapMsg(in.Addr(), o))
+			p.keyErr(in.Section, "port", p.value(p.f.Section(in.Section), "port", in.Section), overlapMsg(in.Addr(), o))
 			continue
 		}
 		bound = append(bound, listener{k, in.Addr(), in.Section})

@@ -12,7 +12,7 @@
 // framing is minimal: the upgrade, masked client frames, text and close;
 // no ping, fragmentation, UTF-8 or size checks.
 //
-// It prints "ready ADDR" once it listens and exits on SIGTERM or SIGINT.
+// It prints "ready" once it listens and exits on SIGTERM or SIGINT.
 package main
 
 import (
