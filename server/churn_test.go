@@ -242,7 +242,7 @@ func wsHello(conn net.Conn, r *bufio.Reader) error {
 	if _, err := io.ReadFull(r, p); err != nil {
 		return fmt.Errorf("read welcome: %v", err)
 	}
-	if h.OpCode != ws.OpText || !wsWelcomeRE.Match(p) {
+	if h.OpCode != ws.OpText || !welcomeRE.Match(p) {
 		return fmt.Errorf("got %v %q, want the welcome", h.OpCode, p)
 	}
 	return nil

@@ -47,6 +47,27 @@ type decoder interface {
 	ping() []byte
 }
 
+// keepBuffer is the largest buffer a decoder keeps between reads (a
+// message, the answers of one read); a bigger one, grown by a burst, is
+// dropped so that an idle connection costs little.
+const keepBuffer = 4 << 10
+
+// writeAnswers writes the answers a decoder gathered in one read (telnet
+// negotiation, pongs) and returns buf emptied for the next. One write per
+// read, not one per request: a storm of tiny writes to a peer that reads
+// slowly would queue as many tiny buffers in gnet, which walks them all on
+// every write.
+func writeAnswers(c gnet.Conn, buf []byte) []byte {
+	if len(buf) == 0 {
+		return buf
+	}
+	_, _ = c.Write(buf)
+	if cap(buf) > keepBuffer {
+		return nil
+	}
+	return buf[:0]
+}
+
 // protocolError is a violation by the peer, or a request the protocol
 // answers and then closes (an HTTP page). Kind labels the error metric
 // ("" = not an error). Msg, if set, is told to a member as an error line
@@ -64,6 +85,10 @@ func (e *protocolError) Error() string {
 	}
 	return e.Kind + ": " + e.Msg
 }
+
+// kindRefused labels a connection refused at accept by a limit
+// (maxConnections, maxConnectionsPerIP), for every protocol.
+const kindRefused = "refused"
 
 // asProtocolError reports whether err is a protocol violation.
 func asProtocolError(err error) (*protocolError, bool) {

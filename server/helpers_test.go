@@ -61,16 +61,33 @@ var welcomeRE = regexp.MustCompile(`^Welcome to fastws! You are uid (\d+)\. `)
 // dial connects to addr and reads the welcome line.
 func dial(tb testing.TB, addr string) *client {
 	tb.Helper()
-	conn, err := net.DialTimeout("tcp", addr, testTimeout)
+	return dialRaw(tb, addr).welcomed()
+}
+
+// dialRaw connects to addr and reads nothing.
+func dialRaw(tb testing.TB, addr string) *client {
+	tb.Helper()
+	return dialWith(tb, &net.Dialer{Timeout: testTimeout}, addr)
+}
+
+// dialWith connects to addr through d and reads nothing.
+func dialWith(tb testing.TB, d *net.Dialer, addr string) *client {
+	tb.Helper()
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatalf("dial %s: %v", addr, err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	c := &client{tb: tb, conn: conn, r: bufio.NewReaderSize(conn, 1<<20)}
+	return &client{tb: tb, conn: conn, r: bufio.NewReaderSize(conn, 1<<20)}
+}
+
+// welcomed reads c's welcome line and records its uid.
+func (c *client) welcomed() *client {
+	c.tb.Helper()
 	line := c.line()
 	m := welcomeRE.FindStringSubmatch(line)
 	if m == nil {
-		tb.Fatalf("first line %q, want the welcome", line)
+		c.tb.Fatalf("first line %q, want the welcome", line)
 	}
 	c.uid, _ = strconv.ParseUint(m[1], 10, 64)
 	return c

@@ -167,7 +167,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return i.codec.refusal("server is shutting down"), gnet.Close
 	}
 	if why := i.admit(ip); why != "" {
-		i.countProtoErr("refused")
+		i.countProtoErr(kindRefused)
 		return i.codec.refusal(why), gnet.Close
 	}
 	r := i.reactorFor(c.EventLoop())

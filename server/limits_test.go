@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,35 +23,6 @@ import (
 // config.Limits through real sockets: maxSendBuffer, idleTimeout, the
 // websocket keepalive, maxConnections, maxConnectionsPerIP and
 // messagesPerSecond/messageBurst.
-
-// dialRaw connects to addr and reads nothing.
-func dialRaw(tb testing.TB, addr string) *client {
-	tb.Helper()
-	return dialWith(tb, &net.Dialer{Timeout: testTimeout}, addr)
-}
-
-// dialWith connects to addr through d and reads nothing.
-func dialWith(tb testing.TB, d *net.Dialer, addr string) *client {
-	tb.Helper()
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatalf("dial %s: %v", addr, err)
-	}
-	tb.Cleanup(func() { conn.Close() })
-	return &client{tb: tb, conn: conn, r: bufio.NewReaderSize(conn, 1<<20)}
-}
-
-// welcomed reads c's welcome line and records its uid.
-func (c *client) welcomed() *client {
-	c.tb.Helper()
-	line := c.line()
-	m := welcomeRE.FindStringSubmatch(line)
-	if m == nil {
-		c.tb.Fatalf("first line %q, want the welcome", line)
-	}
-	c.uid, _ = strconv.ParseUint(m[1], 10, 64)
-	return c
-}
 
 // openConns returns the connections s has open, over every instance.
 func openConns(s *Server) int64 {

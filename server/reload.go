@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/fastws/fastws/server/config"
 )
@@ -34,27 +33,24 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 	}
 
 	var res ReloadResult
-	var keep, stop []*instance
-	var start []config.Instance
-	wanted := make(map[string]bool, len(cfg.Instances))
+	var stop []*instance
+	kept := make(map[string]*instance, len(old)) // by section
 	for _, ic := range cfg.Instances {
-		wanted[ic.Section] = true
 		cur, ok := bySection[ic.Section]
+		delete(bySection, ic.Section) // what is left is removed
 		switch {
 		case !ok:
-			start = append(start, ic)
 			res.Started = append(res.Started, ic.Name)
 		case cur.cfg.Same(ic):
-			keep = append(keep, cur)
+			kept[ic.Section] = cur
 			res.Unchanged = append(res.Unchanged, ic.Name)
 		default:
 			stop = append(stop, cur)
-			start = append(start, ic)
 			res.Restarted = append(res.Restarted, ic.Name)
 		}
 	}
 	for _, i := range old {
-		if !wanted[i.cfg.Section] {
+		if bySection[i.cfg.Section] == i {
 			stop = append(stop, i)
 			res.Stopped = append(res.Stopped, i.cfg.Name)
 		}
@@ -64,23 +60,20 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
 	defer cancel()
 	s.stopInstances(ctx, stop)
+	// Start the rest. running is in config order, for status listings.
+	var running []*instance
 	var errs []error
-	running := keep
-	for _, ic := range start {
-		inst := newInstance(ic, s.hub, s.log)
-		if err := inst.start(); err != nil {
-			errs = append(errs, err)
-			continue
+	for _, ic := range cfg.Instances {
+		inst := kept[ic.Section]
+		if inst == nil {
+			var err error
+			if inst, err = s.open(ic); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 		}
-		s.log.Info("listening", "instance", ic.Name, "protocol", ic.Protocol.String(), "addr", inst.addr, "reactors", ic.ChildProcessCount)
 		running = append(running, inst)
 	}
-	// Keep config order for status listings.
-	order := make(map[string]int, len(cfg.Instances))
-	for k, ic := range cfg.Instances {
-		order[ic.Section] = k
-	}
-	slices.SortStableFunc(running, func(a, b *instance) int { return order[a.cfg.Section] - order[b.cfg.Section] })
 	s.mu.Lock()
 	s.instances = running
 	s.mu.Unlock()

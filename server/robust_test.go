@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -81,13 +80,8 @@ func TestGarbage(t *testing.T) {
 	})
 
 	t.Run("telnet/random_bytes", func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(2, 2))
-		b := make([]byte, 256<<10)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
 		o := dial(t, tAddr)
-		wait := writeAsync(o.conn, b)
+		wait := writeAsync(o.conn, randomBytes(2, 256<<10))
 		expectClosedAfter(t, o, tooLong)
 		wait()
 		alive(t)
@@ -168,13 +162,8 @@ func TestGarbage(t *testing.T) {
 	})
 
 	t.Run("ws/random_frames", func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(3, 3))
-		b := make([]byte, 64<<10)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
 		o := wsDial(t, wsAddr)
-		wait := writeAsync(o.conn, b)
+		wait := writeAsync(o.conn, randomBytes(3, 64<<10))
 		h, p := o.readFrame()
 		code := uint16(0)
 		if len(p) >= 2 {
@@ -186,31 +175,21 @@ func TestGarbage(t *testing.T) {
 		case h.OpCode != ws.OpClose || (code != 1002 && code != 1003 && code != 1007 && code != 1009):
 			t.Fatalf("got frame %v %q, want a close with 1002, 1003, 1007 or 1009", h.OpCode, clip(p))
 		}
-		expectGone(t, o.conn, o.r)
+		o.expectEOF()
 		wait()
 		alive(t)
 	})
 
 	t.Run("ws/1MB_of_headers", func(t *testing.T) {
-		conn, err := net.DialTimeout("tcp", wsAddr, testTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		o := wsDialRaw(t, wsAddr, "") // the request goes below: the server answers before it ends
 		pad := "X-Pad: " + strings.Repeat("p", 1000) + "\r\n"
-		req := wsUpgradeRequest(strings.Repeat(pad, (1<<20)/len(pad)))
-		wait := writeAsync(conn, []byte(req))
-		r := bufio.NewReader(conn)
-		_ = conn.SetReadDeadline(time.Now().Add(testTimeout))
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			t.Fatalf("read response: %v", err)
-		}
+		wait := writeAsync(o.conn, []byte(wsUpgradeRequest(strings.Repeat(pad, (1<<20)/len(pad)))))
+		resp := o.response()
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 			t.Fatalf("got %d %q, want 431", resp.StatusCode, body)
 		}
-		expectGone(t, conn, r)
+		o.expectEOF()
 		wait()
 		alive(t)
 	})
@@ -285,19 +264,6 @@ func expectClosedAfter(t *testing.T, c *client, want string) {
 	}
 }
 
-// expectGone checks that the server closes conn with nothing more to read.
-func expectGone(t *testing.T, conn net.Conn, r *bufio.Reader) {
-	t.Helper()
-	_ = conn.SetReadDeadline(time.Now().Add(testTimeout))
-	rest, err := io.ReadAll(r)
-	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("waiting for the close: %v", err)
-	}
-	if len(rest) > 0 {
-		t.Fatalf("got %q after the close frame, want nothing", clip(rest))
-	}
-}
-
 // expectDrained reads whatever the server wrote to conn and checks that
 // the server then closed it.
 func expectDrained(t *testing.T, conn net.Conn) {
@@ -307,6 +273,16 @@ func expectDrained(t *testing.T, conn net.Conn) {
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after reading %d bytes: %v, want the server to have closed the connection", n, err)
 	}
+}
+
+// randomBytes returns n bytes from a generator seeded with seed.
+func randomBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
 }
 
 // wsHeader returns a masked frame header with the first byte b0 that
@@ -327,27 +303,4 @@ func smallRcvBuf() *net.Dialer {
 		})
 		return errors.Join(err, serr)
 	}}
-}
-
-// wsDialWith upgrades a connection made by d to addr and reads the
-// welcome.
-func wsDialWith(tb testing.TB, d *net.Dialer, addr string) *wsRaw {
-	tb.Helper()
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatalf("dial %s: %v", addr, err)
-	}
-	tb.Cleanup(func() { conn.Close() })
-	c := &wsRaw{tb: tb, conn: conn, r: bufio.NewReaderSize(conn, 1<<20)}
-	c.write([]byte(wsUpgradeRequest("")))
-	if resp := c.response(); resp.StatusCode != http.StatusSwitchingProtocols {
-		tb.Fatalf("handshake: got status %d, want 101", resp.StatusCode)
-	}
-	h, p := c.readFrame()
-	m := wsWelcomeRE.FindStringSubmatch(string(p))
-	if h.OpCode != ws.OpText || m == nil {
-		tb.Fatalf("first frame %v %q, want the welcome", h.OpCode, p)
-	}
-	c.uid, _ = strconv.ParseUint(m[1], 10, 64)
-	return c
 }

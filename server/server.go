@@ -39,16 +39,13 @@ func (s *Server) Start(cfg *config.Config) error {
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
 	var started []*instance
 	for _, ic := range cfg.Instances {
-		inst := newInstance(ic, s.hub, s.log)
-		if err := inst.start(); err != nil {
+		inst, err := s.open(ic)
+		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
-			for _, i := range started {
-				i.stop(ctx)
-			}
-			cancel()
+			defer cancel()
+			s.stopInstances(ctx, started)
 			return err
 		}
-		s.log.Info("listening", "instance", ic.Name, "protocol", ic.Protocol.String(), "addr", inst.addr, "reactors", ic.ChildProcessCount)
 		started = append(started, inst)
 	}
 	s.mu.Lock()
@@ -56,6 +53,16 @@ func (s *Server) Start(cfg *config.Config) error {
 	s.started = time.Now()
 	s.mu.Unlock()
 	return nil
+}
+
+// open starts an instance of ic and logs where it listens.
+func (s *Server) open(ic config.Instance) (*instance, error) {
+	inst := newInstance(ic, s.hub, s.log)
+	if err := inst.start(); err != nil {
+		return nil, err
+	}
+	s.log.Info("listening", "instance", ic.Name, "protocol", ic.Protocol.String(), "addr", inst.addr, "reactors", ic.ChildProcessCount)
+	return inst, nil
 }
 
 // Addrs returns the bound address of each instance, by instanceName.

@@ -265,3 +265,26 @@ func TestStatsCount(t *testing.T) {
 		t.Errorf("got connections %+v, want uids %d and %d", rows, x.uid, y.uid)
 	}
 }
+
+func TestReload(t *testing.T) {
+	s := startServer(t, telnetInstance("gone", 1), telnetInstance("same", 1), telnetInstance("changed", 1))
+	stay := dial(t, s.Addrs()["same"])
+	changed := telnetInstance("changed", 2)
+	res, err := s.Reload(&config.Config{StopTimeout: testTimeout, Instances: []config.Instance{
+		telnetInstance("new", 1), changed, telnetInstance("same", 1)}})
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	want := ReloadResult{Started: []string{"new"}, Stopped: []string{"gone"}, Restarted: []string{"changed"}, Unchanged: []string{"same"}}
+	if fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Errorf("got %+v, want %+v", res, want)
+	}
+	var names []string
+	for _, in := range s.Stats().Instances {
+		names = append(names, in.Name)
+	}
+	if got := strings.Join(names, " "); got != "new changed same" {
+		t.Errorf("got instances %q, want the new config's order %q", got, "new changed same")
+	}
+	stay.sync() // the unchanged instance kept its connection
+}

@@ -70,13 +70,25 @@ func (s *session) Reply(ev *chat.Event) {
 // written. It never blocks, is safe for concurrent use and idempotent.
 func (s *session) Close(r chat.CloseReason) { s.r.enqueue(delivery{s: s, close: true, reason: r}) }
 
+// listening reports whether the room takes input from the session: it
+// has joined and is not closing. Event loop only.
+func (s *session) listening() bool { return !s.closing && !s.muted && s.member != nil }
+
 // line hands one decoded client line to the room. Event loop only.
 func (s *session) line(b []byte) {
-	if s.closing || s.muted || s.member == nil {
-		return
+	if s.listening() {
+		s.msgsIn++
+		s.r.hub.Handle(s.member, b)
 	}
-	s.msgsIn++
-	s.r.hub.Handle(s.member, b)
+}
+
+// say hands one structured message (fastws.v1.json) to the room: text to
+// everyone (to = 0) or to uid to. Event loop only.
+func (s *session) say(to uint64, text string) {
+	if s.listening() {
+		s.msgsIn++
+		s.r.hub.Say(s.member, to, text)
+	}
 }
 
 // join makes the session a member of the room: it gets the welcome, the
@@ -95,11 +107,13 @@ func (s *session) join() {
 // now on. Event loop only.
 func (s *session) fail(reason chat.CloseReason, pe *protocolError) {
 	s.muted = true
-	if pe != nil && pe.Msg != "" && s.member != nil {
-		s.r.hub.Refuse(s.member, pe.Msg)
-	}
-	if pe != nil && pe.Frame != nil {
-		s.r.enqueue(delivery{s: s, raw: pe.Frame})
+	if pe != nil {
+		if pe.Msg != "" && s.member != nil {
+			s.r.hub.Refuse(s.member, pe.Msg)
+		}
+		if pe.Frame != nil {
+			s.r.enqueue(delivery{s: s, raw: pe.Frame})
+		}
 	}
 	s.Close(reason)
 }

@@ -87,9 +87,7 @@ func (i *instance) stats() InstanceStats {
 	for k, n := range closedBy {
 		st.ClosedBy[chat.CloseReason(k).String()] = n
 	}
-	if i.acc != nil {
-		st.AcceptStalls = i.acc.stalls.Load()
-	}
+	st.AcceptStalls = i.acc.stalls.Load()
 	i.protoErr.Range(func(k, v any) bool {
 		n := v.(*atomic.Uint64).Load()
 		st.ProtoErrors[k.(string)] = n
@@ -103,9 +101,9 @@ func (i *instance) stats() InstanceStats {
 // stats list them, and metrics expose them, at 0 before the first one. A
 // kind missing here is still counted, from its first occurrence on.
 var protoErrKinds = map[config.Protocol][]string{
-	config.ProtocolTelnet: {"line_too_long", "refused"},
+	config.ProtocolTelnet: {telnetKindTooLong, kindRefused},
 	config.ProtocolWebSocket: {wsKindHandshake, wsKindOrigin, wsKindProtocol, wsKindTooBig,
-		wsKindUnsupported, wsKindUTF8, "refused"},
+		wsKindUnsupported, wsKindUTF8, kindRefused},
 }
 
 // listening reports whether the instance accepts connections: its engine
@@ -153,7 +151,7 @@ func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
 						continue // still in its handshake
 					}
 					rows = append(rows, ConnStats{
-						UID: x.member.UID(), Instance: i.cfg.Name, Reactor: n,
+						UID: x.member.UID(), Nick: x.member.Nick(), Instance: i.cfg.Name, Reactor: n,
 						Remote: x.conn.RemoteAddr().String(), Since: time.Unix(0, x.since), MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,
 						Queued: x.conn.OutboundBuffered(),
 					})
@@ -163,11 +161,6 @@ func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
 				return nil, err
 			}
 			out = append(out, rows...)
-		}
-	}
-	for k := range out {
-		if m := s.hub.Lookup(out[k].UID); m != nil {
-			out[k].Nick = m.Nick()
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].UID < out[b].UID })

@@ -21,6 +21,10 @@ const (
 	telnetOptTimingMark = 6
 )
 
+// telnetKindTooLong labels a line over maxPackageSize, the one protocol
+// error of telnet.
+const telnetKindTooLong = "line_too_long"
+
 // telnetCodec is the line protocol of telnet and nc:
 //
 //	line = *( data / IAC-sequence ) [ CR ] LF
@@ -69,13 +73,7 @@ func appendTelnet(b []byte, ev *chat.Event) []byte {
 
 func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
 	err := d.lines(s, c)
-	// Answers go out in one write per read, not one per request: a storm
-	// of tiny writes to a peer that reads slowly would queue as many tiny
-	// buffers in gnet, which walks them all on every write.
-	if len(d.reply) > 0 {
-		_, _ = c.Write(d.reply)
-		d.reply = d.reply[:0]
-	}
+	d.reply = writeAnswers(c, d.reply)
 	return err
 }
 
@@ -162,7 +160,7 @@ func stripped(b []byte) int {
 }
 
 func (d *telnetDecoder) tooLong() error {
-	return &protocolError{Kind: "line_too_long", Msg: "line too long (max " + strconv.Itoa(d.maxLine) + " bytes)"}
+	return &protocolError{Kind: telnetKindTooLong, Msg: "line too long (max " + strconv.Itoa(d.maxLine) + " bytes)"}
 }
 
 // scanTelnet looks for the end of the first line in buf, starting at from,

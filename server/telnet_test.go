@@ -285,7 +285,7 @@ func TestEncodeTelnet(t *testing.T) {
 	}
 }
 
-// fakeConn is the part of a gnet.Conn the decoder uses; any other method
+// fakeConn is the part of a gnet.Conn the decoders use; any other method
 // panics on the nil embedded interface. Like gnet's, Peek's result is valid
 // only until Discard, which scribbles over it to catch later use.
 type fakeConn struct {
@@ -426,8 +426,8 @@ func decodeTelnet(tb testing.TB, maxLine int, chunks ...[]byte) telnetResult {
 	return h.result()
 }
 
-// telnetBytewise splits in into one-byte reads.
-func telnetBytewise(in []byte) [][]byte {
+// bytewise splits in into one-byte reads.
+func bytewise(in []byte) [][]byte {
 	chunks := make([][]byte, len(in))
 	for i := range in {
 		chunks[i] = in[i : i+1]
@@ -553,7 +553,7 @@ func TestTelnetDecode(t *testing.T) {
 				t.Errorf("decode(%q): got %d bytes consumed and %d buffered, want %d and %d",
 					tt.in, whole.bytesIn, whole.buffered, tt.bytesIn, tt.buffered)
 			}
-			sameTelnetResult(t, "byte at a time", decodeTelnet(t, maxLine, telnetBytewise(in)...), whole)
+			sameTelnetResult(t, "byte at a time", decodeTelnet(t, maxLine, bytewise(in)...), whole)
 			sameTelnetAtEverySplit(t, maxLine, in, whole)
 		})
 	}
@@ -687,7 +687,7 @@ func TestTelnetDecodeLineTooLong(t *testing.T) {
 			if d := check(decodeTelnet(t, maxLine, in)); d != "" {
 				t.Errorf("decode(%s) whole: %s", shortQuote(in), d)
 			}
-			if d := check(decodeTelnet(t, maxLine, telnetBytewise(in)...)); d != "" {
+			if d := check(decodeTelnet(t, maxLine, bytewise(in)...)); d != "" {
 				t.Errorf("decode(%s) a byte at a time: %s", shortQuote(in), d)
 			}
 			var failed []int
@@ -725,7 +725,7 @@ func TestTelnetDecodeSplitIndependent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := []byte(tt.in)
 			whole := decodeTelnet(t, maxLine, in)
-			sameTelnetResult(t, "byte at a time vs whole", decodeTelnet(t, maxLine, telnetBytewise(in)...), whole)
+			sameTelnetResult(t, "byte at a time vs whole", decodeTelnet(t, maxLine, bytewise(in)...), whole)
 			sameTelnetAtEverySplit(t, maxLine, in, whole)
 		})
 	}

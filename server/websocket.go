@@ -124,16 +124,7 @@ func (d *wsDecoder) decode(s *session, c gnet.Conn) error {
 		}
 	}
 	err := d.readFrames(s, c)
-	// Pongs go out in one write per read, not one per ping: a storm of
-	// tiny writes to a peer that reads slowly would queue as many tiny
-	// buffers in gnet, which walks them all on every write.
-	if len(d.pongs) > 0 {
-		_, _ = c.Write(d.pongs)
-		d.pongs = d.pongs[:0]
-		if cap(d.pongs) > wsKeepBuffer {
-			d.pongs = nil
-		}
-	}
+	d.pongs = writeAnswers(c, d.pongs)
 	return err
 }
 

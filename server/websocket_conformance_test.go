@@ -47,6 +47,19 @@ func cont(s string) []byte               { return clientFrame(true, 0, ws.OpCont
 func ping(p []byte) []byte               { return clientFrame(true, 0, ws.OpPing, p) }
 func closeF(p []byte) []byte             { return clientFrame(true, 0, ws.OpClose, p) }
 
+// byteFragments is the text message s sent as one fragment per byte.
+func byteFragments(s string) [][]byte {
+	var fr [][]byte
+	for i := range len(s) {
+		op := ws.OpContinuation
+		if i == 0 {
+			op = ws.OpText
+		}
+		fr = append(fr, clientFrame(i == len(s)-1, 0, op, []byte(s[i:i+1])))
+	}
+	return fr
+}
+
 const (
 	cNormal      = 1000
 	cGoingAway   = 1001
@@ -181,18 +194,10 @@ func opcodeCases() []wsCase {
 }
 
 func fragmentationCases() []wsCase {
-	var bytewise [][]byte
 	msg := "fragmented one byte at a time"
-	for i := range len(msg) {
-		op := ws.OpContinuation
-		if i == 0 {
-			op = ws.OpText
-		}
-		bytewise = append(bytewise, clientFrame(i == len(msg)-1, 0, op, []byte(msg[i:i+1])))
-	}
 	return []wsCase{
 		{name: "two_fragments", frames: [][]byte{frag(ws.OpText, "Hello, "), cont("world")}, want: []wsWant{echoed("Hello, world")}},
-		{name: "one_byte_fragments", frames: bytewise, want: []wsWant{echoed(msg)}},
+		{name: "one_byte_fragments", frames: byteFragments(msg), want: []wsWant{echoed(msg)}},
 		{name: "empty_fragments", frames: [][]byte{frag(ws.OpText, ""), frag(ws.OpContinuation, "x"), cont("")},
 			want: []wsWant{echoed("x")}},
 		{name: "ping_between_fragments", frames: [][]byte{frag(ws.OpText, "Hello, "), ping([]byte("mid")), cont("world")},
@@ -226,15 +231,7 @@ func utf8Cases() []wsCase {
 	for i, s := range valid {
 		cs = append(cs, wsCase{name: fmt.Sprintf("valid_%d", i), frames: [][]byte{text(s)}, want: []wsWant{echoed(s)}})
 		// The same text fragmented at every byte, which splits code points.
-		var fr [][]byte
-		for j := range len(s) {
-			op := ws.OpContinuation
-			if j == 0 {
-				op = ws.OpText
-			}
-			fr = append(fr, clientFrame(j == len(s)-1, 0, op, []byte(s[j:j+1])))
-		}
-		cs = append(cs, wsCase{name: fmt.Sprintf("valid_%d_split_code_points", i), frames: fr, want: []wsWant{echoed(s)}})
+		cs = append(cs, wsCase{name: fmt.Sprintf("valid_%d_split_code_points", i), frames: byteFragments(s), want: []wsWant{echoed(s)}})
 	}
 	for i, s := range invalid {
 		cs = append(cs, wsCase{name: fmt.Sprintf("invalid_%d", i), frames: [][]byte{text(s)}, want: []wsWant{closedWith(cBadData)}})

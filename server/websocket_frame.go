@@ -22,11 +22,6 @@ const (
 	wsKindOrigin      = "ws_origin"      // an upgrade from an Origin not in allowedOrigins
 )
 
-// wsKeepBuffer is the largest message buffer a connection keeps between
-// messages; a bigger one, grown for a big message, is dropped so that an
-// idle connection costs little.
-const wsKeepBuffer = 4 << 10
-
 // wsInput is the part of gnet.Conn the frame reader uses, so that tests and
 // the fuzzer can drive it from a byte slice.
 type wsInput interface {
@@ -196,10 +191,10 @@ func (f *wsFrames) close(b []byte) (wsFrame, error) {
 	return wsFrame{op: wsClose, reply: closeFrame(ws.StatusCode(code), "")}, nil
 }
 
-// trim drops a message buffer grown past wsKeepBuffer once no message is
+// trim drops a message buffer grown past keepBuffer once no message is
 // open.
 func (f *wsFrames) trim() {
-	if !f.open && cap(f.msg) > wsKeepBuffer {
+	if !f.open && cap(f.msg) > keepBuffer {
 		f.msg, f.checked = nil, 0
 	}
 }

@@ -3,34 +3,12 @@ package server
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
-
-// sliceInput is a wsInput over a byte slice: what gnet has buffered.
-type sliceInput struct{ b []byte }
-
-func (in *sliceInput) Peek(n int) ([]byte, error) {
-	if n > len(in.b) {
-		return nil, io.ErrShortBuffer
-	}
-	if n <= 0 {
-		n = len(in.b)
-	}
-	return in.b[:n], nil
-}
-
-func (in *sliceInput) Discard(n int) (int, error) {
-	n = min(n, len(in.b))
-	in.b = in.b[n:]
-	return n, nil
-}
-
-func (in *sliceInput) InboundBuffered() int { return len(in.b) }
 
 // wsFuzzMax is the message limit of the fuzzed reader: small, so that the
 // fuzzer reaches it.
@@ -43,14 +21,14 @@ const wsFuzzMax = 300
 func wsTrace(tb testing.TB, chunks ...[]byte) string {
 	tb.Helper()
 	f := wsFrames{max: wsFuzzMax}
-	in := &sliceInput{}
+	in := &fakeConn{}
 	var out strings.Builder
 	for _, ch := range chunks {
-		in.b = append(in.b, ch...)
+		in.in = append(in.in, ch...)
 		for {
-			before := len(in.b)
+			before := len(in.in)
 			fr, n, err := f.read(in)
-			if got := before - len(in.b); got != n {
+			if got := before - len(in.in); got != n {
 				tb.Fatalf("read reported %d bytes consumed, consumed %d", n, got)
 			}
 			if err != nil {
@@ -72,7 +50,7 @@ func wsTrace(tb testing.TB, chunks ...[]byte) string {
 			}
 		}
 	}
-	fmt.Fprintf(&out, "waiting with %d bytes", len(in.b))
+	fmt.Fprintf(&out, "waiting with %d bytes", len(in.in))
 	return out.String()
 }
 
@@ -126,11 +104,7 @@ func TestWSFramesSplitEverywhere(t *testing.T) {
 				t.Fatalf("seed %d split at %d:\n%s\nwant, as whole:\n%s", i, k, got, whole)
 			}
 		}
-		var bytewise [][]byte
-		for k := range in {
-			bytewise = append(bytewise, in[k:k+1])
-		}
-		if got := wsTrace(t, bytewise...); got != whole {
+		if got := wsTrace(t, bytewise(in)...); got != whole {
 			t.Fatalf("seed %d byte by byte:\n%s\nwant, as whole:\n%s", i, got, whole)
 		}
 	}

@@ -47,14 +47,15 @@ func wsUpgradeRequest(extra string) string {
 // wsDialRaw connects to addr and sends req; it does not read the answer.
 func wsDialRaw(tb testing.TB, addr, req string) *wsRaw {
 	tb.Helper()
-	conn, err := net.DialTimeout("tcp", addr, testTimeout)
-	if err != nil {
-		tb.Fatalf("dial %s: %v", addr, err)
-	}
-	tb.Cleanup(func() { conn.Close() })
-	c := &wsRaw{tb: tb, conn: conn, r: bufio.NewReaderSize(conn, 1<<20)}
-	c.write([]byte(req))
-	return c
+	return wsRequest(dialRaw(tb, addr), req)
+}
+
+// wsRequest makes c a websocket client and sends req.
+func wsRequest(c *client, req string) *wsRaw {
+	c.tb.Helper()
+	w := &wsRaw{tb: c.tb, conn: c.conn, r: c.r}
+	w.write([]byte(req))
+	return w
 }
 
 // response reads the HTTP response to the request.
@@ -69,17 +70,22 @@ func (c *wsRaw) response() *http.Response {
 	return resp
 }
 
-var wsWelcomeRE = regexp.MustCompile(`^Welcome to fastws! You are uid (\d+)\. `)
-
 // wsDial upgrades a connection to addr in text mode and reads the welcome.
 func wsDial(tb testing.TB, addr string) *wsRaw {
 	tb.Helper()
-	c := wsDialRaw(tb, addr, wsUpgradeRequest(""))
+	return wsDialWith(tb, &net.Dialer{Timeout: testTimeout}, addr)
+}
+
+// wsDialWith upgrades a connection made by d to addr in text mode and
+// reads the welcome.
+func wsDialWith(tb testing.TB, d *net.Dialer, addr string) *wsRaw {
+	tb.Helper()
+	c := wsRequest(dialWith(tb, d, addr), wsUpgradeRequest(""))
 	if resp := c.response(); resp.StatusCode != http.StatusSwitchingProtocols {
 		tb.Fatalf("handshake: got status %d, want 101", resp.StatusCode)
 	}
 	h, p := c.readFrame()
-	m := wsWelcomeRE.FindStringSubmatch(string(p))
+	m := welcomeRE.FindStringSubmatch(string(p))
 	if h.OpCode != ws.OpText || m == nil {
 		tb.Fatalf("first frame %v %q, want the welcome", h.OpCode, p)
 	}

@@ -65,13 +65,11 @@ func (wc *wsCodec) respond(req []byte) (resp []byte, proto string, pe *protocolE
 		return nil, "", &protocolError{Frame: page(method, target)}
 	}
 	var out bytes.Buffer
-	badOrigin := false
 	u := ws.Upgrader{
 		Protocol: func(p []byte) bool { return string(p) == wsProtocolJSON },
 		OnHeader: func(k, v []byte) error {
 			if len(wc.origins) > 0 && bytes.EqualFold(k, []byte("Origin")) && !wc.allowedOrigin(v) {
-				badOrigin = true
-				return errOriginRefused
+				return errOriginRefused // Upgrade returns it as it is
 			}
 			return nil
 		},
@@ -81,7 +79,7 @@ func (wc *wsCodec) respond(req []byte) (resp []byte, proto string, pe *protocolE
 		io.Writer
 	}{bytes.NewReader(req), &out})
 	switch {
-	case badOrigin:
+	case err == errOriginRefused:
 		return nil, "", &protocolError{Kind: wsKindOrigin, Frame: out.Bytes()}
 	case err != nil && out.Len() == 0:
 		return nil, "", &protocolError{Kind: wsKindHandshake, Frame: httpResponse(400, "text/plain; charset=utf-8", []byte(err.Error()+"\n"), "")}

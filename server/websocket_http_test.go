@@ -185,21 +185,6 @@ func TestWSSubprotocolSelection(t *testing.T) {
 	}
 }
 
-func TestWSRefusedAtAccept(t *testing.T) {
-	ic := wsInstance("ws", 1)
-	ic.Limits.MaxConnections = 1
-	s := startServer(t, ic)
-	addr := s.Addrs()["ws"]
-	wsDial(t, addr)
-	c := wsDialRaw(t, addr, wsUpgradeRequest(""))
-	resp := c.response()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "server full") {
-		t.Errorf("got %d %q, want 503 with the reason", resp.StatusCode, body)
-	}
-	c.expectEOF()
-}
-
 func TestWSPipelinedFrames(t *testing.T) {
 	// A client may send frames right behind its request, in one packet.
 	s := startServer(t, wsInstance("ws", 1))
@@ -208,7 +193,7 @@ func TestWSPipelinedFrames(t *testing.T) {
 		t.Fatalf("got status %d, want 101", resp.StatusCode)
 	}
 	_, p := c.readFrame()
-	m := wsWelcomeRE.FindStringSubmatch(string(p))
+	m := welcomeRE.FindStringSubmatch(string(p))
 	if m == nil {
 		t.Fatalf("got %q, want the welcome", p)
 	}

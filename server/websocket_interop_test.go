@@ -53,7 +53,7 @@ func dialCoder(tb testing.TB, ctx context.Context, addr string, jsonMode bool) *
 		}
 		c.uid = w.UID
 	} else {
-		m := wsWelcomeRE.FindStringSubmatch(first)
+		m := welcomeRE.FindStringSubmatch(first)
 		if m == nil {
 			tb.Fatalf("first message %q, want the welcome", first)
 		}

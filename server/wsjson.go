@@ -158,7 +158,7 @@ func jsonEvent(ev *chat.Event) any {
 
 // jsonMessage carries out one client object of fastws.v1.json.
 func jsonMessage(s *session, b []byte) {
-	if s.closing || s.muted || s.member == nil {
+	if !s.listening() {
 		return
 	}
 	var in wsJSONInput
@@ -174,6 +174,5 @@ func jsonMessage(s *session, b []byte) {
 		s.line([]byte(*in.Text))
 		return
 	}
-	s.msgsIn++
-	s.r.hub.Say(s.member, *in.To, *in.Text)
+	s.say(*in.To, *in.Text)
 }
