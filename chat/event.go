@@ -82,13 +82,8 @@ func (ev *Event) Encoded(f int, enc func(*Event) []byte) []byte {
 	return *ev.enc[f].Load()
 }
 
-// DisplayName renders a member as the text protocol names it: "uid 7", or
-// "alice(7)" once a nick is set.
-func DisplayName(uid uint64, nick string) string {
-	return string(appendName(nil, uid, nick))
-}
-
-// appendName appends DisplayName(uid, nick) to b.
+// appendName appends a member's name as the text protocol writes it to b:
+// "uid 7", or "alice(7)" once a nick is set.
 func appendName(b []byte, uid uint64, nick string) []byte {
 	if nick == "" {
 		return strconv.AppendUint(append(b, "uid "...), uid, 10)

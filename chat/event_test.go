@@ -136,7 +136,7 @@ func TestEventLines(t *testing.T) {
 	}
 }
 
-func TestDisplayName(t *testing.T) {
+func TestAppendName(t *testing.T) {
 	tests := []struct {
 		name string
 		uid  uint64
@@ -149,8 +149,8 @@ func TestDisplayName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := DisplayName(tt.uid, tt.nick); got != tt.want {
-				t.Errorf("DisplayName(%d, %q): got %q, want %q", tt.uid, tt.nick, got, tt.want)
+			if got := string(appendName(nil, tt.uid, tt.nick)); got != tt.want {
+				t.Errorf("appendName(%d, %q): got %q, want %q", tt.uid, tt.nick, got, tt.want)
 			}
 		})
 	}

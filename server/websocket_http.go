@@ -11,9 +11,6 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// indexHTML is the page GET / serves on a websocket instance.
-var indexHTML = web.Index
-
 // wsMaxRequest bounds an HTTP request head: request line, headers and the
 // blank line. A longer one gets 431.
 const wsMaxRequest = 8 << 10
@@ -51,7 +48,7 @@ func (d *wsDecoder) handshake(s *session, c gnet.Conn) (done bool, err error) {
 // closing as a *protocolError (Kind "" for a page or a plain 404/405).
 //
 // Upgrades are accepted on any path. A request without an Upgrade header
-// is a page request: GET / gets indexHTML, other paths 404, other methods
+// is a page request: GET / gets the chat page (web.Index), other paths 404, other methods
 // 405. The upgrade itself (method, version, Upgrade, Connection,
 // Sec-WebSocket-Key and -Version, the subprotocol) is gobwas/ws's Upgrader,
 // reading the buffered head from a bytes.Reader; it never negotiates an
@@ -109,16 +106,24 @@ func (wc *wsCodec) allowedOrigin(v []byte) bool {
 	return false
 }
 
+// The answers to a request that is not an upgrade never change, so they
+// are rendered once; a Frame is only ever written, never modified.
+var (
+	pageIndex      = httpResponse(200, "text/html; charset=utf-8", web.Index, "Cache-Control: no-cache\r\n")
+	pageNotFound   = httpResponse(404, "text/plain; charset=utf-8", []byte("not found\n"), "")
+	pageNotAllowed = httpResponse(405, "text/plain; charset=utf-8", []byte("method not allowed\n"), "Allow: GET\r\n")
+)
+
 // page answers a request that is not an upgrade.
 func page(method, target []byte) []byte {
 	path, _, _ := bytes.Cut(target, []byte{'?'})
 	switch {
 	case string(method) != http.MethodGet:
-		return httpResponse(405, "text/plain; charset=utf-8", []byte("method not allowed\n"), "Allow: GET\r\n")
+		return pageNotAllowed
 	case string(path) != "/":
-		return httpResponse(404, "text/plain; charset=utf-8", []byte("not found\n"), "")
+		return pageNotFound
 	}
-	return httpResponse(200, "text/html; charset=utf-8", indexHTML, "Cache-Control: no-cache\r\n")
+	return pageIndex
 }
 
 // parseRequestHead checks the shape of an HTTP/1.x request head ending in

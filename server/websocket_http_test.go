@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastws/fastws/server/web"
 )
 
 func TestWSPage(t *testing.T) {
@@ -19,8 +21,8 @@ func TestWSPage(t *testing.T) {
 		body               string // "" = not checked
 		header, value      string // one more header to check
 	}{
-		{"index", "GET", "/", 200, "text/html; charset=utf-8", string(indexHTML), "Cache-Control", "no-cache"},
-		{"index_with_query", "GET", "/?room=1", 200, "text/html; charset=utf-8", string(indexHTML), "", ""},
+		{"index", "GET", "/", 200, "text/html; charset=utf-8", string(web.Index), "Cache-Control", "no-cache"},
+		{"index_with_query", "GET", "/?room=1", 200, "text/html; charset=utf-8", string(web.Index), "", ""},
 		{"not_found", "GET", "/x", 404, "text/plain; charset=utf-8", "not found\n", "", ""},
 		{"not_found_deep", "GET", "/static/app.js", 404, "text/plain; charset=utf-8", "", "", ""},
 		{"post", "POST", "/", 405, "text/plain; charset=utf-8", "", "Allow", "GET"},
