@@ -263,9 +263,9 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	s.reason = reason
 	r.counters.closedBy[reason].Add(1)
 	var uid uint64
-	if s.member != nil {
-		uid = s.member.UID()
-		i.hub.Leave(s.member)
+	if m := s.member(); m != nil {
+		uid = m.UID()
+		i.hub.Leave(m)
 	}
 	switch reason {
 	case chat.ReasonClientClosed, chat.ReasonClientQuit, chat.ReasonShutdown:

@@ -164,7 +164,7 @@ func (r *reactor) fanOut(ev *chat.Event) {
 	var enc [chat.MaxFormats][]byte
 	var n uint64
 	for _, s := range r.sessions {
-		if !s.welcomed || s.closing || s.member.UID() == ev.Except {
+		if !s.welcomed || s.closing || s.m.UID() == ev.Except {
 			continue
 		}
 		f := s.dec.format()
@@ -301,13 +301,13 @@ func (r *reactor) tick(now time.Time) {
 		}
 		switch {
 		case s.closing:
-		case s.member == nil && n-s.since > int64(handshakeTimeout):
+		case s.member() == nil && n-s.since > int64(handshakeTimeout):
 			s.startClose(chat.ReasonIdle) // never finished its websocket handshake
 		case l.IdleTimeout > 0 && s.lastRead < n-int64(l.IdleTimeout):
 			if idle == nil {
 				idle = &chat.Event{Kind: chat.KindError, Text: "idle for " + l.IdleTimeout.String() + ", closing", Time: now}
 			}
-			if s.member != nil {
+			if s.member() != nil {
 				s.push(s.encoded(idle))
 			}
 			s.startClose(chat.ReasonIdle)

@@ -21,12 +21,11 @@ type session struct {
 	// Cache line 0: what reading a message touches.
 	r        *reactor
 	dec      decoder
-	member   *chat.Member // &m once joined, nil before
-	lastRead int64        // unix nanoseconds of the tick that saw read set
-	read     bool         // bytes arrived since the last tick
-	closing  bool         // no more output is queued; closes once written
-	muted    bool         // input is ignored: a Close is queued
-	welcomed bool         // the welcome is queued: room-wide events are for it now
+	lastRead int64 // unix nanoseconds of the tick that saw read set
+	read     bool  // bytes arrived since the last tick
+	closing  bool  // no more output is queued; closes once written
+	muted    bool  // input is ignored: a Close is queued
+	welcomed bool  // the welcome is queued: room-wide events are for it now
 	closed   bool
 	reason   chat.CloseReason
 	msgsIn   uint64
@@ -70,15 +69,24 @@ func (s *session) Reply(ev *chat.Event) {
 // written. It never blocks, is safe for concurrent use and idempotent.
 func (s *session) Close(r chat.CloseReason) { s.r.enqueue(delivery{s: s, close: true, reason: r}) }
 
+// member returns the session's place in the room, nil until it joins (a
+// websocket joins after its handshake). uid 0 is never handed out.
+func (s *session) member() *chat.Member {
+	if s.m.UID() == 0 {
+		return nil
+	}
+	return &s.m
+}
+
 // listening reports whether the room takes input from the session: it
 // has joined and is not closing. Event loop only.
-func (s *session) listening() bool { return !s.closing && !s.muted && s.member != nil }
+func (s *session) listening() bool { return !s.closing && !s.muted && s.member() != nil }
 
 // line hands one decoded client line to the room. Event loop only.
 func (s *session) line(b []byte) {
 	if s.listening() {
 		s.msgsIn++
-		s.r.hub.Handle(s.member, b)
+		s.r.hub.Handle(s.member(), b)
 	}
 }
 
@@ -87,7 +95,7 @@ func (s *session) line(b []byte) {
 func (s *session) say(to uint64, text string) {
 	if s.listening() {
 		s.msgsIn++
-		s.r.hub.Say(s.member, to, text)
+		s.r.hub.Say(s.member(), to, text)
 	}
 }
 
@@ -95,7 +103,7 @@ func (s *session) say(to uint64, text string) {
 // others the join notice. Event loop only, once.
 func (s *session) join() {
 	i := s.r.inst
-	s.member = s.r.hub.JoinMember(&s.m, s, chat.JoinOptions{
+	s.r.hub.JoinMember(&s.m, s, chat.JoinOptions{
 		Protocol: i.cfg.Protocol.String(),
 		Rate:     i.limits.MessagesPerSecond,
 		Burst:    i.limits.MessageBurst,
@@ -108,8 +116,8 @@ func (s *session) join() {
 func (s *session) fail(reason chat.CloseReason, pe *protocolError) {
 	s.muted = true
 	if pe != nil {
-		if pe.Msg != "" && s.member != nil {
-			s.r.hub.Refuse(s.member, pe.Msg)
+		if m := s.member(); pe.Msg != "" && m != nil {
+			s.r.hub.Refuse(m, pe.Msg)
 		}
 		if pe.Frame != nil {
 			s.r.enqueue(delivery{s: s, raw: pe.Frame})

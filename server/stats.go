@@ -147,11 +147,12 @@ func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
 			var rows []ConnStats
 			err := r.onLoop(ctx, func() {
 				for _, x := range r.sessions {
-					if x.member == nil {
+					m := x.member()
+					if m == nil {
 						continue // still in its handshake
 					}
 					rows = append(rows, ConnStats{
-						UID: x.member.UID(), Nick: x.member.Nick(), Instance: i.cfg.Name, Reactor: n,
+						UID: m.UID(), Nick: m.Nick(), Instance: i.cfg.Name, Reactor: n,
 						Remote: x.conn.RemoteAddr().String(), Since: time.Unix(0, x.since), MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,
 						Queued: x.conn.OutboundBuffered(),
 					})

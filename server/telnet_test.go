@@ -371,14 +371,14 @@ func newTelnetHarness(tb testing.TB, maxLine int) *telnetHarness {
 	hub := chat.NewHub(chat.Options{Now: func() time.Time { return time.Unix(1, 0) }})
 	room := &telnetRoom{}
 	hub.AddGroup(telnetGroup{room})
-	m := hub.Join(telnetSelf{room}, chat.JoinOptions{Protocol: "telnet"})
-	*room = telnetRoom{} // forget the welcome and the join notice
 	dec, ok := telnetCodec{maxLine: maxLine}.newDecoder().(*telnetDecoder)
 	if !ok {
 		tb.Fatalf("telnetCodec.newDecoder() is %T, want *telnetDecoder", telnetCodec{}.newDecoder())
 	}
 	conn := &fakeConn{}
-	s := &session{r: &reactor{hub: hub}, conn: conn, dec: dec, member: m}
+	s := &session{r: &reactor{hub: hub}, conn: conn, dec: dec}
+	hub.JoinMember(&s.m, telnetSelf{room}, chat.JoinOptions{Protocol: "telnet"})
+	*room = telnetRoom{} // forget the welcome and the join notice
 	return &telnetHarness{conn: conn, dec: dec, s: s, room: room}
 }
 

@@ -163,11 +163,11 @@ func jsonMessage(s *session, b []byte) {
 	}
 	var in wsJSONInput
 	if err := json.Unmarshal(b, &in); err != nil {
-		s.r.hub.Refuse(s.member, "invalid JSON: "+err.Error())
+		s.r.hub.Refuse(s.member(), "invalid JSON: "+err.Error())
 		return
 	}
 	if in.Text == nil {
-		s.r.hub.Refuse(s.member, `invalid JSON: want {"text": "..."} or {"to": uid, "text": "..."}`)
+		s.r.hub.Refuse(s.member(), `invalid JSON: want {"text": "..."} or {"to": uid, "text": "..."}`)
 		return
 	}
 	if in.To == nil {
