@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,10 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		lineSize  = 16 << 10
 		sendBuf   = 256 << 10
 		heapBound = 64 << 20 // HeapInuse of this whole test process, clients included
+		// The sender keeps at most window lines ahead of the slowest
+		// reader, well under sendBuf: a reader the scheduler leaves
+		// waiting is never taken for a slow consumer, whatever the load.
+		window = 4
 	)
 	ic := telnetInstance("a", 2)
 	ic.Limits.MaxSendBuffer = sendBuf
@@ -108,12 +113,17 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	})
 
 	errs := make(chan error, len(all)+1)
-	for _, c := range all {
-		wg.Go(func() { errs <- readBurst(c, sender.uid, lines, body, slowUID) })
+	prog := newProgress(len(all))
+	for r, c := range all {
+		wg.Go(func() {
+			errs <- readBurst(c, sender.uid, lines, body, slowUID, func(k int) { prog.set(r, k) })
+			prog.set(r, lines) // done, or failed: the sender waits no more for it
+		})
 	}
 	wg.Go(func() {
 		var b []byte
 		for k := 0; k < lines; k++ {
+			prog.waitAll(k - window)
 			b = append(append(b[:0], body(k)...), '\n')
 			if _, err := sender.conn.Write(b); err != nil {
 				errs <- fmt.Errorf("sender: write line %d: %v", k, err)
@@ -179,11 +189,43 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	}
 }
 
+// progress counts the burst lines each reader has read, for the sender
+// to wait on.
+type progress struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	read []int
+}
+
+func newProgress(readers int) *progress {
+	p := &progress{read: make([]int, readers)}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+// set records that reader r has read k lines.
+func (p *progress) set(r, k int) {
+	p.mu.Lock()
+	p.read[r] = k
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
+// waitAll waits until every reader has read at least k lines.
+func (p *progress) waitAll(k int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for slices.Min(p.read) < k {
+		p.cond.Wait()
+	}
+}
+
 // readBurst reads c's lines until it has the n burst lines of uid from in
-// order, and the leave notice of gone, anywhere among them. It returns the
-// first line that is neither, or the read error. It runs on its own
-// goroutine and so does not use c's helpers, which fail the test.
-func readBurst(c *client, from uint64, n int, body func(int) string, gone uint64) error {
+// order, and the leave notice of gone, anywhere among them; read(k) is
+// told of each burst line. It returns the first line that is neither, or
+// the read error. It runs on its own goroutine and so does not use c's
+// helpers, which fail the test.
+func readBurst(c *client, from uint64, n int, body func(int) string, gone uint64, read func(int)) error {
 	left := fmt.Sprintf("* uid %d left", gone)
 	prefix := fmt.Sprintf("uid %d: ", from)
 	sawLeft := false
@@ -198,7 +240,9 @@ func readBurst(c *client, from uint64, n int, body func(int) string, gone uint64
 		case s == left && !sawLeft:
 			sawLeft = true
 		case k < n && s == prefix+body(k):
-			if k++; k == n {
+			k++
+			read(k)
+			if k == n {
 				// The close comes with the burst, not long after it.
 				_ = c.conn.SetReadDeadline(time.Now().Add(testTimeout))
 			}
