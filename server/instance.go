@@ -246,6 +246,11 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	c.SetContext(nil)
 	s.closed = true
 	r := s.r
+	if r.hold() {
+		// The leave notice for this loop's sessions goes out now, not
+		// after an eventfd round trip through the poller.
+		defer r.endTraffic()
+	}
 	r.remove(s)
 	r.counters.conns.Add(-1)
 	r.counters.closed.Add(1)

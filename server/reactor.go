@@ -40,6 +40,7 @@ type reactor struct {
 	closing  []*session // sessions to close once their output is written
 	scratch  []byte     // encodeOne's output until flush
 	current  *session   // the session in OnTraffic: gnet closes it, not closeDrained
+	working  bool       // in OnTraffic or drain: what is queued for this loop is drained before it polls
 	shutdown bool
 
 	counters reactorCounters
@@ -56,7 +57,16 @@ type reactorCounters struct {
 
 // Broadcast queues a room-wide event for the reactor's sessions. It never
 // blocks and is safe for concurrent use.
-func (r *reactor) Broadcast(ev *chat.Event) { r.enqueue(delivery{ev: ev}) }
+//
+// A reactor without sessions is not woken for it: a session that opens
+// later could only have got the events queued after its welcome. Only the
+// shutdown notice is always queued, as it also shuts the reactor.
+func (r *reactor) Broadcast(ev *chat.Event) {
+	if r.counters.conns.Load() == 0 && ev.Kind != chat.KindShutdown {
+		return
+	}
+	r.enqueue(delivery{ev: ev})
+}
 
 // enqueue adds d to the outbox and wakes the loop if no wake-up is pending.
 func (r *reactor) enqueue(d delivery) {
@@ -93,6 +103,7 @@ func (r *reactor) beginTraffic(s *session) {
 	r.busy = true
 	r.mu.Unlock()
 	r.current = s
+	r.working = true
 }
 
 // endTraffic drains what the read queued, and what others queued
@@ -102,8 +113,20 @@ func (r *reactor) endTraffic() {
 	r.current = nil
 }
 
+// hold is beginTraffic for a callback of gnet's other than OnTraffic
+// (OnClose): it reports false, and does nothing, if the loop is in
+// OnTraffic or drain already, whose drain will do. Event loop only.
+func (r *reactor) hold() bool {
+	if r.working {
+		return false
+	}
+	r.beginTraffic(nil)
+	return true
+}
+
 // drain processes the outbox and writes the batches. Event loop only.
 func (r *reactor) drain() {
+	r.working = true
 	r.mu.Lock()
 	q := r.outbox
 	r.outbox = r.spare[:0]
@@ -132,6 +155,7 @@ func (r *reactor) drain() {
 	clear(q)
 	r.spare = q[:0]
 	r.flush()
+	r.working = false
 }
 
 // deliver queues ev, for s alone, in s's batch. Event loop only.

@@ -288,3 +288,27 @@ func TestReload(t *testing.T) {
 	}
 	stay.sync() // the unchanged instance kept its connection
 }
+
+// Join and leave notices with reactors that have no sessions: a reactor
+// is not woken for room-wide events while it is empty, and it serves its
+// first newcomer everything said after the welcome; the leave notice of a
+// session reaches the members of its own event loop, which sent it from
+// OnClose.
+func TestNoticesWithEmptyReactors(t *testing.T) {
+	s := startServer(t, telnetInstance("a", 1), telnetInstance("b", 1))
+	x := dial(t, s.Addrs()["a"])
+	y := dial(t, s.Addrs()["a"])
+	x.expect(fmt.Sprintf("* uid %d joined", y.uid))
+	y.conn.Close()
+	x.expect(fmt.Sprintf("* uid %d left", y.uid))
+
+	// b's one reactor was skipped by every notice so far.
+	z := dial(t, s.Addrs()["b"])
+	x.expect(fmt.Sprintf("* uid %d joined", z.uid))
+	x.send("after you came\n")
+	for _, c := range []*client{x, z} {
+		c.expect(fmt.Sprintf("uid %d: after you came", x.uid))
+	}
+	x.conn.Close()
+	z.expect(fmt.Sprintf("* uid %d left", x.uid))
+}
