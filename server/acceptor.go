@@ -46,10 +46,10 @@ import (
 // back, as nothing is owed any more; an accept that then finds no
 // descriptor free is retried with a spare.) A connection accepted so
 // costs two spares, which bounds the hand-overs in flight to half the
-// reserve, and a loop out of spares waits for the hand-overs to end. The
-// reserve starts at minSpares, doubles (up to maxSpares) each time a
-// client had to wait for it, and is back at minSpares once none did: an
-// idle instance holds three descriptors of /dev/null.
+// reserve (rounded up), and a loop out of spares waits for the hand-overs
+// to end. The reserve starts at minSpares, doubles (up to maxSpares) each
+// time a client had to wait for it, and is back at minSpares once none
+// did: an idle instance holds three descriptors of /dev/null.
 //
 // The engine itself listens only on a unix socket in a private temporary
 // folder, which nothing connects to: gnet needs a listener to run.

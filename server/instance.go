@@ -247,8 +247,6 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	s.closed = true
 	r := s.r
 	if r.hold() {
-		// The leave notice for this loop's sessions goes out now, not
-		// after an eventfd round trip through the poller.
 		defer r.endTraffic()
 	}
 	r.remove(s)
@@ -292,7 +290,7 @@ func (i *instance) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now()
 	for _, r := range i.reactorList() {
 		_ = r.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			r.tick(now)
+			r.pass(func() { r.tick(now) })
 			return nil
 		}))
 	}
@@ -357,7 +355,7 @@ wait:
 		case <-t.C:
 			for _, r := range rs {
 				_ = r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
-					r.closeDrained(false)
+					r.pass(func() { r.closeDrained(false) })
 					return nil
 				}))
 			}

@@ -616,3 +616,41 @@ func TestMessageRateLimit(t *testing.T) {
 		t.Errorf("got %d closed as flood, %d open; want 1 and 3", st.ClosedBy["flood"], st.Conns)
 	}
 }
+
+// Several sessions of one event loop that time out in the same tick are
+// all told and closed: closing each one runs OnClose, and its leave
+// notice, inside the tick's own pass over the closing sessions.
+func TestIdleTimeoutClosesManyInOneTick(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	ic := telnetInstance("a", 1)
+	ic.Limits.IdleTimeout = idle
+	s := startServer(t, ic)
+	cs := make([]*client, 5)
+	for k := range cs {
+		cs[k] = dial(t, s.Addrs()["a"])
+	}
+	for k, c := range cs {
+		// The join notices of those who came later, then the reason.
+		for _, later := range cs[k+1:] {
+			c.expect(fmt.Sprintf("* uid %d joined", later.uid))
+		}
+		// Those that timed out in an earlier tick, if any, left first.
+		for {
+			l := c.line()
+			if l == "! idle for 200ms, closing" {
+				break
+			}
+			if !strings.HasSuffix(l, " left") {
+				t.Fatalf("uid %d: got %q, want leave notices, then the idle notice", c.uid, l)
+			}
+		}
+		c.expectEOF()
+	}
+	// The loop is still serving: a newcomer talks.
+	c := dial(t, s.Addrs()["a"])
+	c.send("still here\n")
+	c.expect(fmt.Sprintf("uid %d: still here", c.uid))
+	if st := s.Stats().Instances[0]; st.ClosedBy["idle"] != uint64(len(cs)) {
+		t.Errorf("got %d closed as idle, want %d", st.ClosedBy["idle"], len(cs))
+	}
+}

@@ -31,7 +31,7 @@ type reactor struct {
 	outbox    []delivery   // guarded by mu
 	queued    atomic.Int32 // len(outbox), for Reply to read without mu
 	scheduled bool         // guarded by mu: a Run is pending on the loop
-	busy      bool         // guarded by mu: the loop is in OnTraffic and drains the outbox after it
+	busy      bool         // guarded by mu: the loop is in OnTraffic (or OnClose) and drains the outbox after it
 
 	// Owned by the event loop.
 	spare    []delivery
@@ -40,7 +40,7 @@ type reactor struct {
 	closing  []*session // sessions to close once their output is written
 	scratch  []byte     // encodeOne's output until flush
 	current  *session   // the session in OnTraffic: gnet closes it, not closeDrained
-	working  bool       // in OnTraffic or drain: what is queued for this loop is drained before it polls
+	working  bool       // our code runs on the loop (OnTraffic, a drain, a tick, a task): see hold
 	shutdown bool
 
 	counters reactorCounters
@@ -73,8 +73,8 @@ func (r *reactor) enqueue(d delivery) {
 	r.mu.Lock()
 	r.outbox = append(r.outbox, d)
 	r.queued.Store(int32(len(r.outbox)))
-	// No wake-up while the loop is in OnTraffic: it drains the outbox
-	// before it polls again. A private message to a member of the same
+	// No wake-up while the loop is in OnTraffic (or a held OnClose): it
+	// drains the outbox before it polls again. A private message to a member of the same
 	// reactor so costs no eventfd write and goes out in the same loop
 	// iteration.
 	wake := !r.scheduled && !r.busy
@@ -96,8 +96,9 @@ func (r *reactor) Run(context.Context) error {
 	return nil
 }
 
-// beginTraffic marks the loop as handling a read: deliveries queued from
-// now on wait for endTraffic instead of waking the loop. Event loop only.
+// beginTraffic marks the loop as handling a read (or a held OnClose):
+// deliveries queued from now on wait for endTraffic instead of waking the
+// loop. Event loop only.
 func (r *reactor) beginTraffic(s *session) {
 	r.mu.Lock()
 	r.busy = true
@@ -111,11 +112,17 @@ func (r *reactor) beginTraffic(s *session) {
 func (r *reactor) endTraffic() {
 	r.drain()
 	r.current = nil
+	r.working = false
 }
 
-// hold is beginTraffic for a callback of gnet's other than OnTraffic
-// (OnClose): it reports false, and does nothing, if the loop is in
-// OnTraffic or drain already, whose drain will do. Event loop only.
+// hold is beginTraffic for OnClose, so that the leave notice for this
+// loop's sessions goes out when OnClose ends instead of after an eventfd
+// round trip. It does so only when gnet calls OnClose on its own (it read
+// the end of the connection). When our code on the loop caused the close
+// (a write that failed, a close in flush or closeDrained), hold reports
+// false and does nothing: a drain there would run inside the loops of
+// that code, over the slices it walks. What OnClose queues then goes out
+// as any other delivery, with endTraffic or a wake-up. Event loop only.
 func (r *reactor) hold() bool {
 	if r.working {
 		return false
@@ -124,8 +131,18 @@ func (r *reactor) hold() bool {
 	return true
 }
 
+// pass runs fn, our code on the loop, marked as such for hold. Event loop
+// only.
+func (r *reactor) pass(fn func()) {
+	was := r.working
+	r.working = true
+	fn()
+	r.working = was
+}
+
 // drain processes the outbox and writes the batches. Event loop only.
 func (r *reactor) drain() {
+	was := r.working
 	r.working = true
 	r.mu.Lock()
 	q := r.outbox
@@ -155,7 +172,7 @@ func (r *reactor) drain() {
 	clear(q)
 	r.spare = q[:0]
 	r.flush()
-	r.working = false
+	r.working = was
 }
 
 // deliver queues ev, for s alone, in s's batch. Event loop only.
@@ -279,7 +296,7 @@ func (r *reactor) remove(s *session) {
 func (r *reactor) onLoop(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	err := r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
-		fn()
+		r.pass(fn)
 		close(done)
 		return nil
 	}))
