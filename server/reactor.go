@@ -74,9 +74,9 @@ func (r *reactor) enqueue(d delivery) {
 	r.outbox = append(r.outbox, d)
 	r.queued.Store(int32(len(r.outbox)))
 	// No wake-up while the loop is in OnTraffic (or a held OnClose): it
-	// drains the outbox before it polls again. A private message to a member of the same
-	// reactor so costs no eventfd write and goes out in the same loop
-	// iteration.
+	// drains the outbox before it polls again. A private message to a
+	// member of the same reactor so costs no eventfd write and goes out in
+	// the same loop iteration.
 	wake := !r.scheduled && !r.busy
 	r.scheduled = r.scheduled || wake
 	r.mu.Unlock()
