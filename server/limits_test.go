@@ -567,43 +567,27 @@ func TestMessageRateLimit(t *testing.T) {
 	marker.expect(fmt.Sprintf("* uid %d joined", sender.uid))
 
 	// Ten lines at once: the burst of five goes out, the rest are refused.
-	var b strings.Builder
-	for k := 0; k < 10; k++ {
-		fmt.Fprintf(&b, "m%d\n", k)
-	}
-	sender.send(b.String())
-	for k := 0; k < 5; k++ {
-		sender.expect(fmt.Sprintf("uid %d: m%d", sender.uid, k))
-	}
+	sender.send(numbered("m", 10))
+	sender.expectNumbered(sender.uid, "m", 5)
 	for k := 5; k < 10; k++ {
 		sender.expect("! slow down")
 	}
 	// Everything the sender sent is handled; a line from someone else
 	// comes after it.
 	marker.send("marker\n")
-	for k := 0; k < 5; k++ {
-		other.expect(fmt.Sprintf("uid %d: m%d", sender.uid, k))
-	}
+	other.expectNumbered(sender.uid, "m", 5)
 	other.expect(fmt.Sprintf("uid %d: marker", marker.uid))
 
 	// Persistent flooding: the burst, ten refusals, then the close.
 	flooder := dial(t, addr)
 	other.expect(fmt.Sprintf("* uid %d joined", flooder.uid))
-	b.Reset()
-	for k := 0; k < 300; k++ {
-		fmt.Fprintf(&b, "f%d\n", k)
-	}
-	flooder.send(b.String())
-	for k := 0; k < 5; k++ {
-		flooder.expect(fmt.Sprintf("uid %d: f%d", flooder.uid, k))
-	}
+	flooder.send(numbered("f", 300))
+	flooder.expectNumbered(flooder.uid, "f", 5)
 	for k := 0; k < 10; k++ {
 		flooder.expect("! slow down")
 	}
 	flooder.expectEOF()
-	for k := 0; k < 5; k++ {
-		other.expect(fmt.Sprintf("uid %d: f%d", flooder.uid, k))
-	}
+	other.expectNumbered(flooder.uid, "f", 5)
 	other.expect(fmt.Sprintf("* uid %d left", flooder.uid))
 
 	other.send("unaffected\n")
@@ -614,6 +598,24 @@ func TestMessageRateLimit(t *testing.T) {
 	st := s.Stats().Instances[0]
 	if st.ClosedBy["flood"] != 1 || st.Conns != 3 {
 		t.Errorf("got %d closed as flood, %d open; want 1 and 3", st.ClosedBy["flood"], st.Conns)
+	}
+}
+
+// numbered returns n lines: prefix0, prefix1, and so on.
+func numbered(prefix string, n int) string {
+	var b strings.Builder
+	for k := range n {
+		fmt.Fprintf(&b, "%s%d\n", prefix, k)
+	}
+	return b.String()
+}
+
+// expectNumbered reads the first n lines of numbered(prefix, ...) as said
+// by uid from.
+func (c *client) expectNumbered(from uint64, prefix string, n int) {
+	c.tb.Helper()
+	for k := range n {
+		c.expect(fmt.Sprintf("uid %d: %s%d", from, prefix, k))
 	}
 }
 
