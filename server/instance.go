@@ -250,8 +250,6 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 		defer r.endTraffic()
 	}
 	r.remove(s)
-	r.counters.conns.Add(-1)
-	r.counters.closed.Add(1)
 	remote := c.RemoteAddr().String()
 	ip, _, _ := net.SplitHostPort(remote)
 	i.release(ip)
@@ -264,7 +262,11 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 		}
 	}
 	s.reason = reason
+	// Counted closed before it is no longer counted open: a snapshot that
+	// sees no connection open has counted every close.
+	r.counters.closed.Add(1)
 	r.counters.closedBy[reason].Add(1)
+	r.counters.conns.Add(-1)
 	var uid uint64
 	if m := s.member(); m != nil {
 		uid = m.UID()
