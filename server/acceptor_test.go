@@ -265,3 +265,38 @@ func welcomeWithin(conn net.Conn, r *bufio.Reader, wait time.Duration) (bool, er
 	}
 	return false, fmt.Errorf("closed before the welcome: %v", err)
 }
+
+// TestClientsConnectingTogetherGetALoopEach connects pairs of clients at
+// the same moment to an instance with two event loops and checks that the
+// two of every pair are served by different loops, in the first round,
+// when the acceptor does not yet know the loops and the engine picks, and
+// in the later ones, when the acceptor picks. gnet's least-connections
+// balancer, which counts only the connections the loops have taken, gave
+// both to one loop when the second came before the first was taken.
+func TestClientsConnectingTogetherGetALoopEach(t *testing.T) {
+	const rounds = 20
+	s := startServer(t, telnetInstance("t", 2))
+	addr := s.Addrs()["t"]
+	for round := range rounds {
+		pair := make([]*client, 2)
+		var wg sync.WaitGroup
+		for k := range pair {
+			wg.Go(func() { pair[k] = dialRaw(t, addr) })
+		}
+		wg.Wait()
+		for _, c := range pair {
+			c.welcomed()
+		}
+		conns, err := s.Connections(t.Context())
+		if err != nil {
+			t.Fatalf("round %d: connections: %v", round, err)
+		}
+		if len(conns) != 2 || conns[0].Reactor == conns[1].Reactor {
+			t.Fatalf("round %d: connections %+v, want one on each of the 2 loops", round, conns)
+		}
+		for _, c := range pair {
+			c.conn.Close()
+		}
+		waitFor(t, "the pair to close", func() bool { return openConns(s) == 0 })
+	}
+}

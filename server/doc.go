@@ -5,9 +5,10 @@
 // # Goroutines
 //
 // Per instance, the acceptor (acceptor.go) owns one goroutine that accepts
-// TCP connections and hands them to the engine, and one per hand-over in
-// flight (at most 16) that waits for gnet's result; all are waited for on
-// stop.
+// TCP connections and hands each to the event loop with the fewest
+// connections, counting those handed over and not yet taken, and one
+// goroutine per hand-over in flight (at most 16) that waits for gnet's
+// result; all are waited for on stop.
 // gnet owns the rest: one goroutine per event loop, its main reactor (idle:
 // the engine listens only on a private unix socket) and a ticker. Every
 // gnet callback and every [reactor.Run] runs on the event loop that owns

@@ -82,9 +82,11 @@ func (i *instance) start() error {
 		i.err = gnet.Run(i, acc.engineAddr(),
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(i.cfg.ChildProcessCount),
-			// Register is called from the acceptor goroutine; round robin
-			// is not safe for that.
-			gnet.WithLoadBalancing(gnet.LeastConnections),
+			// The acceptor picks the loop itself once it knows them all
+			// (see enroll). Until then the engine does, round robin: its
+			// counter is not atomic, but only the acceptor's goroutine
+			// calls Register.
+			gnet.WithLoadBalancing(gnet.RoundRobin),
 			// The first tick is what says the event loops run (OnBoot
 			// comes before they start); later ticks close idle sessions.
 			gnet.WithTicker(true),

@@ -43,7 +43,8 @@ type reactor struct {
 	working  bool       // our code runs on the loop (OnTraffic, a drain, a tick, a task): see hold
 	shutdown bool
 
-	counters reactorCounters
+	counters  reactorCounters
+	enrolling atomic.Int64 // connections the acceptor gave this loop that it has not yet opened or refused
 }
 
 // reactorCounters are written by the event loop and read by Stats.
