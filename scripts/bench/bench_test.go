@@ -132,3 +132,25 @@ type recorder struct {
 }
 
 func (r *recorder) Write(p []byte) (int, error) { return r.out.Write(p) }
+
+// TestRatioShowsTheVerdict checks that a ratio prints with a third decimal
+// only where two would print its target's bound.
+func TestRatioShowsTheVerdict(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for k, c := range []struct {
+		row  Row
+		want string
+	}{
+		{Row{}, "-"},
+		{Row{Ratio: f(1.2527)}, "1.25"},               // no target
+		{Row{Ratio: f(1.2527), bound: 1.25}, "1.253"}, // fails ≤1.25×
+		{Row{Ratio: f(1.2496), bound: 1.25}, "1.250"}, // passes it
+		{Row{Ratio: f(1.25), bound: 1.25}, "1.25"},
+		{Row{Ratio: f(1.2349), bound: 1.25}, "1.23"},
+		{Row{Ratio: f(22.153), bound: 1}, "22.15"},
+	} {
+		if got := ratio(c.row); got != c.want {
+			t.Errorf("case %d: ratio = %q, want %q", k, got, c.want)
+		}
+	}
+}

@@ -37,6 +37,8 @@ type Row struct {
 	Fastws   *float64 `json:"fastws"`
 	Baseline *float64 `json:"baseline"`
 	Ratio    *float64 `json:"ratio"` // fastws / baseline
+
+	bound float64 // of a ratio target, else 0
 }
 
 // A target compares the ratio (fastws/baseline) or fastws's own value
@@ -161,6 +163,9 @@ func newReport(m Machine, o *options, args []string, runs []*Run, took time.Dura
 			if d.tgt != nil {
 				if t := d.tgt(c); t != nil {
 					row.Target, row.Pass = t.check(row)
+					if t.ratio {
+						row.bound = t.bound
+					}
 				}
 			}
 			r.Rows = append(r.Rows, row)
@@ -267,7 +272,7 @@ func (r *Report) writeTable(w io.Writer) {
 				target += " FAIL"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, target, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row.Ratio))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, target, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row))
 	}
 	_ = tw.Flush()
 	if len(r.Notes) > 0 {
@@ -315,11 +320,17 @@ func thousands(n int64) string {
 	return b.String()
 }
 
-func ratio(v *float64) string {
-	if v == nil {
+// ratio is row's ratio with two decimals, or three where two would print
+// the bound of its target, which hides the verdict: 1.253 against ≤1.25×.
+func ratio(row Row) string {
+	if row.Ratio == nil {
 		return "-"
 	}
-	return strconv.FormatFloat(*v, 'f', 2, 64)
+	s := strconv.FormatFloat(*row.Ratio, 'f', 2, 64)
+	if row.bound != 0 && s == strconv.FormatFloat(row.bound, 'f', 2, 64) && *row.Ratio != row.bound {
+		s = strconv.FormatFloat(*row.Ratio, 'f', 3, 64)
+	}
+	return s
 }
 
 // summaryKeys are the rows of the markdown summary besides the targets.
@@ -337,7 +348,7 @@ func (r *Report) writeSummary(w io.Writer) {
 		if row.Pass != nil {
 			target += map[bool]string{true: " pass", false: " **FAIL**"}[*row.Pass]
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", row.Case, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row.Ratio), target)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", row.Case, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row), target)
 	}
 	var failed []string
 	for _, row := range r.Rows {
