@@ -18,7 +18,8 @@ import (
 )
 
 // The acceptor accepts an instance's TCP connections and hands them to the
-// gnet engine (Engine.Register), instead of letting gnet accept them.
+// gnet engine (an event loop's Enroll, see enroll), instead of letting
+// gnet accept them.
 //
 // Why: gnet v2.10's acceptor treats every accept error other than EAGAIN
 // and ECONNABORTED as fatal and shuts the whole engine down, so running

@@ -6,7 +6,8 @@
 //
 // Per instance, the acceptor (acceptor.go) owns one goroutine that accepts
 // TCP connections and hands each to the event loop with the fewest
-// connections, counting those handed over and not yet taken, and one
+// connections, counting those handed over and not yet taken (round robin
+// until every loop has had one), and one
 // goroutine per hand-over in flight (at most 16) that waits for gnet's
 // result; all are waited for on stop.
 // gnet owns the rest: one goroutine per event loop, its main reactor (idle:

@@ -85,7 +85,8 @@ func (i *instance) start() error {
 			// The acceptor picks the loop itself once it knows them all
 			// (see enroll). Until then the engine does, round robin: its
 			// counter is not atomic, but only the acceptor's goroutine
-			// calls Register.
+			// calls Register (gnet's own accept, its other caller, serves
+			// the private unix socket, which nothing connects to).
 			gnet.WithLoadBalancing(gnet.RoundRobin),
 			// The first tick is what says the event loops run (OnBoot
 			// comes before they start); later ticks close idle sessions.

@@ -44,7 +44,7 @@ type reactor struct {
 	shutdown bool
 
 	counters  reactorCounters
-	enrolling atomic.Int64 // connections the acceptor gave this loop that it has not yet opened or refused
+	enrolling atomic.Int64 // connections the acceptor gave this loop and has no result for (opened ones count twice for a moment)
 }
 
 // reactorCounters are written by the event loop and read by Stats.

@@ -69,6 +69,8 @@ func (i *instance) stats() InstanceStats {
 	var closedBy [chat.NumReasons]uint64
 	for _, r := range i.reactorList() {
 		c := &r.counters
+		// conns before closed: OnClose counts the close first, so a
+		// snapshot that sees none open has every close counted.
 		st.Conns += c.conns.Load()
 		st.ConnsTotal += uint64(c.accepted.Load())
 		st.Closed += uint64(c.closed.Load())

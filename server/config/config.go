@@ -51,7 +51,7 @@ const (
 	minPackageSize    = 16
 	maxPackageSize    = 64 << 20
 	minSendBuffer     = 4 << 10
-	maxChildProcesses = 1024
+	maxChildProcesses = 256 // gnet's most event loops per engine (gfd.EventLoopIndexMax); it runs no more
 )
 
 // DefaultLimits returns the limits that apply when config.ini sets none.
@@ -77,7 +77,7 @@ type Instance struct {
 	Protocol          Protocol // protocol: telnet | websocket (required)
 	Host              string   // host, default "0.0.0.0"; an IP literal or "localhost"
 	Port              int      // port, required, 1-65535
-	ChildProcessCount int      // childProcessCount, default runtime.NumCPU(); 1..1024
+	ChildProcessCount int      // childProcessCount, default runtime.NumCPU(); 1..256
 	Limits            Limits   // [fastws] limits overridden by this section's keys
 
 	// AllowedOrigins lists the browser origins (lower-case

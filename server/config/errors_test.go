@@ -93,7 +93,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "childProcessCount 0",
 			text: oneInstance + "childProcessCount = 0\n",
-			want: []string{`config.ini:5: [instance.a] childProcessCount = "0": must be 1-1024`},
+			want: []string{`config.ini:5: [instance.a] childProcessCount = "0": must be 1-256`},
 		},
 		{
 			name: "bad size suffix",
