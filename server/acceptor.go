@@ -87,8 +87,7 @@ type acceptor struct {
 	mu        sync.Mutex
 	spares    []int // guarded by mu: the reserve held, descriptors of /dev/null
 	target    int   // guarded by mu: the reserve wanted, minSpares to maxSpares
-	lent      int   // guarded by mu: spares closed for an accept or a dup not yet done
-	inFlight  int   // guarded by mu: hand-overs not yet done
+	inFlight  int   // guarded by mu: hand-overs not yet done, each lent a spare for its dup
 	accepting bool  // guarded by mu: a spare is lent to the accept under way
 	waiting   bool  // guarded by mu: a client waits for the hand-overs in flight to end
 
@@ -197,11 +196,8 @@ func (a *acceptor) accept() (net.Conn, error) {
 		a.mu.Unlock()
 		c, err := a.ln.Accept()
 		a.mu.Lock()
-		lent := a.accepting
-		if lent {
-			a.lent-- // the accept took the descriptor, or no longer needs it
-			a.accepting = false
-		}
+		lent := a.accepting // the accept took the descriptor, or no longer needs it
+		a.accepting = false
 		a.mu.Unlock()
 		if err != nil && !lent && shortOfFDs(err) {
 			lend = true // the reserve holds the descriptors it lacked
@@ -300,17 +296,13 @@ func (a *acceptor) handedOver(c net.Conn, err error) {
 		a.inst.log.Warn("could not hand a connection to its event loop", "remote", c.RemoteAddr().String(), "err", err)
 	}
 	a.mu.Lock()
-	a.lent--
 	a.inFlight--
 	last := a.inFlight == 0
 	if last {
-		if a.accepting {
-			// Nothing else is owed now, so the accept under way may take
-			// any free descriptor, as a lone accept always may: the top-up
-			// below takes its spare back.
-			a.lent--
-			a.accepting = false
-		}
+		// Nothing else is owed now, so an accept under way may take any
+		// free descriptor, as a lone accept always may: the top-up below
+		// takes its spare back.
+		a.accepting = false
 		if a.waiting {
 			a.target = min(2*a.target, maxSpares) // a client waited for spares
 		} else {
@@ -334,7 +326,6 @@ func (a *acceptor) lendLocked() {
 	fd := a.spares[len(a.spares)-1]
 	a.spares = a.spares[:len(a.spares)-1]
 	unix.Close(fd)
-	a.lent++
 }
 
 // topUpLocked opens spares until the reserve is at its target or
