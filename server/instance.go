@@ -294,10 +294,7 @@ func (i *instance) OnTick() (time.Duration, gnet.Action) {
 	}
 	now := time.Now()
 	for _, r := range i.reactorList() {
-		_ = r.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			r.pass(func() { r.tick(now) })
-			return nil
-		}))
+		_ = r.execute(context.Background(), func() { r.tick(now) })
 	}
 	return every, gnet.None
 }
@@ -359,10 +356,7 @@ wait:
 			break wait
 		case <-t.C:
 			for _, r := range rs {
-				_ = r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
-					r.pass(func() { r.closeDrained(false) })
-					return nil
-				}))
+				_ = r.execute(ctx, func() { r.closeDrained(false) })
 			}
 		}
 	}

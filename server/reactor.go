@@ -93,7 +93,7 @@ func (r *reactor) enqueue(d delivery) {
 
 // Run drains the outbox on the event loop: it implements gnet.Runnable.
 func (r *reactor) Run(context.Context) error {
-	r.drain()
+	r.pass(r.drain)
 	return nil
 }
 
@@ -133,7 +133,7 @@ func (r *reactor) hold() bool {
 }
 
 // pass runs fn, our code on the loop, marked as such for hold. Event loop
-// only.
+// only: everything else runs its code on the loop through execute.
 func (r *reactor) pass(fn func()) {
 	was := r.working
 	r.working = true
@@ -142,9 +142,8 @@ func (r *reactor) pass(fn func()) {
 }
 
 // drain processes the outbox and writes the batches. Event loop only.
+// Its callers mark the loop as working: Run and endTraffic.
 func (r *reactor) drain() {
-	was := r.working
-	r.working = true
 	r.mu.Lock()
 	q := r.outbox
 	r.outbox = r.spare[:0]
@@ -173,7 +172,6 @@ func (r *reactor) drain() {
 	clear(q)
 	r.spare = q[:0]
 	r.flush()
-	r.working = was
 }
 
 // deliver queues ev, for s alone, in s's batch. Event loop only.
@@ -293,14 +291,21 @@ func (r *reactor) remove(s *session) {
 	r.sessions = r.sessions[:last]
 }
 
+// execute queues fn to run on the reactor's event loop, as a pass.
+func (r *reactor) execute(ctx context.Context, fn func()) error {
+	return r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+		r.pass(fn)
+		return nil
+	}))
+}
+
 // onLoop runs fn on the reactor's event loop and waits for it, or for ctx.
 func (r *reactor) onLoop(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
-	err := r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
-		r.pass(fn)
+	err := r.execute(ctx, func() {
+		fn()
 		close(done)
-		return nil
-	}))
+	})
 	if err != nil {
 		return err
 	}
