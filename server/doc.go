@@ -7,9 +7,9 @@
 // Per instance, the acceptor (acceptor.go) owns one goroutine that accepts
 // TCP connections and hands each to the event loop with the fewest
 // connections, counting those handed over and not yet taken (round robin
-// until every loop has had one), and one
-// goroutine per hand-over in flight (at most 16) that waits for gnet's
-// result; all are waited for on stop.
+// until every loop has had one), and one goroutine per hand-over in flight
+// (at most maxSpares/2) that waits for gnet's result; all are waited for
+// on stop.
 // gnet owns the rest: one goroutine per event loop, its main reactor (idle:
 // the engine listens only on a private unix socket) and a ticker. Every
 // gnet callback and every [reactor.Run] runs on the event loop that owns

@@ -159,13 +159,20 @@ func (i *instance) release(ip string) {
 	}
 }
 
+// remoteIP returns c's remote address and its IP, which the per-IP
+// limit counts.
+func remoteIP(c gnet.Conn) (remote, ip string) {
+	remote = c.RemoteAddr().String()
+	ip, _, _ = net.SplitHostPort(remote)
+	return remote, ip
+}
+
 // OnOpen admits a connection and makes it a member of the room.
 func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if _, tcp := c.RemoteAddr().(*net.TCPAddr); !tcp {
 		return nil, gnet.Close // only the acceptor's connections are ours
 	}
-	remote := c.RemoteAddr().String()
-	ip, _, _ := net.SplitHostPort(remote)
+	_, ip := remoteIP(c)
 	if i.stopping.Load() {
 		return i.codec.refusal("server is shutting down"), gnet.Close
 	}
@@ -253,8 +260,7 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 		defer r.endTraffic()
 	}
 	r.remove(s)
-	remote := c.RemoteAddr().String()
-	ip, _, _ := net.SplitHostPort(remote)
+	remote, ip := remoteIP(c)
 	i.release(ip)
 	reason := s.reason
 	if !s.closing {

@@ -263,13 +263,11 @@ func (r *reactor) closeDrained(force bool) {
 		case s.closed:
 		case s == r.current && !force:
 			keep = append(keep, s) // OnTraffic returns gnet.Close for it
-			continue
 		case force || s.drained():
 			s.sayFarewell()
 			_ = r.loop.Close(s.conn)
 		default:
 			keep = append(keep, s)
-			continue
 		}
 	}
 	clear(r.closing[len(keep):])
