@@ -24,31 +24,24 @@ const (
 
 // Command is a parsed client line.
 type Command struct {
-	Op     Op
-	To     uint64 // OpPrivate: the recipient; 0 if Target is not a valid uid
-	Target string // OpPrivate: the digits as typed
-	Text   string // OpBroadcast, OpPrivate: the message; OpNick: the name; OpUnknown: the command word
+	Op   Op
+	To   uint64 // OpPrivate: the recipient; 0 if the digits typed are not a valid uid
+	Text string // OpBroadcast, OpPrivate: the message; OpNick: the name; OpUnknown: the command word
 }
 
-// Parse reads one client line of the text protocol, without its line ending:
+// parse reads one client line of the text protocol, without its line
+// ending:
 //
 //	line    = "/" command [ " " arg ] | "$" uid ":" text | text
 //	uid     = 1*DIGIT
 //
 // "$" not followed by digits and ":" is ordinary text ("$5 is cheap" is a
 // broadcast). Surrounding spaces are kept in messages and trimmed from
-// commands. Parse never fails; it does not validate nicks.
-func Parse(line []byte) Command {
-	cmd, target := parse(line)
-	if cmd.Op == OpPrivate {
-		cmd.Target = string(target)
-	}
-	return cmd
-}
-
-// parse is Parse without Command.Target, which it returns as a part of
-// line instead: the room needs the digits as typed only for an error line,
-// so a private message costs no copy of them.
+// commands. parse never fails; it does not validate nicks.
+//
+// For OpPrivate it also returns the uid's digits as typed, as a part of
+// line: the room needs them only for an error line, so a private message
+// costs no copy of them.
 func parse(line []byte) (cmd Command, target []byte) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return Command{Op: OpNone}, nil

@@ -9,77 +9,89 @@ import (
 	"unicode/utf8"
 )
 
+// parsed is what parse returns, compared as one value.
+type parsed struct {
+	Command
+	Target string // the uid's digits as typed
+}
+
+// parseLine is parse with its result as a parsed.
+func parseLine(line []byte) parsed {
+	cmd, target := parse(line)
+	return parsed{cmd, string(target)}
+}
+
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name string
 		line string
-		want Command
+		want parsed
 	}{
 		// Empty and blank lines.
-		{"empty", "", Command{Op: OpNone}},
-		{"spaces", "   ", Command{Op: OpNone}},
-		{"tab", "\t", Command{Op: OpNone}},
-		{"stray carriage return", "\r", Command{Op: OpNone}},
-		{"no-break space", "\u00a0", Command{Op: OpNone}},
+		{"empty", "", parsed{Command: Command{Op: OpNone}}},
+		{"spaces", "   ", parsed{Command: Command{Op: OpNone}}},
+		{"tab", "\t", parsed{Command: Command{Op: OpNone}}},
+		{"stray carriage return", "\r", parsed{Command: Command{Op: OpNone}}},
+		{"no-break space", "\u00a0", parsed{Command: Command{Op: OpNone}}},
 
 		// Broadcasts keep the line exactly.
-		{"text", "hello", Command{Op: OpBroadcast, Text: "hello"}},
-		{"text with surrounding spaces", "  hello  ", Command{Op: OpBroadcast, Text: "  hello  "}},
-		{"utf-8 text", "你好，世界", Command{Op: OpBroadcast, Text: "你好，世界"}},
-		{"invalid utf-8", "\xff\xfe\xc3(", Command{Op: OpBroadcast, Text: "\xff\xfe\xc3("}},
-		{"nul byte", "a\x00b", Command{Op: OpBroadcast, Text: "a\x00b"}},
-		{"dollar amount", "$5 is cheap", Command{Op: OpBroadcast, Text: "$5 is cheap"}},
-		{"dollar then space", "$12 hi", Command{Op: OpBroadcast, Text: "$12 hi"}},
-		{"dollar colon", "$:x", Command{Op: OpBroadcast, Text: "$:x"}},
-		{"lone dollar", "$", Command{Op: OpBroadcast, Text: "$"}},
-		{"dollar digits", "$12", Command{Op: OpBroadcast, Text: "$12"}},
-		{"dollar letters", "$ab:x", Command{Op: OpBroadcast, Text: "$ab:x"}},
-		{"dollar digits then letter", "$1a:x", Command{Op: OpBroadcast, Text: "$1a:x"}},
-		{"dollar after a space", " $3:hi", Command{Op: OpBroadcast, Text: " $3:hi"}},
-		{"dollar fullwidth digit", "$３:hi", Command{Op: OpBroadcast, Text: "$３:hi"}},
-		{"slash after a space", " /help", Command{Op: OpBroadcast, Text: " /help"}},
+		{"text", "hello", parsed{Command: Command{Op: OpBroadcast, Text: "hello"}}},
+		{"text with surrounding spaces", "  hello  ", parsed{Command: Command{Op: OpBroadcast, Text: "  hello  "}}},
+		{"utf-8 text", "你好，世界", parsed{Command: Command{Op: OpBroadcast, Text: "你好，世界"}}},
+		{"invalid utf-8", "\xff\xfe\xc3(", parsed{Command: Command{Op: OpBroadcast, Text: "\xff\xfe\xc3("}}},
+		{"nul byte", "a\x00b", parsed{Command: Command{Op: OpBroadcast, Text: "a\x00b"}}},
+		{"dollar amount", "$5 is cheap", parsed{Command: Command{Op: OpBroadcast, Text: "$5 is cheap"}}},
+		{"dollar then space", "$12 hi", parsed{Command: Command{Op: OpBroadcast, Text: "$12 hi"}}},
+		{"dollar colon", "$:x", parsed{Command: Command{Op: OpBroadcast, Text: "$:x"}}},
+		{"lone dollar", "$", parsed{Command: Command{Op: OpBroadcast, Text: "$"}}},
+		{"dollar digits", "$12", parsed{Command: Command{Op: OpBroadcast, Text: "$12"}}},
+		{"dollar letters", "$ab:x", parsed{Command: Command{Op: OpBroadcast, Text: "$ab:x"}}},
+		{"dollar digits then letter", "$1a:x", parsed{Command: Command{Op: OpBroadcast, Text: "$1a:x"}}},
+		{"dollar after a space", " $3:hi", parsed{Command: Command{Op: OpBroadcast, Text: " $3:hi"}}},
+		{"dollar fullwidth digit", "$３:hi", parsed{Command: Command{Op: OpBroadcast, Text: "$３:hi"}}},
+		{"slash after a space", " /help", parsed{Command: Command{Op: OpBroadcast, Text: " /help"}}},
 
 		// Private messages.
-		{"private", "$3:hi", Command{Op: OpPrivate, To: 3, Target: "3", Text: "hi"}},
-		{"private keeps spaces", "$12: hi there ", Command{Op: OpPrivate, To: 12, Target: "12", Text: " hi there "}},
-		{"private empty text", "$12:", Command{Op: OpPrivate, To: 12, Target: "12", Text: ""}},
-		{"private colon in text", "$3:a:b", Command{Op: OpPrivate, To: 3, Target: "3", Text: "a:b"}},
-		{"private leading zeros", "$007:hi", Command{Op: OpPrivate, To: 7, Target: "007", Text: "hi"}},
-		{"private utf-8", "$3:你好", Command{Op: OpPrivate, To: 3, Target: "3", Text: "你好"}},
-		{"private invalid utf-8", "$3:\xff", Command{Op: OpPrivate, To: 3, Target: "3", Text: "\xff"}},
-		{"private to 0", "$0:x", Command{Op: OpPrivate, To: 0, Target: "0", Text: "x"}},
-		{"private to the largest uid", "$18446744073709551615:x", Command{Op: OpPrivate, To: 18446744073709551615, Target: "18446744073709551615", Text: "x"}},
-		{"private to an overflowing uid", "$18446744073709551616:x", Command{Op: OpPrivate, To: 0, Target: "18446744073709551616", Text: "x"}},
-		{"private to a huge uid", "$99999999999999999999999:x", Command{Op: OpPrivate, To: 0, Target: "99999999999999999999999", Text: "x"}},
+		{"private", "$3:hi", parsed{Command{Op: OpPrivate, To: 3, Text: "hi"}, "3"}},
+		{"private keeps spaces", "$12: hi there ", parsed{Command{Op: OpPrivate, To: 12, Text: " hi there "}, "12"}},
+		{"private empty text", "$12:", parsed{Command{Op: OpPrivate, To: 12, Text: ""}, "12"}},
+		{"private colon in text", "$3:a:b", parsed{Command{Op: OpPrivate, To: 3, Text: "a:b"}, "3"}},
+		{"private leading zeros", "$007:hi", parsed{Command{Op: OpPrivate, To: 7, Text: "hi"}, "007"}},
+		{"private utf-8", "$3:你好", parsed{Command{Op: OpPrivate, To: 3, Text: "你好"}, "3"}},
+		{"private invalid utf-8", "$3:\xff", parsed{Command{Op: OpPrivate, To: 3, Text: "\xff"}, "3"}},
+		{"private to 0", "$0:x", parsed{Command{Op: OpPrivate, To: 0, Text: "x"}, "0"}},
+		{"private to the largest uid", "$18446744073709551615:x", parsed{Command{Op: OpPrivate, To: 18446744073709551615, Text: "x"}, "18446744073709551615"}},
+		{"private to an overflowing uid", "$18446744073709551616:x", parsed{Command{Op: OpPrivate, To: 0, Text: "x"}, "18446744073709551616"}},
+		{"private to a huge uid", "$99999999999999999999999:x", parsed{Command{Op: OpPrivate, To: 0, Text: "x"}, "99999999999999999999999"}},
 
 		// Commands.
-		{"help", "/help", Command{Op: OpHelp}},
-		{"help with an argument", "/help nick", Command{Op: OpHelp}},
-		{"help with trailing spaces", "/help   ", Command{Op: OpHelp}},
-		{"who", "/who", Command{Op: OpWho}},
-		{"who with a trailing tab", "/who\t", Command{Op: OpWho}},
-		{"quit", "/quit", Command{Op: OpQuit}},
-		{"quit with a message", "/quit bye all", Command{Op: OpQuit}},
-		{"nick", "/nick bob", Command{Op: OpNick, Text: "bob"}},
-		{"nick with extra spaces", "/nick  bob ", Command{Op: OpNick, Text: "bob"}},
-		{"nick with two words", "/nick bob smith", Command{Op: OpNick, Text: "bob smith"}},
-		{"nick utf-8", "/nick 小明", Command{Op: OpNick, Text: "小明"}},
-		{"nick invalid utf-8 untouched", "/nick \xffb", Command{Op: OpNick, Text: "\xffb"}},
-		{"nick without a name", "/nick", Command{Op: OpNick, Text: ""}},
-		{"nick with only spaces", "/nick    ", Command{Op: OpNick, Text: ""}},
-		{"nick upper case is unknown", "/NICK bob", Command{Op: OpUnknown, Text: "/NICK"}},
-		{"help mixed case is unknown", "/Help", Command{Op: OpUnknown, Text: "/Help"}},
-		{"command prefix is unknown", "/nickname bob", Command{Op: OpUnknown, Text: "/nickname"}},
-		{"unknown", "/foo", Command{Op: OpUnknown, Text: "/foo"}},
-		{"unknown with an argument", "/foo bar baz", Command{Op: OpUnknown, Text: "/foo"}},
-		{"unknown utf-8", "/你好 x", Command{Op: OpUnknown, Text: "/你好"}},
-		{"lone slash", "/", Command{Op: OpUnknown, Text: "/"}},
-		{"double slash", "//help", Command{Op: OpUnknown, Text: "//help"}},
-		{"slash then space", "/ help", Command{Op: OpUnknown, Text: "/"}},
+		{"help", "/help", parsed{Command: Command{Op: OpHelp}}},
+		{"help with an argument", "/help nick", parsed{Command: Command{Op: OpHelp}}},
+		{"help with trailing spaces", "/help   ", parsed{Command: Command{Op: OpHelp}}},
+		{"who", "/who", parsed{Command: Command{Op: OpWho}}},
+		{"who with a trailing tab", "/who\t", parsed{Command: Command{Op: OpWho}}},
+		{"quit", "/quit", parsed{Command: Command{Op: OpQuit}}},
+		{"quit with a message", "/quit bye all", parsed{Command: Command{Op: OpQuit}}},
+		{"nick", "/nick bob", parsed{Command: Command{Op: OpNick, Text: "bob"}}},
+		{"nick with extra spaces", "/nick  bob ", parsed{Command: Command{Op: OpNick, Text: "bob"}}},
+		{"nick with two words", "/nick bob smith", parsed{Command: Command{Op: OpNick, Text: "bob smith"}}},
+		{"nick utf-8", "/nick 小明", parsed{Command: Command{Op: OpNick, Text: "小明"}}},
+		{"nick invalid utf-8 untouched", "/nick \xffb", parsed{Command: Command{Op: OpNick, Text: "\xffb"}}},
+		{"nick without a name", "/nick", parsed{Command: Command{Op: OpNick, Text: ""}}},
+		{"nick with only spaces", "/nick    ", parsed{Command: Command{Op: OpNick, Text: ""}}},
+		{"nick upper case is unknown", "/NICK bob", parsed{Command: Command{Op: OpUnknown, Text: "/NICK"}}},
+		{"help mixed case is unknown", "/Help", parsed{Command: Command{Op: OpUnknown, Text: "/Help"}}},
+		{"command prefix is unknown", "/nickname bob", parsed{Command: Command{Op: OpUnknown, Text: "/nickname"}}},
+		{"unknown", "/foo", parsed{Command: Command{Op: OpUnknown, Text: "/foo"}}},
+		{"unknown with an argument", "/foo bar baz", parsed{Command: Command{Op: OpUnknown, Text: "/foo"}}},
+		{"unknown utf-8", "/你好 x", parsed{Command: Command{Op: OpUnknown, Text: "/你好"}}},
+		{"lone slash", "/", parsed{Command: Command{Op: OpUnknown, Text: "/"}}},
+		{"double slash", "//help", parsed{Command: Command{Op: OpUnknown, Text: "//help"}}},
+		{"slash then space", "/ help", parsed{Command: Command{Op: OpUnknown, Text: "/"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Parse([]byte(tt.line)); got != tt.want {
+			if got := parseLine([]byte(tt.line)); got != tt.want {
 				t.Errorf("Parse(%q): got %+v, want %+v", tt.line, got, tt.want)
 			}
 		})
@@ -101,11 +113,11 @@ func TestParseDoesNotAliasInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			buf := []byte(tt.line)
-			got := Parse(buf)
+			got, _ := parse(buf)
 			for i := range buf {
 				buf[i] = 'X'
 			}
-			if want := Parse([]byte(tt.line)); got != want {
+			if want, _ := parse([]byte(tt.line)); got != want {
 				t.Errorf("Parse(%q) after its buffer was overwritten: got %+v, want %+v", tt.line, got, want)
 			}
 		})
@@ -192,7 +204,7 @@ func FuzzParse(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, line []byte) {
 		in := bytes.Clone(line)
-		cmd := Parse(line)
+		cmd := parseLine(line)
 		if !bytes.Equal(line, in) {
 			t.Fatalf("Parse(%q) changed its input to %q", in, line)
 		}
@@ -212,7 +224,7 @@ func FuzzParse(f *testing.F) {
 			if cmd.Text != string(line) {
 				t.Fatalf("Parse(%q): got Text %q, want the line", line, cmd.Text)
 			}
-			if again := Parse([]byte(cmd.Text)); again != cmd {
+			if again := parseLine([]byte(cmd.Text)); again != cmd {
 				t.Fatalf("Parse(Parse(%q).Text): got %+v, want %+v", line, again, cmd)
 			}
 		case OpPrivate:
@@ -231,7 +243,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse(%q): got nick %q, want it trimmed", line, cmd.Text)
 			}
 			rendered := "/nick " + cmd.Text
-			if again := Parse([]byte(rendered)); again != cmd {
+			if again := parseLine([]byte(rendered)); again != cmd {
 				t.Fatalf("Parse(%q) = %+v rendered as %q parses to %+v", line, cmd, rendered, again)
 			}
 		case OpUnknown:
