@@ -17,5 +17,7 @@
 //
 // Events are immutable once handed out and are shared by every recipient; a
 // transport caches its encoding of an event with [Event.Encoded], so a
-// broadcast is encoded once per wire format, not once per recipient.
+// broadcast is encoded once per wire format, not once per recipient. A
+// private message is the one event made for a single session: its
+// transport may hand it back with [Event.Release] for the next one.
 package chat

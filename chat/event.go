@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -46,6 +47,13 @@ type MemberInfo struct {
 
 // Event is something the room tells one or more sessions. Events are
 // immutable once sent and are shared by every recipient.
+//
+// A private message and its echo are an exception to the sharing: each is
+// made for one session, handed to it with Send or Reply, and the hub keeps
+// no reference. The transport may give such an event back with
+// [Event.Release] once it has encoded it, and the hub's next private
+// message reuses it: the message the published cases send round trip after
+// round trip then costs no 200-byte allocation (and no garbage to collect).
 type Event struct {
 	Kind    Kind
 	UID     uint64    // the member the event is about: sender, newcomer, leaver
@@ -55,6 +63,7 @@ type Event struct {
 	ToNick  string    // KindMessage: the recipient's nick
 	Private bool      // KindMessage: to one member
 	Echo    bool      // KindMessage: the sender's copy of a private message
+	pooled  bool      // made by privateMessage, not yet released (in the padding after Echo)
 	Text    string    // message, error or info text
 	Time    time.Time // when the room accepted it
 	Members []MemberInfo
@@ -62,6 +71,21 @@ type Event struct {
 	Except  uint64 // Group.Broadcast: skip this member
 
 	enc [MaxFormats]atomic.Pointer[[]byte]
+}
+
+// pool holds released events; see [Event.Release].
+var pool = sync.Pool{New: func() any { return new(Event) }}
+
+// Release gives ev back for reuse. Only the one session a private message
+// (or its echo) was sent to may call it, once it no longer needs ev or its
+// fields; for any other event it does nothing, so a transport may call it
+// on every event it was sent alone.
+func (ev *Event) Release() {
+	if !ev.pooled {
+		return
+	}
+	ev.pooled = false // privateMessage overwrites the rest
+	pool.Put(ev)
 }
 
 // MaxFormats bounds the number of wire formats an [Event] caches.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestEncoded(t *testing.T) {
@@ -173,5 +174,30 @@ func TestLineOfUnknownKind(t *testing.T) {
 	if err != nil {
 		first, _, _ := strings.Cut(string(out), "\n")
 		t.Errorf("Lines()/Line() of Event{Kind: %d}: got a crash (%v: %s), want a line", numKinds, err, first)
+	}
+}
+
+// TestReleaseRecyclesOnce: Release pools an event made for one session, at
+// most once however often it is called, and never an event it did not
+// make (a room-wide event shared by others).
+func TestReleaseRecyclesOnce(t *testing.T) {
+	for range 20 {
+		shared := &Event{Kind: KindMessage, Text: "for everyone"}
+		shared.Release()
+		ev := privateMessage(1, "", 2, "", "hi", time.Time{}, false)
+		ev.Release()
+		ev.Release()
+		back := 0
+		for range 4 {
+			switch pool.Get().(*Event) {
+			case shared:
+				t.Fatal("a shared event was recycled")
+			case ev:
+				back++
+			}
+		}
+		if back > 1 {
+			t.Fatalf("an event released twice came back from the pool %d times", back)
+		}
 	}
 }

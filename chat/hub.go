@@ -229,13 +229,20 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text strin
 		return
 	}
 	toNick := dst.Nick()
-	ev := &Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Text: text, Time: now}
 	if dst == m {
-		m.session.Reply(ev)
+		m.session.Reply(privateMessage(m.uid, nick, to, toNick, text, now, false))
 		return
 	}
-	dst.session.Send(ev)
-	m.session.Reply(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, To: to, ToNick: toNick, Private: true, Echo: true, Text: text, Time: now})
+	dst.session.Send(privateMessage(m.uid, nick, to, toNick, text, now, false))
+	m.session.Reply(privateMessage(m.uid, nick, to, toNick, text, now, true))
+}
+
+// privateMessage returns text from uid to uid to, or the sender's echo of
+// it, as an event for one session, which may release it (see [Event]).
+func privateMessage(uid uint64, nick string, to uint64, toNick, text string, now time.Time, echo bool) *Event {
+	ev := pool.Get().(*Event)
+	*ev = Event{Kind: KindMessage, UID: uid, Nick: nick, To: to, ToNick: toNick, Private: true, Echo: echo, Text: text, Time: now, pooled: true}
+	return ev
 }
 
 // oneLine replaces line breaks with spaces and leaves every other byte,

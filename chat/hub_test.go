@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -758,5 +759,75 @@ func TestAnnounceLimit(t *testing.T) {
 	r.join(t, JoinOptions{})
 	if got := drainLines(t, r.sessions[1]); !slices.Equal(got, []string{"* uid 5 joined"}) {
 		t.Errorf("limit 0: uid 1 got %q, want the join notice", got)
+	}
+}
+
+// releasingSession is a fakeSession that renders each event it is sent as
+// it arrives and then releases it, as the server's reactor does once it has
+// encoded it.
+type releasingSession struct {
+	fakeSession
+	lines []string
+}
+
+func (s *releasingSession) Send(ev *Event) {
+	s.mu.Lock()
+	s.lines = append(s.lines, ev.Line())
+	s.mu.Unlock()
+	s.fakeSession.Send(ev)
+	ev.Release()
+}
+
+func (s *releasingSession) Reply(ev *Event) { s.Send(ev) }
+
+// TestPrivateMessagesAreRecycled: a private message and its echo are made
+// for one session each, which may release them; nothing else is recycled,
+// and sessions that release every event at once are still told the right
+// thing, message after message.
+func TestPrivateMessagesAreRecycled(t *testing.T) {
+	r := newTestRoom(t)
+	var ss [2]*releasingSession
+	for i := range ss {
+		ss[i] = &releasingSession{}
+		r.group.add(&ss[i].fakeSession)
+		m := r.hub.Join(ss[i], JoinOptions{Protocol: "telnet"})
+		r.members[m.UID()] = m
+	}
+	const rounds = 20
+	var want [2][]string
+	for i := range rounds {
+		n := strconv.Itoa(i)
+		r.hub.Handle(r.members[1], []byte("$2:to two "+n))
+		r.hub.Handle(r.members[2], []byte("$2:to self "+n))
+		want[0] = append(want[0], "(to uid 2): to two "+n)
+		want[1] = append(want[1], "uid 1 (private): to two "+n, "uid 2 (private): to self "+n)
+	}
+	for i, s := range ss {
+		var got []string
+		for _, l := range s.lines {
+			if !strings.HasPrefix(l, "* ") && !strings.HasPrefix(l, "Welcome") {
+				got = append(got, l)
+			}
+		}
+		if !slices.Equal(got, want[i]) {
+			t.Errorf("uid %d: got %q, want %q", i+1, got, want[i])
+		}
+		for _, ev := range s.Events() {
+			if ev.pooled {
+				t.Errorf("uid %d: a %s event was still marked for recycling after its release", i+1, ev.Kind)
+			}
+		}
+	}
+
+	// Events that are not released keep their mark, and only private
+	// messages carry it.
+	r2 := newPopulatedRoom(t, 2, JoinOptions{})
+	r2.send(t, 1, "$2:hi", "$1:me", "hello", "$9:nobody", "/who")
+	for uid, s := range r2.sessions {
+		for _, ev := range s.Events() {
+			if want := ev.Kind == KindMessage && ev.Private; ev.pooled != want {
+				t.Errorf("uid %d: %q may be recycled: %v, want %v", uid, ev.Line(), ev.pooled, want)
+			}
+		}
 	}
 }

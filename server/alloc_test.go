@@ -14,10 +14,11 @@ import (
 )
 
 // maxRoundTripAllocs is the allocation budget of a private message round
-// trip, client and server together: the message text and its chat.Event.
-// Encoding, framing and writing the reply allocate nothing (the reactor's
-// scratch buffer), and the room's lookup takes no lock and no allocation.
-const maxRoundTripAllocs = 2.5
+// trip, client and server together: the message text. Its chat.Event is
+// recycled (the reactor releases it once encoded), encoding, framing and
+// writing the reply allocate nothing (the reactor's scratch buffer), and
+// the room's lookup takes no lock and no allocation.
+const maxRoundTripAllocs = 1.5
 
 // TestRoundTripAllocs counts the allocations of a private message to
 // oneself, over a real socket: a regression here costs CPU per message in

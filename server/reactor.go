@@ -185,6 +185,7 @@ func (r *reactor) deliver(s *session, ev *chat.Event) {
 		r.counters.privates.Add(1)
 	}
 	s.push(r.encodeOne(s, ev))
+	ev.Release() // encoded: a private message is ours to give back
 }
 
 // encodeOne renders ev for s alone. It is appended to the reactor's
