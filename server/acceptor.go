@@ -94,6 +94,8 @@ type acceptor struct {
 	stalls atomic.Uint64 // times accepting stalled on a resource shortage
 
 	loops []*reactor // the run goroutine's: the engine's reactors, once each loop has had a session
+	last  []uint64   // the run goroutine's: when each of loops last got a connection, in picks
+	picks uint64     // the run goroutine's: connections enroll gave to one of loops
 }
 
 // listen binds the instance's address.
@@ -254,7 +256,13 @@ func (a *acceptor) handOver(eng gnet.Engine, c net.Conn) {
 }
 
 // enroll gives c to the event loop with the fewest sessions, counting the
-// hand-overs in flight to each, and returns its reactor. gnet's
+// hand-overs in flight to each, and returns its reactor. Of loops that tie,
+// it takes the one whose last connection it gave longest ago: a client
+// that closes and at once connects again (scripts/bench's case 1) is often
+// accepted before its loop has seen the old connection close, which makes
+// its loop tie with one that keeps its client, and the older connection is
+// the likelier to be the one closing. Always taking the first loop put such
+// a client beside the other on every second reconnect. gnet's
 // least-connections balancer counts only the connections the loops have
 // taken, so it sent whatever was handed over faster than they took it to
 // a single loop: two clients that connected together shared one loop
@@ -270,13 +278,18 @@ func (a *acceptor) enroll(eng gnet.Engine, c net.Conn) (*reactor, <-chan gnet.Re
 			res, err := eng.Register(ctx)
 			return nil, res, err
 		}
+		a.last = make([]uint64, len(a.loops))
 	}
-	to, least := a.loops[0], int64(math.MaxInt64)
-	for _, r := range a.loops {
-		if n := r.counters.conns.Load() + r.enrolling.Load(); n < least {
-			to, least = r, n
+	pick, least := 0, int64(math.MaxInt64)
+	for k, r := range a.loops {
+		n := r.counters.conns.Load() + r.enrolling.Load()
+		if n < least || (n == least && a.last[k] < a.last[pick]) {
+			pick, least = k, n
 		}
 	}
+	a.picks++
+	a.last[pick] = a.picks
+	to := a.loops[pick]
 	to.enrolling.Add(1)
 	res, err := to.loop.Enroll(ctx, c)
 	if err != nil {

@@ -311,6 +311,38 @@ func TestClientsConnectingTogetherGetALoopEach(t *testing.T) {
 	}
 }
 
+// TestReconnectingClientsKeepALoopEach: two clients that take turns to
+// close and at once connect again, as scripts/bench's case 1 workers do,
+// keep a loop each. The acceptor often gets the new connection before the
+// loop has seen the old one close; the loops then hold one connection each
+// and tie, and the tie must go to the loop whose last connection is the
+// oldest, the one most likely to be closing, not always to the first loop.
+func TestReconnectingClientsKeepALoopEach(t *testing.T) {
+	const rounds = 40
+	s := startServer(t, telnetInstance("t", 2))
+	addr := s.Addrs()["t"]
+	var pair [2]*client
+	for k := range pair {
+		pair[k] = dial(t, addr)
+		waitFor(t, "the hand-over to end", func() bool { return enrolling(s) == 0 })
+	}
+	for round := range rounds {
+		k := round % 2
+		pair[k].conn.Close()
+		pair[k] = dial(t, addr)
+		waitFor(t, "the old connection to close and the hand-over to end", func() bool {
+			return openConns(s) == 2 && enrolling(s) == 0
+		})
+		conns, err := s.Connections(t.Context())
+		if err != nil {
+			t.Fatalf("round %d: connections: %v", round, err)
+		}
+		if len(conns) != 2 || conns[0].Reactor == conns[1].Reactor {
+			t.Fatalf("round %d: connections %+v, want one on each of the 2 loops", round, conns)
+		}
+	}
+}
+
 // enrolling is the number of hand-overs the acceptors still count.
 func enrolling(s *Server) int64 {
 	s.mu.Lock()
