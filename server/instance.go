@@ -191,8 +191,18 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	r.add(s)
 	r.counters.conns.Add(1)
 	r.counters.accepted.Add(1)
-	if !i.codec.handshake() {
-		s.join()
+	if i.codec.handshake() {
+		return nil, gnet.None // it joins once its handshake is done, in OnTraffic
+	}
+	// As in OnTraffic: the welcome goes straight into the session's batch,
+	// and the join notice for this loop's other sessions is drained on the
+	// way out, so joining costs the loop no wake-up of its own.
+	r.beginTraffic(s)
+	s.join()
+	r.endTraffic()
+	if s.closing && !s.closed && s.drained() {
+		s.sayFarewell()
+		return nil, gnet.Close
 	}
 	return nil, gnet.None
 }
