@@ -350,7 +350,10 @@ func (m *Member) allow(now time.Time) bool {
 		return true
 	}
 	n := now.UnixNano()
-	m.tokens = min(m.burst, m.tokens+float64(n-m.last)/float64(time.Second)*m.rate)
+	// A wall clock set back (by an operator, or NTP stepping it) makes
+	// the time since the last line negative: it refills nothing, rather
+	// than draining the bucket and silencing the member for as long.
+	m.tokens = min(m.burst, m.tokens+float64(max(n-m.last, 0))/float64(time.Second)*m.rate)
 	m.last = n
 	if m.tokens < 1 {
 		return false

@@ -421,6 +421,20 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestRateLimitSurvivesAClockSetBack: the wall clock going back an hour
+// between two lines must not leave the member an hour of refusals.
+func TestRateLimitSurvivesAClockSetBack(t *testing.T) {
+	r := newPopulatedRoom(t, 2, JoinOptions{Rate: 2, Burst: 3})
+	r.send(t, 1, "a")
+	r.clock.Advance(-time.Hour)
+	r.send(t, 1, "b", "c")
+	r.clock.Advance(time.Second) // two more tokens, as on any clock
+	r.send(t, 1, "d", "e")
+	if got, want := drainLines(t, r.sessions[2]), []string{"uid 1: a", "uid 1: b", "uid 1: c", "uid 1: d", "uid 1: e"}; !slices.Equal(got, want) {
+		t.Errorf("lines around a clock set back an hour: got %q, want %q", got, want)
+	}
+}
+
 func TestFloodCloses(t *testing.T) {
 	r := newPopulatedRoom(t, 2, JoinOptions{Rate: 2, Burst: 3})
 	flooder, other := r.sessions[1], r.sessions[2]
