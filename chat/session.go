@@ -5,7 +5,10 @@ package chat
 // reader decodes lines and calls [Hub.Handle]; a Session has no Read.
 type Session interface {
 	// Send queues ev for this session alone. It must not block and must not
-	// call back into the Hub. It is safe for concurrent use.
+	// call back into the Hub. It is safe for concurrent use. A private
+	// message (or its echo) is the session's to release once it is done
+	// with it (see [Event.Release]); a session that hands ev on to another
+	// must leave that to the last holder.
 	Send(ev *Event)
 	// Reply is Send for an answer to the member itself: its welcome, the
 	// echo of its private message, an error line. The Hub calls it only on

@@ -23,8 +23,9 @@
 // A reactor is the [chat.Group] of its sessions. A room-wide event costs the
 // publisher one append to each reactor's outbox, and each reactor one
 // wake-up (gnet's EventLoop.Execute) per batch, not per recipient; while a
-// loop is inside OnTraffic it needs none, as it drains its outbox before
-// it polls again, so a reply on the same reactor goes out in the same pass.
+// loop is inside OnTraffic (or OnOpen) it needs none, as it drains its
+// outbox before it polls again, so a reply on the same reactor goes out in
+// the same pass.
 // On the loop, the reactor drains the outbox, appends each event's shared
 // encoding to every recipient's batch, then writes each batch with one
 // writev (one buffer once gnet holds a backlog for it). Output

@@ -31,7 +31,7 @@ type reactor struct {
 	outbox    []delivery   // guarded by mu
 	queued    atomic.Int32 // len(outbox), for Reply to read without mu
 	scheduled bool         // guarded by mu: a Run is pending on the loop
-	busy      bool         // guarded by mu: the loop is in OnTraffic (or OnClose) and drains the outbox after it
+	busy      bool         // guarded by mu: the loop is in OnTraffic (or OnOpen, or OnClose) and drains the outbox after it
 
 	// Owned by the event loop.
 	spare    []delivery
@@ -39,8 +39,8 @@ type reactor struct {
 	dirty    []*session // sessions with a batch to write
 	closing  []*session // sessions to close once their output is written
 	scratch  []byte     // encodeOne's output until flush
-	current  *session   // the session in OnTraffic: gnet closes it, not closeDrained
-	working  bool       // our code runs on the loop (OnTraffic, a drain, a tick, a task): see hold
+	current  *session   // the session in OnTraffic or OnOpen: gnet closes it, not closeDrained
+	working  bool       // our code runs on the loop (OnTraffic, OnOpen, a drain, a tick, a task): see hold
 	shutdown bool
 
 	counters  reactorCounters
@@ -74,10 +74,10 @@ func (r *reactor) enqueue(d delivery) {
 	r.mu.Lock()
 	r.outbox = append(r.outbox, d)
 	r.queued.Store(int32(len(r.outbox)))
-	// No wake-up while the loop is in OnTraffic (or a held OnClose): it
-	// drains the outbox before it polls again. A private message to a
-	// member of the same reactor so costs no eventfd write and goes out in
-	// the same loop iteration.
+	// No wake-up while the loop is in OnTraffic (or OnOpen, or a held
+	// OnClose): it drains the outbox before it polls again. A private
+	// message to a member of the same reactor so costs no eventfd write
+	// and goes out in the same loop iteration.
 	wake := !r.scheduled && !r.busy
 	r.scheduled = r.scheduled || wake
 	r.mu.Unlock()
@@ -97,9 +97,9 @@ func (r *reactor) Run(context.Context) error {
 	return nil
 }
 
-// beginTraffic marks the loop as handling a read (or a held OnClose):
-// deliveries queued from now on wait for endTraffic instead of waking the
-// loop. Event loop only.
+// beginTraffic marks the loop as handling a read (or a join in OnOpen, or
+// a held OnClose): deliveries queued from now on wait for endTraffic
+// instead of waking the loop. Event loop only.
 func (r *reactor) beginTraffic(s *session) {
 	r.mu.Lock()
 	r.busy = true
@@ -263,7 +263,7 @@ func (r *reactor) closeDrained(force bool) {
 		switch {
 		case s.closed:
 		case s == r.current && !force:
-			keep = append(keep, s) // OnTraffic returns gnet.Close for it
+			keep = append(keep, s) // OnTraffic (or OnOpen) returns gnet.Close for it
 		case force || s.drained():
 			s.sayFarewell()
 			_ = r.loop.Close(s.conn)
