@@ -60,6 +60,8 @@ go test -race -count=1 ./...
 
 step "bench smoke: every bench case, tiny (go run ./scripts/bench -smoke)"
 go run ./scripts/bench -smoke >/dev/null
+step "bench smoke: cases 1 and 2 against a baseline that accepts as fastws does (-baseline-accept enroll)"
+go run ./scripts/bench -smoke -only 'case' -baseline-accept enroll >/dev/null
 
 step "fuzz targets, $FUZZTIME each"
 for pkg in $(go list ./...); do

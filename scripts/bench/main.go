@@ -64,6 +64,7 @@ type options struct {
 	perProc, bufSize          int
 	sendBuf, src, pprof, from string
 	servers                   []string
+	baselineAccept            string // native | enroll
 }
 
 // intList is a flag holding comma-separated counts.
@@ -132,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.src, "src", "", "build the daemon from this module folder instead (a patched copy, say); the baseline always comes from this tree")
 	fs.StringVar(&o.pprof, "pprof", "", "a daemon that serves net/http/pprof on $FASTWS_PPROF (a patched copy given with -src): set that address and record its allocations per delivery")
 	fs.StringVar(&o.from, "from", "", "run nothing: print the table of this bench.json (and with -out, write the table and chart again)")
+	fs.StringVar(&o.baselineAccept, "baseline-accept", "native", "how the baseline accepts: native (gnet's acceptor) or enroll (as fastws must: net.Listener, then the engine's Register)")
 	servers := "fastws,baseline"
 	fs.StringVar(&servers, "servers", servers, "servers to run each case against")
 	if err := fs.Parse(args); err != nil {
@@ -173,6 +175,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 				}
 			}
 		}
+	}
+	if o.baselineAccept != "native" && o.baselineAccept != "enroll" {
+		return nil, fmt.Errorf("-baseline-accept: %q is not native or enroll", o.baselineAccept)
 	}
 	if o.rate <= 0 || o.window < 1 || o.perProc < 1 || o.dialConc < 1 || o.loops < 1 || o.rounds < 1 {
 		return nil, errors.New("-rate, -window, -per-proc, -dial-conc, -loops and -rounds must be positive")
@@ -392,7 +397,7 @@ func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
 		if c.kind == "case1" || c.kind == "case2" {
 			mode = "echo"
 		}
-		s, err = startBaseline(ctx, b.bin, b.seq, b.opt.loops, mode, c.ws)
+		s, err = startBaseline(ctx, b.bin, b.seq, b.opt.loops, mode, c.ws, b.opt.baselineAccept)
 	}
 	if err != nil {
 		r.failf("start: %v", err)

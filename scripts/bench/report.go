@@ -125,7 +125,8 @@ func newReport(m Machine, o *options, args []string, runs []*Run, took time.Dura
 		Command: strings.TrimSpace("go run ./scripts/bench " + strings.Join(args, " ")),
 		Seconds: math.Round(took.Seconds()),
 		Baseline: "raw gnet v2 (scripts/bench/baseline), " + strconv.Itoa(o.loops) + " event loops: line echo for cases 1 and 2, " +
-			"naive broadcast (one AsyncWrite per line per connection) for fan-out and idle; minimal websocket framing for the websocket cases",
+			"naive broadcast (one AsyncWrite per line per connection) for fan-out and idle; minimal websocket framing for the websocket cases" +
+			map[bool]string{true: "; accepting as fastws does (net.Listener, then the engine's Register), not with gnet's acceptor"}[o.baselineAccept == "enroll"],
 		Fastws: "childProcessCount " + strconv.Itoa(o.loops) + " on both instances, messagesPerSecond 0, maxSendBuffer " + o.sendBuf +
 			", started fresh for every run",
 		Runs: runs,

@@ -175,14 +175,14 @@ func memStats(addr string) (mallocs, bytes uint64, err error) {
 }
 
 // startBaseline runs the raw gnet baseline in mode (echo or broadcast).
-func startBaseline(ctx context.Context, bin *binaries, seq, loops int, mode string, ws bool) (*server, error) {
+func startBaseline(ctx context.Context, bin *binaries, seq, loops int, mode string, ws bool, accept string) (*server, error) {
 	p, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(p)
 	s := &server{kind: kindBaseline, telnet: addr, ws: addr, log: filepath.Join(bin.dir, fmt.Sprintf("baseline-%d.log", seq))}
-	return s, s.start(ctx, "ready", bin.baseline, "-addr", addr, "-mode", mode, "-ws="+strconv.FormatBool(ws), "-loops", strconv.Itoa(loops))
+	return s, s.start(ctx, "ready", bin.baseline, "-addr", addr, "-mode", mode, "-ws="+strconv.FormatBool(ws), "-loops", strconv.Itoa(loops), "-accept", accept)
 }
 
 // start runs the process and waits for ready on its stdout.

@@ -12,20 +12,31 @@
 // framing is minimal: the upgrade, masked client frames, text and close;
 // no ping, fragmentation, UTF-8 or size checks.
 //
+// With -accept enroll it accepts the way fastws's acceptor must (gnet
+// v2.10's own acceptor shuts the engine down on EMFILE): on Go's
+// netpoller, handing each connection to an event loop through the
+// engine's Register (gnet's worker pool, a dup, the loop), the engine
+// itself listening only on a private unix socket. Run against it, case 1
+// shows what that accept path costs a server with no chat at all.
+//
 // It prints "ready" once it listens and exits on SIGTERM or SIGINT.
 package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -35,19 +46,43 @@ func main() {
 	mode := flag.String("mode", "broadcast", "echo | broadcast")
 	ws := flag.Bool("ws", false, "speak websocket instead of lines")
 	loops := flag.Int("loops", 2, "gnet event loops")
+	accept := flag.String("accept", "native", "native (gnet's acceptor) | enroll (net.Listener, then Engine.Register)")
 	flag.Parse()
 	if *mode != "echo" && *mode != "broadcast" {
 		fmt.Fprintf(os.Stderr, "baseline: -mode %q: want echo or broadcast\n", *mode)
 		os.Exit(2)
 	}
 	s := &server{broadcast: *mode == "broadcast", ws: *ws}
+	listen := "tcp://" + *addr
+	var dir string
+	switch *accept {
+	case "native":
+	case "enroll":
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "baseline: %v\n", err)
+			os.Exit(1)
+		}
+		if dir, err = os.MkdirTemp("", "fastws-baseline-"); err != nil {
+			fmt.Fprintf(os.Stderr, "baseline: %v\n", err)
+			os.Exit(1)
+		}
+		s.ln, listen = ln, "unix://"+filepath.Join(dir, "engine.sock")
+	default:
+		fmt.Fprintf(os.Stderr, "baseline: -accept %q: want native or enroll\n", *accept)
+		os.Exit(2)
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	go func() {
 		<-sigs
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 		os.Exit(0)
 	}()
-	err := gnet.Run(s, "tcp://"+*addr,
+	err := gnet.Run(s, listen,
+		gnet.WithTicker(s.ln != nil),
 		gnet.WithMulticore(true),
 		gnet.WithReuseAddr(true),
 		gnet.WithNumEventLoop(*loops),
@@ -62,6 +97,9 @@ func main() {
 type server struct {
 	gnet.BuiltinEventEngine
 	broadcast, ws bool
+	ln            net.Listener // -accept enroll: the TCP listener, accepted on by acceptLoop
+	eng           gnet.Engine  // -accept enroll: set by OnBoot
+	accepting     bool         // -accept enroll: acceptLoop runs (OnTick's)
 
 	mu    sync.RWMutex
 	conns []gnet.Conn // guarded by mu; each conn's *peer holds its index
@@ -75,8 +113,23 @@ type peer struct {
 }
 
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
+	if s.ln != nil {
+		s.eng = eng // OnTick accepts, once the loops run
+		return gnet.None
+	}
 	fmt.Println("ready")
 	return gnet.None
+}
+
+// OnTick, with -accept enroll, starts accepting: gnet starts the ticker
+// once every event loop runs, and a hand-over before that fails.
+func (s *server) OnTick() (time.Duration, gnet.Action) {
+	if s.ln != nil && !s.accepting {
+		s.accepting = true
+		go s.acceptLoop(s.eng)
+		fmt.Println("ready")
+	}
+	return time.Hour, gnet.None
 }
 
 func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
@@ -220,4 +273,25 @@ func appendTextFrame(b, p []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(len(p)))
 	}
 	return append(b, p...)
+}
+
+// acceptLoop accepts on s.ln and hands each connection to the engine
+// without waiting for it to be taken (a goroutine per hand-over waits for
+// the result, as fastws's acceptor does), until the listener fails.
+func (s *server) acceptLoop(eng gnet.Engine) {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		res, err := eng.Register(gnet.NewNetConnContext(context.Background(), c))
+		if err != nil {
+			c.Close()
+			continue
+		}
+		go func() {
+			for range res { // closed once gnet has closed c, its dup registered
+			}
+		}()
+	}
 }
