@@ -53,7 +53,7 @@ type MemberInfo struct {
 // no reference. The transport may give such an event back with
 // [Event.Release] once it has encoded it, and the hub's next private
 // message reuses it: the message the published cases send round trip after
-// round trip then costs no 200-byte allocation (and no garbage to collect).
+// round trip then costs no 192-byte allocation (and no garbage to collect).
 type Event struct {
 	Kind    Kind
 	UID     uint64    // the member the event is about: sender, newcomer, leaver

@@ -200,8 +200,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	r.beginTraffic(s)
 	s.join()
 	r.endTraffic()
-	if s.closing && !s.closed && s.drained() {
-		s.sayFarewell()
+	if s.closeOnReturn() {
 		return nil, gnet.Close
 	}
 	return nil, gnet.None
@@ -219,10 +218,7 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 	r.beginTraffic(s)
 	i.read(s, c)
 	r.endTraffic()
-	// A session that asked to close is closed by gnet on return: closing a
-	// connection inside its own OnTraffic is not ours to do.
-	if s.closing && !s.closed && s.drained() {
-		s.sayFarewell()
+	if s.closeOnReturn() {
 		return gnet.Close
 	}
 	return gnet.None

@@ -207,6 +207,18 @@ func (s *session) drained() bool {
 	return s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0
 }
 
+// closeOnReturn reports whether the callback handling s (OnTraffic,
+// OnOpen) must return gnet.Close: s asked to close and its output is
+// written. Closing a connection inside its own callback is gnet's to do,
+// not ours; the farewell is written here, first. Event loop only.
+func (s *session) closeOnReturn() bool {
+	if !s.closing || s.closed || !s.drained() {
+		return false
+	}
+	s.sayFarewell()
+	return true
+}
+
 // sayFarewell writes what the protocol sends just before the server
 // closes the connection (a websocket close frame), if anything.
 func (s *session) sayFarewell() {
