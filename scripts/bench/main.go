@@ -323,9 +323,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 				if ctx.Err() != nil {
 					break
 				}
-				what := map[bool]string{true: fmt.Sprintf(", round %d of %d", round, rounds)}[rounds > 1]
-				if round == 0 {
+				var what string
+				switch {
+				case round == 0:
 					what = ", warm-up (not recorded)"
+				case rounds > 1:
+					what = fmt.Sprintf(", round %d of %d", round, rounds)
 				}
 				b.progressf("%s: %s%s", c.name, kind, what)
 				r := b.runCase(ctx, c, kind)
