@@ -277,16 +277,18 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 		}
 	}
 	s.reason = reason
-	// Counted closed before it is no longer counted open: a snapshot that
-	// sees no connection open has counted every close.
-	r.counters.closed.Add(1)
-	r.counters.closedBy[reason].Add(1)
-	r.counters.conns.Add(-1)
+	// Out of the room before it is no longer counted open, and counted
+	// closed before that: a snapshot, which reads the room first, never
+	// sees more members than open connections, and one that sees no
+	// connection open has counted every close.
 	var uid uint64
 	if m := s.member(); m != nil {
 		uid = m.UID()
 		i.hub.Leave(m)
 	}
+	r.counters.closed.Add(1)
+	r.counters.closedBy[reason].Add(1)
+	r.counters.conns.Add(-1)
 	switch reason {
 	case chat.ReasonClientClosed, chat.ReasonClientQuit, chat.ReasonShutdown:
 		i.log.Debug("connection closed", "uid", uid, "remote", remote, "reason", reason.String())

@@ -79,8 +79,8 @@ func (s *session) member() *chat.Member {
 }
 
 // listening reports whether the room takes input from the session: it
-// has joined and is not closing. Event loop only.
-func (s *session) listening() bool { return !s.closing && !s.muted && s.member() != nil }
+// has joined and is neither closing nor closed. Event loop only.
+func (s *session) listening() bool { return !s.closing && !s.muted && !s.closed && s.member() != nil }
 
 // line hands one decoded client line to the room. Event loop only.
 func (s *session) line(b []byte) {
@@ -100,8 +100,15 @@ func (s *session) say(to uint64, text string) {
 }
 
 // join makes the session a member of the room: it gets the welcome, the
-// others the join notice. Event loop only, once.
+// others the join notice. A session whose connection is already gone
+// does not join: OnClose, which takes members out of the room, has run
+// for it (a write that failed on the way, such as the websocket's 101,
+// closes the connection at once), so a member joined now would stay in
+// the room for good. Event loop only, once.
 func (s *session) join() {
+	if s.closed {
+		return
+	}
 	i := s.r.inst
 	s.r.hub.JoinMember(&s.m, s, chat.JoinOptions{
 		Protocol: i.cfg.Protocol.String(),

@@ -36,8 +36,14 @@ func (d *wsDecoder) handshake(s *session, c gnet.Conn) (done bool, err error) {
 	if pe != nil {
 		return false, pe
 	}
-	_, _ = c.Write(resp)
 	_, _ = c.Discard(n)
+	// A peer that reset the connection after its request makes this
+	// write fail, and gnet closes the connection inside it: OnClose has
+	// run by the time it returns, and the session must not join.
+	_, _ = c.Write(resp)
+	if s.closed {
+		return false, nil
+	}
 	d.upgraded, d.json = true, proto == wsProtocolJSON
 	s.join()
 	return true, nil
