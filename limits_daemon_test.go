@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -52,9 +53,22 @@ const clockTicks = 100
 // knock connects to port and waits up to wait for the welcome. It returns
 // the connection, whether it was welcomed, and, if not, whether the daemon
 // closed it without a word (rather than leaving it waiting).
+// Each knock comes from a loopback address of its own (127.0.2.1 on), so
+// that the daemon's descriptor reserve, kept for addresses that hold few
+// connections, does not refuse it; knockFrom chooses the address.
 func knock(t *testing.T, port int, wait time.Duration) (c *chatClient, welcomed, dropped bool) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), testTimeout)
+	k := knocks.Add(1)
+	return knockFrom(t, net.IPv4(127, 0, byte(2+k/250), byte(1+k%250)), port, wait)
+}
+
+var knocks atomic.Int64
+
+// knockFrom is knock from the address ip.
+func knockFrom(t *testing.T, ip net.IP, port int, wait time.Duration) (c *chatClient, welcomed, dropped bool) {
+	t.Helper()
+	d := net.Dialer{Timeout: testTimeout, LocalAddr: &net.TCPAddr{IP: ip}}
+	conn, err := d.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -65,14 +79,17 @@ func knock(t *testing.T, port int, wait time.Duration) (c *chatClient, welcomed,
 }
 
 // welcomeWithin waits up to wait for c's welcome and records c's uid. It
-// reports whether it came, and whether the daemon closed the connection
-// instead.
+// reports whether it came, and whether the daemon refused or closed the
+// connection instead.
 func (c *chatClient) welcomeWithin(wait time.Duration) (welcomed, dropped bool) {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
 	s, err := c.r.ReadString('\n')
 	var ne net.Error
 	switch {
+	case err == nil && strings.HasPrefix(s, "! "):
+		c.t.Logf("refused: %s", strings.TrimSpace(s))
+		return false, true
 	case err == nil:
 		m := welcome.FindStringSubmatch(s)
 		if m == nil {
@@ -209,4 +226,41 @@ func TestDaemonAtFileLimit(t *testing.T) {
 		t.Errorf("log holds %d \"accept failed\" and %d \"accepting again\", want the one shortage logged once (at most twice); log:\n%s",
 			failed, again, log)
 	}
+}
+
+// TestDaemonReserveAnswersOtherAddresses runs the daemon with 64 file
+// descriptors and no per-address limit, and connects from one address
+// until it is refused: the refusal comes as a line, before the
+// descriptors run out, and a client from another address is welcomed.
+// Without the reserve, one address took every descriptor and everyone
+// else waited in the kernel's queue.
+func TestDaemonReserveAnswersOtherAddresses(t *testing.T) {
+	const nofile = 64
+	port := freePort(t)
+	cfg := writeConfig(t, "maxConnectionsPerIP = 0", port)
+	startLimited(t, cfg, nofile)
+
+	hog := net.IPv4(127, 0, 3, 1)
+	welcomed := 0
+	for ; welcomed < nofile; welcomed++ {
+		_, ok, dropped := knockFrom(t, hog, port, testTimeout)
+		if ok {
+			continue
+		}
+		if !dropped {
+			t.Fatalf("connection %d from one address: neither welcomed nor refused, want a refusal line", welcomed+1)
+		}
+		break
+	}
+	if welcomed < 8 || welcomed >= nofile {
+		t.Fatalf("got %d connections from one address welcomed under a limit of %d files, want the reserve to refuse it after a few", welcomed, nofile)
+	}
+	t.Logf("one address: %d welcomed, then refused", welcomed)
+
+	c, ok, _ := knockFrom(t, net.IPv4(127, 0, 3, 2), port, testTimeout)
+	if !ok {
+		t.Fatal("a client from another address: no welcome, want one from the reserve")
+	}
+	c.say("still room")
+	c.waitFor("uid " + c.uid + ": still room")
 }

@@ -157,7 +157,9 @@ func TestAcceptorBurstAtFileLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	for k := range clients {
 		wg.Go(func() {
-			conn, err := net.DialTimeout("tcp", addr, testTimeout)
+			// Each from an address of its own: one address holding many
+			// would be refused at the descriptor reserve (see files).
+			conn, err := fromAddr(k).Dial("tcp", addr)
 			if err != nil {
 				mu.Lock()
 				dropped = append(dropped, "dial: "+err.Error())
@@ -355,4 +357,11 @@ func enrolling(s *Server) int64 {
 		}
 	}
 	return n
+}
+
+// fromAddr returns a dialer from the k-th loopback address past 127.0.1.0,
+// so that clients do not share an address.
+func fromAddr(k int) *net.Dialer {
+	ip := net.IPv4(127, 0, byte(1+k/250), byte(1+k%250))
+	return &net.Dialer{Timeout: testTimeout, LocalAddr: &net.TCPAddr{IP: ip}}
 }

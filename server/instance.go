@@ -42,16 +42,18 @@ type instance struct {
 	mu       sync.Mutex
 	reactors map[gnet.EventLoop]*reactor // guarded by mu
 	order    []*reactor                  // guarded by mu: in creation order
-	perIP    map[string]int              // guarded by mu
+	perIP    map[string]int              // guarded by mu: open connections by client IP
 	stopped  bool                        // guarded by mu: no new reactors
 
 	conns    atomic.Int64
+	files    *files   // the daemon's, shared by every instance
 	protoErr sync.Map // kind -> *atomic.Uint64
 }
 
-func newInstance(cfg config.Instance, hub *chat.Hub, log *slog.Logger) *instance {
+func newInstance(cfg config.Instance, hub *chat.Hub, f *files, log *slog.Logger) *instance {
 	i := &instance{
 		cfg:      cfg,
+		files:    f,
 		limits:   cfg.Limits,
 		hub:      hub,
 		log:      log.With("instance", cfg.Name),
@@ -138,25 +140,27 @@ func (i *instance) admit(ip string) string {
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if max := i.limits.MaxConnectionsPerIP; max > 0 {
-		if i.perIP[ip] >= max {
-			return "too many connections from " + ip + " (maxConnectionsPerIP " + strconv.Itoa(max) + ")"
-		}
-		i.perIP[ip]++
+	held := i.perIP[ip]
+	if max := i.limits.MaxConnectionsPerIP; max > 0 && held >= max {
+		return "too many connections from " + ip + " (maxConnectionsPerIP " + strconv.Itoa(max) + ")"
 	}
+	if !i.files.admits(held) {
+		return "server nearly full: too many connections from " + ip + ", try again later"
+	}
+	i.perIP[ip]++
 	i.conns.Add(1)
+	i.files.open.Add(1)
 	return ""
 }
 
 func (i *instance) release(ip string) {
 	i.conns.Add(-1)
-	if i.limits.MaxConnectionsPerIP > 0 {
-		i.mu.Lock()
-		if i.perIP[ip]--; i.perIP[ip] <= 0 {
-			delete(i.perIP, ip)
-		}
-		i.mu.Unlock()
+	i.files.open.Add(-1)
+	i.mu.Lock()
+	if i.perIP[ip]--; i.perIP[ip] <= 0 {
+		delete(i.perIP, ip)
 	}
+	i.mu.Unlock()
 }
 
 // remoteIP returns c's remote address and its IP, which the per-IP

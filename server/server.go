@@ -16,6 +16,7 @@ import (
 type Server struct {
 	log     *slog.Logger
 	hub     *chat.Hub
+	files   *files
 	started time.Time
 
 	reloadMu sync.Mutex // serialises Reload
@@ -26,7 +27,7 @@ type Server struct {
 
 // New returns a server with an empty room; nothing listens until Start.
 func New(log *slog.Logger) *Server {
-	return &Server{log: log, hub: chat.NewHub(chat.Options{})}
+	return &Server{log: log, hub: chat.NewHub(chat.Options{}), files: newFiles()}
 }
 
 // Hub returns the room every instance shares.
@@ -57,7 +58,7 @@ func (s *Server) Start(cfg *config.Config) error {
 
 // open starts an instance of ic and logs where it listens.
 func (s *Server) open(ic config.Instance) (*instance, error) {
-	inst := newInstance(ic, s.hub, s.log)
+	inst := newInstance(ic, s.hub, s.files, s.log)
 	if err := inst.start(); err != nil {
 		return nil, err
 	}

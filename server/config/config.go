@@ -32,7 +32,7 @@ type Limits struct {
 	MaxSendBuffer       int           // maxSendBuffer, bytes, default 1M; allowed >= 4K and >= MaxPackageSize
 	IdleTimeout         time.Duration // idleTimeout, default 10m; 0 = off
 	MaxConnections      int           // maxConnections per instance, default 100000; 0 = unlimited
-	MaxConnectionsPerIP int           // maxConnectionsPerIP, default 0 = unlimited
+	MaxConnectionsPerIP int           // maxConnectionsPerIP per instance, default 1000; 0 = unlimited
 	MessagesPerSecond   float64       // messagesPerSecond, default 50; 0 = unlimited
 	MessageBurst        int           // messageBurst, default 100 (token bucket size); >= 1
 	PingInterval        time.Duration // pingInterval, websocket keepalive ping period, default 30s; 0 = off
@@ -61,7 +61,7 @@ func DefaultLimits() Limits {
 		MaxSendBuffer:       1 << 20,
 		IdleTimeout:         10 * time.Minute,
 		MaxConnections:      100000,
-		MaxConnectionsPerIP: 0,
+		MaxConnectionsPerIP: 1000,
 		MessagesPerSecond:   50,
 		MessageBurst:        100,
 		PingInterval:        30 * time.Second,

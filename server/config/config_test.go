@@ -136,7 +136,7 @@ func TestDefaults(t *testing.T) {
 	}
 	wantLimits := Limits{
 		MaxPackageSize: 65536, MaxSendBuffer: 1 << 20, IdleTimeout: 10 * time.Minute,
-		MaxConnections: 100000, MaxConnectionsPerIP: 0, MessagesPerSecond: 50, MessageBurst: 100, PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second,
+		MaxConnections: 100000, MaxConnectionsPerIP: 1000, MessagesPerSecond: 50, MessageBurst: 100, PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second,
 	}
 	if c.Defaults != wantLimits {
 		t.Errorf("Defaults: got %+v, want %+v", c.Defaults, wantLimits)
