@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -43,15 +45,37 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a port that was free a moment ago.
+//
+// It hands out ports below the kernel's ephemeral range (32768 on), in
+// which every other package's test servers (port 0) and every client
+// connection take theirs: a port found free there could be taken by one
+// of them, running in parallel, before the daemon binds it. Here, only
+// this package's tests take ports, each a new one.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range freePorts {
+		p := freePortBase + int(nextPort.Add(1))%freePorts
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			ln.Close()
+			return p
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port in %d-%d", freePortBase, freePortBase+freePorts-1)
+	return 0
 }
+
+// freePortBase and freePorts are the range freePort takes ports from,
+// below the ephemeral range and above the shipped config's 19910-19990.
+const freePortBase, freePorts = 20000, 12000
+
+// nextPort starts at a random place, so that two runs of these tests at
+// once do not walk the range in step.
+var nextPort = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(rand.Int64N(freePorts))
+	return &n
+}()
 
 // writeConfig writes a config.ini into a temp dir: the [fastws] section
 // gets extra, then one telnet instance per port.
