@@ -201,6 +201,14 @@ type telnet struct {
 	uid string
 }
 
+// telnetGreeting is the option negotiation in front of a telnet
+// instance's welcome (TRANSMIT-BINARY both ways), which a real telnet
+// client consumes and a raw socket reads.
+const telnetGreeting = "\xff\xfb\x00\xff\xfd\x00"
+
+// ungreet returns a line without telnetGreeting in front.
+func ungreet(line string) string { return strings.TrimPrefix(line, telnetGreeting) }
+
 var welcome = regexp.MustCompile(`^Welcome to fastws! You are uid (\d+)\.`)
 
 func startTelnet(t *testing.T, port int) *telnet {

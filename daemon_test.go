@@ -40,7 +40,7 @@ func (c *chatClient) line() string {
 	if err != nil {
 		c.t.Fatalf("uid %s: read: %v (got %q)", c.uid, err, s)
 	}
-	return strings.TrimRight(s, "\r\n")
+	return strings.TrimRight(ungreet(s), "\r\n")
 }
 
 // waitFor reads lines until want.

@@ -85,6 +85,7 @@ func (c *chatClient) welcomeWithin(wait time.Duration) (welcomed, dropped bool) 
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
 	s, err := c.r.ReadString('\n')
+	s = ungreet(s)
 	var ne net.Error
 	switch {
 	case err == nil && strings.HasPrefix(s, "! "):

@@ -72,7 +72,7 @@ func (c *meteredClient) line() (string, bool) {
 		c.t.Fatalf("uid %s: read: %v (got %q)", c.uid, err, s)
 	}
 	c.linesIn++
-	l := strings.TrimRight(s, "\r\n")
+	l := strings.TrimRight(ungreet(s), "\r\n")
 	if broadcastLine.MatchString(l) {
 		c.broadcastsIn++
 	}

@@ -29,6 +29,8 @@ apt_install() { # apt_install PACKAGE... installs the ones whose command is miss
 
 step "installing test dependencies"
 command -v telnet >/dev/null || apt_install telnet
+# tmux gives the real telnet client a terminal, as a user has (the 8-bit test).
+command -v tmux >/dev/null || apt_install tmux
 # promtool checks a /metrics scrape in the Go tests; scripts/prometheus/e2e.sh
 # runs the prometheus server and queries it with curl.
 command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus

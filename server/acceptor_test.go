@@ -259,6 +259,7 @@ func serveLimited(t *testing.T, nofile uint64) {
 func welcomeWithin(conn net.Conn, r *bufio.Reader, wait time.Duration) (bool, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
 	line, err := r.ReadString('\n')
+	line = ungreet(line)
 	var ne net.Error
 	switch {
 	case err == nil && welcomeRE.MatchString(line):

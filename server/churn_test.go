@@ -215,6 +215,7 @@ func readWelcome(r *bufio.Reader) error {
 	if err != nil {
 		return fmt.Errorf("read welcome: %v", err)
 	}
+	line = ungreet(line)
 	if !welcomeRE.MatchString(line) {
 		return fmt.Errorf("got %q, want the welcome", line)
 	}

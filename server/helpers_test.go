@@ -109,6 +109,7 @@ func (c *client) line() string {
 	if err != nil {
 		c.tb.Fatalf("uid %d: read: %v (got %q so far)", c.uid, err, s)
 	}
+	s = ungreet(s)
 	if !strings.HasSuffix(s, "\r\n") {
 		c.tb.Fatalf("uid %d: line %q does not end in CR LF", c.uid, s)
 	}
@@ -156,5 +157,9 @@ func (c *client) sync() {
 	for !strings.HasSuffix(c.line(), " (private): "+tag) {
 	}
 }
+
+// ungreet returns a telnet line without the option negotiation in front
+// of the welcome (telnetGreeting), which a real telnet client consumes.
+func ungreet(line string) string { return strings.TrimPrefix(line, string(telnetGreeting)) }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -18,8 +18,16 @@ const (
 	telnetDONT = 254
 	telnetIAC  = 255
 
+	telnetOptBinary     = 0
 	telnetOptTimingMark = 6
 )
+
+// telnetGreeting is what the server sends at connect, in front of the
+// welcome: it offers and asks for TRANSMIT-BINARY (RFC 856) both ways. Without
+// it, inetutils telnet strips the 8th bit of what its user types: the
+// bytes of 李 (e6 9d 8e) turn 0x9d into Ctrl-], its escape to the
+// telnet> prompt, and other UTF-8 into commands.
+var telnetGreeting = []byte{telnetIAC, telnetWILL, telnetOptBinary, telnetIAC, telnetDO, telnetOptBinary}
 
 // telnetKindTooLong labels a line over maxPackageSize, the one protocol
 // error of telnet.
@@ -31,13 +39,16 @@ const telnetKindTooLong = "line_too_long"
 //
 // IAC sequences (commands, option negotiation, subnegotiation) are
 // stripped from the line and never reach the room; IAC IAC is a data byte
-// 255. Every other byte passes through untouched. The server answers DO
+// 255. Every other byte passes through untouched. With its welcome the
+// server offers and asks for TRANSMIT-BINARY (telnetGreeting); it answers DO
 // TIMING-MARK with WILL (inetutils telnet sends IAC IP IAC DO TM on Ctrl-C
 // and discards output until the mark comes back) and refuses every other
 // option. Server lines end in CR LF.
 type telnetCodec struct{ maxLine int }
 
-func (tc telnetCodec) newDecoder() decoder { return &telnetDecoder{maxLine: tc.maxLine} }
+func (tc telnetCodec) newDecoder() decoder {
+	return &telnetDecoder{maxLine: tc.maxLine, binary: telnetBinary{offered: true, asked: true}}
+}
 
 func (telnetCodec) refusal(msg string) []byte { return []byte("! " + msg + "\r\n") }
 
@@ -50,6 +61,43 @@ type telnetDecoder struct {
 	iac     bool // the partial line holds IAC sequences
 	strip   int  // bytes of IAC sequences in the scanned part
 	reply   []byte
+	binary  telnetBinary
+}
+
+// telnetBinary is the state of TRANSMIT-BINARY in each direction, kept
+// so that the server answers only a request that changes it (RFC 1143):
+// answering an acknowledgement would start a loop of them.
+type telnetBinary struct {
+	us, them       bool // on: we send binary / the client does
+	offered, asked bool // our WILL / our DO awaits its answer
+}
+
+// answer returns reply with the answer to the client's verb (WILL, WONT,
+// DO or DONT) for TRANSMIT-BINARY appended, if it needs one.
+func (b *telnetBinary) answer(verb byte, reply []byte) []byte {
+	switch verb {
+	case telnetDO:
+		if !b.us && !b.offered {
+			reply = append(reply, telnetIAC, telnetWILL, telnetOptBinary)
+		}
+		b.us, b.offered = true, false
+	case telnetDONT:
+		if b.us {
+			reply = append(reply, telnetIAC, telnetWONT, telnetOptBinary)
+		}
+		b.us, b.offered = false, false
+	case telnetWILL:
+		if !b.them && !b.asked {
+			reply = append(reply, telnetIAC, telnetDO, telnetOptBinary)
+		}
+		b.them, b.asked = true, false
+	case telnetWONT:
+		if b.them {
+			reply = append(reply, telnetIAC, telnetDONT, telnetOptBinary)
+		}
+		b.them, b.asked = false, false
+	}
+	return reply
 }
 
 func (*telnetDecoder) format() int { return formatText }
@@ -58,7 +106,15 @@ func (*telnetDecoder) farewell(chat.CloseReason) []byte { return nil }
 
 func (*telnetDecoder) ping() []byte { return nil }
 
-func (*telnetDecoder) appendEvent(b []byte, ev *chat.Event) []byte { return appendTelnet(b, ev) }
+// appendEvent renders ev as telnet lines. The welcome, the first thing a
+// connection is sent, carries telnetGreeting in front: the negotiation
+// goes out in the same write, and counts as no message of its own.
+func (*telnetDecoder) appendEvent(b []byte, ev *chat.Event) []byte {
+	if ev.Kind == chat.KindWelcome {
+		b = append(b, telnetGreeting...)
+	}
+	return appendTelnet(b, ev)
+}
 
 // appendTelnet appends ev's lines, each ending in CR LF, to b.
 func appendTelnet(b []byte, ev *chat.Event) []byte {
@@ -92,7 +148,7 @@ func (d *telnetDecoder) lines(s *session, c gnet.Conn) error {
 				}
 				return nil
 			}
-			_, d.reply = cleanTelnet(buf[:n], d.reply)
+			_, d.reply = cleanTelnet(buf[:n], d.reply, &d.binary)
 			_, _ = c.Discard(n)
 			s.bytesIn += uint64(n)
 			continue
@@ -119,7 +175,7 @@ func (d *telnetDecoder) lines(s *session, c gnet.Conn) error {
 		}
 		answered := len(d.reply)
 		if d.iac {
-			line, d.reply = cleanTelnet(line, d.reply)
+			line, d.reply = cleanTelnet(line, d.reply, &d.binary)
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(line) > d.maxLine {
@@ -232,9 +288,10 @@ func iacLen(b []byte) int {
 }
 
 // cleanTelnet returns line without its IAC sequences (IAC IAC becomes one
-// 255 byte) and appends to reply the answers to any option requests. line
-// holds only whole sequences. The result may share line's array.
-func cleanTelnet(line, reply []byte) ([]byte, []byte) {
+// 255 byte) and appends to reply the answers to any option requests,
+// keeping TRANSMIT-BINARY's state in bin. line holds only whole
+// sequences. The result may share line's array.
+func cleanTelnet(line, reply []byte, bin *telnetBinary) ([]byte, []byte) {
 	out := line[:0:0]
 	for i := 0; i < len(line); {
 		if line[i] != telnetIAC {
@@ -248,6 +305,8 @@ func cleanTelnet(line, reply []byte) ([]byte, []byte) {
 			return out, reply
 		case line[i+1] == telnetIAC:
 			out = append(out, telnetIAC)
+		case n == 3 && line[i+2] == telnetOptBinary:
+			reply = bin.answer(line[i+1], reply)
 		case line[i+1] == telnetDO && line[i+2] == telnetOptTimingMark:
 			reply = append(reply, telnetIAC, telnetWILL, telnetOptTimingMark)
 		case line[i+1] == telnetDO:

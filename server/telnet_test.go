@@ -227,12 +227,45 @@ func TestCleanTelnet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reply := cleanTelnet([]byte(tt.line), []byte(tt.reply))
+			bin := telnetBinary{offered: true, asked: true}
+			got, reply := cleanTelnet([]byte(tt.line), []byte(tt.reply), &bin)
 			if string(got) != tt.want || string(reply) != tt.wantReply {
 				t.Errorf("cleanTelnet(%q, %q) = %q, %q, want %q, %q",
 					tt.line, tt.reply, got, reply, tt.want, tt.wantReply)
 			}
 		})
+	}
+}
+
+// TestTelnetBinary checks TRANSMIT-BINARY's negotiation: the server
+// offers and asks for it at connect, takes the answers without a word,
+// and answers only a request that changes an option (RFC 1143), so that
+// no two peers loop.
+func TestTelnetBinary(t *testing.T) {
+	const (
+		will, wont, do, dont = "\xff\xfb\x00", "\xff\xfc\x00", "\xff\xfd\x00", "\xff\xfe\x00"
+	)
+	tests := []struct {
+		name, in, reply string
+		want            telnetBinary
+	}{
+		{"inetutils accepts both", do + will, "", telnetBinary{us: true, them: true}},
+		{"acknowledged twice", do + will + do + will, "", telnetBinary{us: true, them: true}},
+		{"refused both", dont + wont, "", telnetBinary{}},
+		{"on, then turned off", do + will + dont + wont, wont + dont, telnetBinary{}},
+		{"off, then asked again", dont + wont + do + will, will + do, telnetBinary{us: true, them: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := telnetBinary{offered: true, asked: true}
+			got, reply := cleanTelnet([]byte(tt.in), nil, &bin)
+			if len(got) != 0 || string(reply) != tt.reply || bin != tt.want {
+				t.Errorf("got line %q, reply %q, state %+v; want no line, reply %q, state %+v", got, reply, bin, tt.reply, tt.want)
+			}
+		})
+	}
+	if ev := (&chat.Event{Kind: chat.KindWelcome, UID: 7}); !bytes.HasPrefix((&telnetDecoder{}).appendEvent(nil, ev), telnetGreeting) {
+		t.Errorf("the welcome does not start with IAC WILL BINARY IAC DO BINARY")
 	}
 }
 
@@ -750,6 +783,10 @@ func modelTelnet(in []byte) telnetModel {
 	)
 	m := telnetModel{firstLF: -1}
 	var line, reply []byte
+	// TRANSMIT-BINARY, offered and asked for at connect: each direction
+	// is answered only when a request turns it on or off.
+	var binUs, binThem bool
+	binOffered, binAsked := true, true
 	started := false // the line has data: replies wait for its LF
 	state, verb := data, byte(0)
 	done := func(i int, r ...byte) {
@@ -791,6 +828,38 @@ func modelTelnet(in []byte) telnetModel {
 			}
 		case opt:
 			switch {
+			case b == telnetOptBinary && verb == telnetDO:
+				ans := !binUs && !binOffered
+				binUs, binOffered = true, false
+				if ans {
+					done(i, telnetIAC, telnetWILL, b)
+				} else {
+					done(i)
+				}
+			case b == telnetOptBinary && verb == telnetDONT:
+				ans := binUs
+				binUs, binOffered = false, false
+				if ans {
+					done(i, telnetIAC, telnetWONT, b)
+				} else {
+					done(i)
+				}
+			case b == telnetOptBinary && verb == telnetWILL:
+				ans := !binThem && !binAsked
+				binThem, binAsked = true, false
+				if ans {
+					done(i, telnetIAC, telnetDO, b)
+				} else {
+					done(i)
+				}
+			case b == telnetOptBinary && verb == telnetWONT:
+				ans := binThem
+				binThem, binAsked = false, false
+				if ans {
+					done(i, telnetIAC, telnetDONT, b)
+				} else {
+					done(i)
+				}
 			case verb == telnetDO && b == telnetOptTimingMark:
 				done(i, telnetIAC, telnetWILL, b)
 			case verb == telnetDO:
