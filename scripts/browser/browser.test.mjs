@@ -149,21 +149,33 @@ class Daemon {
   }
 }
 
+// TELNET_GREETING is the option negotiation in front of a telnet
+// instance's welcome (IAC WILL BINARY, IAC DO BINARY), which a real telnet
+// client consumes.
+const TELNET_GREETING = Buffer.from([255, 251, 0, 255, 253, 0]);
+
 // LineClient is a raw telnet client: lines end in \r\n both ways.
 class LineClient {
   static async connect(port) {
     const c = new LineClient();
     c.lines = [];
-    c.buf = '';
+    c.buf = Buffer.alloc(0);
+    c.greeted = false;
     c.closed = false;
     c.sock = net.connect({ host: '127.0.0.1', port });
-    c.sock.setEncoding('utf8');
     c.sock.on('data', (d) => {
-      c.buf += d;
+      c.buf = Buffer.concat([c.buf, d]);
+      if (!c.greeted) {
+        if (c.buf.length < TELNET_GREETING.length) return;
+        if (c.buf.subarray(0, TELNET_GREETING.length).equals(TELNET_GREETING)) {
+          c.buf = c.buf.subarray(TELNET_GREETING.length);
+        }
+        c.greeted = true;
+      }
       let i;
       while ((i = c.buf.indexOf('\r\n')) >= 0) {
-        c.lines.push(c.buf.slice(0, i));
-        c.buf = c.buf.slice(i + 2);
+        c.lines.push(c.buf.subarray(0, i).toString('utf8'));
+        c.buf = c.buf.subarray(i + 2);
       }
     });
     c.sock.on('close', () => { c.closed = true; });
