@@ -100,7 +100,7 @@ type acceptor struct {
 
 // listen binds the instance's address.
 func listen(i *instance) (*acceptor, error) {
-	ln, err := net.Listen("tcp", i.cfg.Addr())
+	ln, err := net.Listen(i.cfg.Network(), i.cfg.Addr())
 	if err != nil {
 		return nil, err
 	}

@@ -312,3 +312,32 @@ func TestNoticesWithEmptyReactors(t *testing.T) {
 	x.conn.Close()
 	z.expect(fmt.Sprintf("* uid %d left", x.uid))
 }
+
+// TestListenAddressesMeanWhatTheySay checks that host = 0.0.0.0 listens on
+// IPv4 alone (Go's "tcp" network would take IPv6 connections too), that
+// host = :: takes IPv6, and that the bound address reported is the one
+// listened on.
+func TestListenAddressesMeanWhatTheySay(t *testing.T) {
+	v4 := telnetInstance("v4", 1)
+	v4.Host = "0.0.0.0"
+	v6 := telnetInstance("v6", 1)
+	v6.Host = "::"
+	s := startServer(t, v4, v6)
+	addrs := s.Addrs()
+
+	host, port, _ := net.SplitHostPort(addrs["v4"])
+	if host != "0.0.0.0" {
+		t.Errorf("host 0.0.0.0: bound address %s, want 0.0.0.0:PORT", addrs["v4"])
+	}
+	dial(t, net.JoinHostPort("127.0.0.1", port))
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort("::1", port), testTimeout); err == nil {
+		c.Close()
+		t.Errorf("host 0.0.0.0: a connection to [::1]:%s was accepted, want IPv4 only", port)
+	}
+
+	host, port, _ = net.SplitHostPort(addrs["v6"])
+	if host != "::" {
+		t.Errorf("host ::: bound address %s, want [::]:PORT", addrs["v6"])
+	}
+	dial(t, net.JoinHostPort("::1", port))
+}

@@ -91,6 +91,17 @@ func (i Instance) Addr() string {
 	return net.JoinHostPort(i.Host, strconv.Itoa(i.Port))
 }
 
+// Network returns the network to listen on for Host: "tcp4" for an IPv4
+// address, 0.0.0.0 included, so that it means IPv4 only (Go's "tcp"
+// would listen on both); "tcp" otherwise, where :: is IPv6 and, where
+// the system allows, dual-stack.
+func (i Instance) Network() string {
+	if ip := net.ParseIP(i.Host); ip != nil && ip.To4() != nil {
+		return "tcp4"
+	}
+	return "tcp"
+}
+
 // Same reports whether i and o are equal in every field, so that a reload
 // can leave an unchanged instance (and its connections) alone.
 func (i Instance) Same(o Instance) bool {
