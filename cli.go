@@ -138,6 +138,12 @@ func (e *env) check(args []string) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	// A runDir that does not exist yet is created with mode 0700 by start.
+	if _, err := os.Lstat(cfg.RunDir); err == nil {
+		if err := checkRunDir(cfg.RunDir); err != nil {
+			return exitFailure, err
+		}
+	}
 	fmt.Fprintf(e.stdout, "%s: ok, %d instance(s)\n", cfg.Path, len(cfg.Instances))
 	return exitOK, nil
 }

@@ -44,8 +44,8 @@ type daemon struct {
 // it: "note: ...", then "ready" once every instance listens. It returns the
 // exit code.
 func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify func(string)) (int, error) {
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return exitFailure, fmt.Errorf("create runDir: %w", err)
+	if err := makeRunDir(cfg.RunDir); err != nil {
+		return exitFailure, err
 	}
 	pf, err := pidfile.Acquire(pidPath(cfg))
 	if err != nil {
@@ -240,7 +240,7 @@ func (d *daemon) reopenLog() {
 	if d.logFile == "" {
 		return
 	}
-	f, err := os.OpenFile(d.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := openLog(d.logFile)
 	if err != nil {
 		d.log.Error("reopen log", "err", err)
 		return
