@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,13 @@ func (e *env) start(args []string) (int, error) {
 	}
 	if err := noArgs("start", fs.Args()); err != nil {
 		return exitUsage, err
+	}
+	if godaemon.WasReborn() || !*detach {
+		e.catchSignals() // early, so that a SIGHUP while starting is not fatal
+	} else {
+		var stop context.CancelFunc
+		e.ctx, stop = interruptible(e.ctx)
+		defer stop()
 	}
 	cfg, err := e.load()
 	if err != nil {
@@ -128,6 +136,8 @@ func (e *env) launch(cfg *config.Config) (int, error) {
 			_ = child.Kill()
 			<-exited
 			return exitFailure, fmt.Errorf("the daemon did not listen within %s and was killed; see %s", readyTimeout, cfg.LogFile)
+		case <-e.ctx.Done():
+			return exitFailure, fmt.Errorf("interrupted: the daemon (pid %d) is still starting and is left to finish; 'fastws status' shows whether it listens, 'fastws stop' stops it; its log is %s", child.Pid, cfg.LogFile)
 		}
 	}
 }
