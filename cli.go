@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -48,15 +50,17 @@ Exit codes: 0 ok, 1 runtime failure (not running, bind failed, timed out),
 
 // env is what a verb runs with.
 type env struct {
+	// ctx ends the verb. Every verb but a serving start runs with a ctx
+	// that the first SIGINT or SIGTERM cancels (see interruptible).
 	ctx     context.Context
 	stdout  io.Writer
 	stderr  io.Writer
-	signals <-chan os.Signal
+	signals <-chan os.Signal // a serving start's signals (see catchSignals); nil otherwise
 	config  string
 }
 
 // run parses args and runs one verb. It returns the process exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fastws", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgPath := fs.String("c", "config.ini", "config file")
@@ -64,10 +68,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		fmt.Fprintf(stderr, "fastws: %v\n\n%s", err, usage)
 		return exitUsage
 	}
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, signals: sigs, config: *cfgPath}
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, config: *cfgPath}
 	verb, rest := "help", []string(nil)
 	if fs.NArg() > 0 {
 		verb, rest = fs.Arg(0), fs.Args()[1:]
+	}
+	if verb != "start" { // start decides for itself: serving or launching
+		var stop context.CancelFunc
+		e.ctx, stop = interruptible(e.ctx)
+		defer stop()
 	}
 	var code int
 	var err error
@@ -99,6 +108,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		fmt.Fprintf(stderr, "fastws: %v\n", err)
 	}
 	return code
+}
+
+// interruptible returns a copy of ctx that the first SIGINT or SIGTERM
+// cancels, for the verbs that wait on a daemon (stop, start -d, kill, ...):
+// they give up at once and say what state they leave. The signals get their
+// default effect back then, so a second Ctrl-C ends the process whatever it
+// waits on.
+func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
+}
+
+// catchSignals routes the signals a serving daemon acts on to e.signals:
+// SIGINT and SIGTERM stop it (a second one forces the exit), SIGHUP
+// reloads, SIGUSR1 reopens the log.
+func (e *env) catchSignals() {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	e.signals = sigs
 }
 
 // noArgs refuses extra arguments to a verb.
@@ -137,6 +166,12 @@ func (e *env) check(args []string) (int, error) {
 	cfg, err := e.loadFor("check", args)
 	if err != nil {
 		return exitUsage, err
+	}
+	// A runDir that does not exist yet is created with mode 0700 by start.
+	if _, err := os.Lstat(cfg.RunDir); err == nil {
+		if err := checkRunDir(cfg.RunDir); err != nil {
+			return exitFailure, err
+		}
 	}
 	fmt.Fprintf(e.stdout, "%s: ok, %d instance(s)\n", cfg.Path, len(cfg.Instances))
 	return exitOK, nil

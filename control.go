@@ -155,19 +155,25 @@ func (e *env) stopPID(cfg *config.Config, pid int, timeout time.Duration) error 
 		}
 	}
 	// The daemon cuts what is left at timeout; give it time to exit.
-	if !waitGone(pid, pidPath(cfg), timeout+5*time.Second) {
+	if !waitGone(e.ctx, pid, pidPath(cfg), timeout+5*time.Second) {
+		if e.ctx.Err() != nil {
+			return fmt.Errorf("interrupted: pid %d was asked to stop and may still be stopping; 'fastws status' shows whether it runs, 'fastws kill' ends it at once", pid)
+		}
 		return fmt.Errorf("pid %d did not exit within %s; 'fastws kill' ends it at once", pid, timeout+5*time.Second)
 	}
 	return nil
 }
 
-// waitGone polls until the daemon pid is gone, or d passes. Gone means
-// no such process, or an exited one nobody has reaped yet (a zombie)
-// whose pidfile lock the kernel has released: the thread group leader
-// shows Z while other threads still exit with the files open.
-func waitGone(pid int, pidPath string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+// waitGone polls until the daemon pid is gone, or d passes, or ctx ends.
+// Gone means no such process, or an exited one nobody has reaped yet (a
+// zombie) whose pidfile lock the kernel has released: the thread group
+// leader shows Z while other threads still exit with the files open.
+func waitGone(ctx context.Context, pid int, pidPath string, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		if syscall.Kill(pid, 0) == syscall.ESRCH {
 			return true
 		}
@@ -176,9 +182,12 @@ func waitGone(pid int, pidPath string, d time.Duration) bool {
 				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
 	}
-	return false
 }
 
 // exited reports whether pid is a zombie: exited, not yet reaped.
@@ -203,7 +212,10 @@ func (e *env) kill(args []string) (int, error) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 		return exitFailure, fmt.Errorf("kill pid %d: %w", pid, err)
 	}
-	if !waitGone(pid, pidPath(cfg), 10*time.Second) {
+	if !waitGone(e.ctx, pid, pidPath(cfg), 10*time.Second) {
+		if e.ctx.Err() != nil {
+			return exitFailure, fmt.Errorf("interrupted: pid %d was sent SIGKILL; its pidfile and status socket are left", pid)
+		}
 		return exitFailure, fmt.Errorf("pid %d survived SIGKILL for 10s", pid)
 	}
 	if err := removeStale(pidPath(cfg)); err != nil {

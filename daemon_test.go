@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -95,7 +96,7 @@ func daemonPID(t *testing.T, cfg, verb, out string) int {
 	t.Cleanup(func() {
 		if syscall.Kill(pid, 0) == nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			waitGone(pid, filepath.Join(runDir(cfg), "fastws.pid"), testTimeout)
+			waitGone(context.Background(), pid, filepath.Join(runDir(cfg), "fastws.pid"), testTimeout)
 		}
 	})
 	return pid
@@ -228,7 +229,7 @@ func TestStartAfterKill9ReplacesStalePidfile(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(pid, filepath.Join(runDir(cfg), "fastws.pid"), testTimeout)
+	waitGone(context.Background(), pid, filepath.Join(runDir(cfg), "fastws.pid"), testTimeout)
 
 	out, stderr, code := runCLI(t, "-c", cfg, "start", "-d")
 	if code != 0 {

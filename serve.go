@@ -44,8 +44,8 @@ type daemon struct {
 // it: "note: ...", then "ready" once every instance listens. It returns the
 // exit code.
 func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify func(string)) (int, error) {
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return exitFailure, fmt.Errorf("create runDir: %w", err)
+	if err := makeRunDir(cfg.RunDir); err != nil {
+		return exitFailure, err
 	}
 	pf, err := pidfile.Acquire(pidPath(cfg))
 	if err != nil {
@@ -90,9 +90,7 @@ wait:
 		case sig := <-e.signals:
 			switch sig {
 			case syscall.SIGHUP:
-				if err := d.Reload(); err != nil {
-					log.Error("reload refused", "err", err)
-				}
+				_ = d.Reload() // it logs what happened
 			case syscall.SIGUSR1:
 				d.reopenLog()
 			default:
@@ -199,27 +197,46 @@ func (d *daemon) Connections(ctx context.Context) ([]status.Connection, error) {
 }
 
 // Reload implements status.Handler and SIGHUP: it re-reads the config
-// file; an invalid one is refused and the running config stays.
+// file; an invalid one is refused and the running config stays. It logs
+// the outcome, once: reloaded, refused (nothing changed), or incomplete
+// (some instances could not start; the others follow the new config). The
+// error also goes back to whoever asked, which the log does not reach.
 func (d *daemon) Reload() error {
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()
-	cfg, err := config.Load(old.Path)
+	cfg, err := reloadable(old)
 	if err != nil {
-		return fmt.Errorf("%s is invalid, the running config stays:\n%s", old.Path, indent(err.Error()))
-	}
-	if cfg.RunDir != old.RunDir {
-		return fmt.Errorf("%s: runDir changed (%s -> %s); that needs 'fastws restart'", old.Path, old.RunDir, cfg.RunDir)
-	}
-	if cfg.MetricsListen != old.MetricsListen {
-		return fmt.Errorf("%s: metricsListen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.MetricsListen, cfg.MetricsListen)
+		d.log.Error("reload refused", "err", err)
+		return err
 	}
 	res, err := d.srv.Reload(cfg)
-	d.log.Info("reloaded", "started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted, "unchanged", res.Unchanged)
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	return err
+	attrs := []any{"started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted, "unchanged", res.Unchanged}
+	if err != nil {
+		d.log.Error("reload incomplete", append(attrs, "failed", res.Failed, "err", err)...)
+		return err
+	}
+	d.log.Info("reloaded", attrs...)
+	return nil
+}
+
+// reloadable reads old's config file again and returns it if a reload can
+// apply it: valid, and changing nothing that needs a restart.
+func reloadable(old *config.Config) (*config.Config, error) {
+	cfg, err := config.Load(old.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s is invalid, the running config stays:\n%s", old.Path, indent(err.Error()))
+	}
+	if cfg.RunDir != old.RunDir {
+		return nil, fmt.Errorf("%s: runDir changed (%s -> %s); that needs 'fastws restart'", old.Path, old.RunDir, cfg.RunDir)
+	}
+	if cfg.MetricsListen != old.MetricsListen {
+		return nil, fmt.Errorf("%s: metricsListen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.MetricsListen, cfg.MetricsListen)
+	}
+	return cfg, nil
 }
 
 // Stop implements status.Handler: it begins a graceful stop.
@@ -240,7 +257,7 @@ func (d *daemon) reopenLog() {
 	if d.logFile == "" {
 		return
 	}
-	f, err := os.OpenFile(d.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := openLog(d.logFile)
 	if err != nil {
 		d.log.Error("reopen log", "err", err)
 		return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/fastws/fastws/pidfile"
 	"github.com/fastws/fastws/server/config"
 	godaemon "github.com/sevlyar/go-daemon"
+	"golang.org/x/sys/unix"
 )
 
 // readyEnv names the unix socket on which a detached daemon reports to the
@@ -34,6 +36,13 @@ func (e *env) start(args []string) (int, error) {
 	}
 	if err := noArgs("start", fs.Args()); err != nil {
 		return exitUsage, err
+	}
+	if godaemon.WasReborn() || !*detach {
+		e.catchSignals() // early, so that a SIGHUP while starting is not fatal
+	} else {
+		var stop context.CancelFunc
+		e.ctx, stop = interruptible(e.ctx)
+		defer stop()
 	}
 	cfg, err := e.load()
 	if err != nil {
@@ -63,8 +72,8 @@ func (e *env) launch(cfg *config.Config) (int, error) {
 	if pid, err := pidfile.Read(pidPath(cfg)); err == nil {
 		return exitFailure, &pidfile.RunningError{PID: pid, Path: pidPath(cfg)}
 	}
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return exitFailure, fmt.Errorf("create runDir: %w", err)
+	if err := makeRunDir(cfg.RunDir); err != nil {
+		return exitFailure, err
 	}
 	readyPath := filepath.Join(cfg.RunDir, fmt.Sprintf("start-%d.sock", os.Getpid()))
 	_ = os.Remove(readyPath)
@@ -75,8 +84,15 @@ func (e *env) launch(cfg *config.Config) (int, error) {
 	defer os.Remove(readyPath)
 	defer ln.Close()
 
+	// The log is opened here, not by go-daemon: its LogFileName would
+	// follow a symbolic link planted at that path.
+	logf, err := openLog(cfg.LogFile)
+	if err != nil {
+		return exitFailure, err
+	}
+	defer logf.Close()
 	var logStart int64
-	if st, err := os.Stat(cfg.LogFile); err == nil {
+	if st, err := logf.Stat(); err == nil {
 		logStart = st.Size()
 	}
 	exe, err := os.Executable()
@@ -84,13 +100,12 @@ func (e *env) launch(cfg *config.Config) (int, error) {
 		return exitFailure, err
 	}
 	dctx := &godaemon.Context{
-		LogFileName: cfg.LogFile,
-		LogFilePerm: 0o640,
-		WorkDir:     "/", // every path in cfg is absolute already
-		Args:        []string{exe, "-c", cfg.Path, "start", "-d"},
-		Env:         append(os.Environ(), readyEnv+"="+readyPath),
-		Umask:       0o027,
+		WorkDir: "/", // every path in cfg is absolute already
+		Args:    []string{exe, "-c", cfg.Path, "start", "-d"},
+		Env:     append(os.Environ(), readyEnv+"="+readyPath),
+		Umask:   0o027,
 	}
+	dctx.SetLogFile(logf) // the child's stdout and stderr
 	child, err := dctx.Reborn()
 	if err != nil {
 		return exitFailure, fmt.Errorf("start daemon: %w", err)
@@ -121,6 +136,8 @@ func (e *env) launch(cfg *config.Config) (int, error) {
 			_ = child.Kill()
 			<-exited
 			return exitFailure, fmt.Errorf("the daemon did not listen within %s and was killed; see %s", readyTimeout, cfg.LogFile)
+		case <-e.ctx.Done():
+			return exitFailure, fmt.Errorf("interrupted: the daemon (pid %d) is still starting and is left to finish; 'fastws status' shows whether it listens, 'fastws stop' stops it; its log is %s", child.Pid, cfg.LogFile)
 		}
 	}
 }
@@ -140,7 +157,7 @@ func readReady(ln net.Listener, msgs chan<- string) {
 
 // logTail returns what the log file gained since offset.
 func logTail(path string, offset int64) string {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}

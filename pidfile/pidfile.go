@@ -15,6 +15,10 @@
 // a re-exec'd daemon child or any command the daemon runs does not inherit
 // the lock.
 //
+// A symbolic link at the pidfile's path is never followed: a daemon running
+// as root would otherwise truncate whatever file the link names. Every open
+// uses O_NOFOLLOW and such a path is refused with an error.
+//
 // The package imports nothing of fastws; it is used by "fastws start" and by
 // "fastws status", "stop" and "kill".
 package pidfile
@@ -80,7 +84,7 @@ type File struct {
 }
 
 // Acquire creates or opens path (mode 0644, creating its parent directory
-// with mode 0755), takes an exclusive lock on it and writes the calling
+// with mode 0700), takes an exclusive lock on it and writes the calling
 // process's pid followed by "\n".
 //
 // If another process holds the lock, Acquire returns a *RunningError naming
@@ -92,7 +96,7 @@ type File struct {
 // about a second while another process is in the middle of acquiring,
 // probing or releasing the same pidfile.
 func Acquire(path string) (*File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create pidfile directory: %w", err)
 	}
 	w := newWaiter()
@@ -112,9 +116,9 @@ func Acquire(path string) (*File, error) {
 // worth another look it returns a non-nil retry, the error to report if the
 // state does not settle.
 func tryAcquire(path string) (pf *File, retry, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644) // os adds O_CLOEXEC
+	f, err := open(path, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open pidfile: %w", err)
+		return nil, nil, err
 	}
 	if testHookOpened != nil {
 		testHookOpened(path)
@@ -249,12 +253,12 @@ func Read(path string) (pid int, err error) {
 }
 
 func readOnce(path string) (state, int, error) {
-	f, err := os.Open(path)
+	f, err := open(path, os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return missing, 0, nil
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("read pidfile: %w", err)
+		return 0, 0, err
 	}
 	defer f.Close()
 	if testHookOpened != nil {
@@ -282,12 +286,12 @@ func RemoveStale(path string) (bool, error) {
 }
 
 func removeStaleOnce(path string) (removed, retry bool, err error) {
-	f, err := os.Open(path)
+	f, err := open(path, os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, false, nil
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("remove stale pidfile: %w", err)
+		return false, false, err
 	}
 	defer f.Close()
 	if testHookOpened != nil {
@@ -377,6 +381,27 @@ func (w *waiter) pause() {
 	w.next = min(2*w.next, maxPause)
 }
 
+// ErrSymlink is returned, wrapped with the pidfile's path, when that path is
+// a symbolic link, which is refused rather than followed.
+var ErrSymlink = errors.New("is a symbolic link, which fastws does not follow")
+
+// open opens path with flag, O_NOFOLLOW and O_CLOEXEC (which os adds),
+// creating it with mode 0644 if flag says so. The error names the path.
+func open(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW, 0o644)
+	if err == nil {
+		return f, nil
+	}
+	if errors.Is(err, unix.ELOOP) {
+		// ELOOP also means too many links in the folders above; say
+		// symlink only when the pidfile itself is one.
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode().Type() == os.ModeSymlink {
+			return nil, fmt.Errorf("pidfile %s %w: remove it, find out who put it there, and keep runDir writable by its owner only", path, ErrSymlink)
+		}
+	}
+	return nil, fmt.Errorf("open pidfile: %w", err)
+}
+
 // flock calls flock(2) on f, retrying when interrupted by a signal.
 func flock(f *os.File, how int) error {
 	rc, err := f.SyscallConn()
@@ -397,13 +422,14 @@ func flock(f *os.File, how int) error {
 	return ferr
 }
 
-// sameFile reports whether path still names the file open as f.
+// sameFile reports whether path still names the file open as f, itself
+// and not through a symbolic link.
 func sameFile(f *os.File, path string) (bool, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return false, fmt.Errorf("stat pidfile: %w", err)
 	}
-	pi, err := os.Stat(path)
+	pi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}

@@ -215,7 +215,7 @@ func TestAcquireRelease(t *testing.T) {
 	if got := readFile(t, path); got != ourPID {
 		t.Errorf("content %q, want %q", got, ourPID)
 	}
-	for name, want := range map[string]os.FileMode{path: 0o644, filepath.Dir(path): 0o755 | os.ModeDir} {
+	for name, want := range map[string]os.FileMode{path: 0o644, filepath.Dir(path): 0o700 | os.ModeDir} {
 		fi, err := os.Stat(name)
 		if err != nil {
 			t.Fatal(err)
@@ -656,5 +656,70 @@ func TestCrossProcess(t *testing.T) {
 			}
 			tt.check(t, h, path)
 		})
+	}
+}
+
+// TestSymlinkRefused checks that a symbolic link planted at the pidfile's
+// path is refused by every entry point and that the file it names is left
+// as it was, even when that file is a stale pidfile or names a live process.
+func TestSymlinkRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+	}{
+		{"victim", "root:x:0:0:root:/root:/bin/bash\n"},
+		{"stale pid", fmt.Sprintf("%d\n", deadPID(t))},
+		{"live pid", ourPID},
+		{"empty", ""},
+	}
+	calls := []struct {
+		name string
+		call func(path string) error
+	}{
+		{"Acquire", func(path string) error {
+			pf, err := Acquire(path)
+			if err == nil {
+				pf.Release()
+			}
+			return err
+		}},
+		{"Read", func(path string) error { _, err := Read(path); return err }},
+		{"RemoveStale", func(path string) error {
+			removed, err := RemoveStale(path)
+			if removed {
+				return errors.New("removed")
+			}
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		for _, c := range calls {
+			t.Run(tt.name+"/"+c.name, func(t *testing.T) {
+				dir := t.TempDir()
+				target := filepath.Join(dir, "target")
+				writeFile(t, target, tt.content)
+				path := filepath.Join(dir, "run", "fastws.pid")
+				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, path); err != nil {
+					t.Fatal(err)
+				}
+
+				err := c.call(path)
+				if !errors.Is(err, ErrSymlink) {
+					t.Fatalf("got %v, want an error wrapping ErrSymlink", err)
+				}
+				if !strings.Contains(err.Error(), path) {
+					t.Errorf("error %q does not name %s", err, path)
+				}
+				if got := readFile(t, target); got != tt.content {
+					t.Errorf("target: got %q, want %q untouched", got, tt.content)
+				}
+				if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != os.ModeSymlink {
+					t.Errorf("the link was not left in place: %v, %v", fi, err)
+				}
+			})
+		}
 	}
 }

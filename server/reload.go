@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/fastws/fastws/server/config"
 )
 
-// ReloadResult says what a reload changed, by instanceName.
+// ReloadResult says what a reload changed, by instanceName. An instance
+// that could not start is in Failed only: a changed one was stopped, and
+// stays stopped.
 type ReloadResult struct {
-	Started, Stopped, Restarted, Unchanged []string
+	Started, Stopped, Restarted, Unchanged, Failed []string
 }
 
 // Reload applies cfg's instances to the running server: it starts added
@@ -69,6 +72,9 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 			var err error
 			if inst, err = s.open(ic); err != nil {
 				errs = append(errs, err)
+				res.Failed = append(res.Failed, ic.Name)
+				res.Started = slices.DeleteFunc(res.Started, func(n string) bool { return n == ic.Name })
+				res.Restarted = slices.DeleteFunc(res.Restarted, func(n string) bool { return n == ic.Name })
 				continue
 			}
 		}

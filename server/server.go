@@ -19,7 +19,7 @@ type Server struct {
 	files   *files
 	started time.Time
 
-	reloadMu sync.Mutex // serialises Reload
+	reloadMu sync.Mutex // serialises Start, Reload and Stop: each decides from s.instances what to open or close
 
 	mu        sync.Mutex
 	instances []*instance // guarded by mu; in config order
@@ -33,14 +33,27 @@ func New(log *slog.Logger) *Server {
 // Hub returns the room every instance shares.
 func (s *Server) Hub() *chat.Hub { return s.hub }
 
+// testHookStartOpened, if set, runs in Start after each instance opens,
+// so that tests can send a Reload while Start is under way.
+var testHookStartOpened func()
+
 // Start opens every instance of cfg and returns once each one listens. If
 // one cannot, Start stops the ones it opened and returns an error naming
 // the instance and address.
+//
+// A Reload that arrives meanwhile (the status socket serves before the
+// instances open) waits until Start returns, then applies its config to
+// what Start opened; it would otherwise open the same instances again.
 func (s *Server) Start(cfg *config.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
 	var started []*instance
 	for _, ic := range cfg.Instances {
 		inst, err := s.open(ic)
+		if testHookStartOpened != nil {
+			testHookStartOpened()
+		}
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
 			defer cancel()

@@ -210,3 +210,46 @@ func TestCloseIsBounded(t *testing.T) {
 		t.Errorf("socket file after Close: got %v, want it gone", err)
 	}
 }
+
+// TestListenRefusesSymlink checks that a symbolic link at the socket's path
+// is refused, not followed: neither the stale socket nor the file it names
+// is removed.
+func TestListenRefusesSymlink(t *testing.T) {
+	for _, kind := range []string{"stale socket", "regular file"} {
+		t.Run(kind, func(t *testing.T) {
+			path := socketPath(t)
+			target := filepath.Join(t.TempDir(), "target")
+			if kind == "stale socket" {
+				ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: target, Net: "unix"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ln.SetUnlinkOnClose(false)
+				ln.Close()
+			} else if err := os.WriteFile(target, []byte("precious"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.Lstat(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Listen(path, &fakeHandler{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Listen over a symbolic link: got no error")
+			}
+			if want := "is not a socket"; !strings.Contains(err.Error(), want) {
+				t.Errorf("got error %q, want it to contain %q", err, want)
+			}
+			if after, err := os.Lstat(target); err != nil || !os.SameFile(before, after) || after.Mode() != before.Mode() {
+				t.Errorf("target after Listen: %v, %v; want it untouched", after, err)
+			}
+			if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != os.ModeSymlink {
+				t.Errorf("link after Listen: %v, %v; want it left", fi, err)
+			}
+		})
+	}
+}
