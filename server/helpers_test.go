@@ -35,7 +35,13 @@ func startServer(tb testing.TB, insts ...config.Instance) *Server {
 	if testing.Verbose() {
 		level = slog.LevelDebug
 	}
-	s := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	return startServerLog(tb, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), insts...)
+}
+
+// startServerLog is startServer with the server's logger.
+func startServerLog(tb testing.TB, log *slog.Logger, insts ...config.Instance) *Server {
+	tb.Helper()
+	s := New(log)
 	cfg := &config.Config{StopTimeout: 5 * time.Second, Defaults: config.DefaultLimits(), Instances: insts}
 	if err := s.Start(cfg); err != nil {
 		tb.Fatalf("start: %v", err)

@@ -46,7 +46,8 @@ type instance struct {
 	stopped  bool                        // guarded by mu: no new reactors
 
 	conns    atomic.Int64
-	files    *files   // the daemon's, shared by every instance
+	files    *files // the daemon's, shared by every instance
+	closes   *closeLog
 	protoErr sync.Map // kind -> *atomic.Uint64
 }
 
@@ -57,6 +58,7 @@ func newInstance(cfg config.Instance, hub *chat.Hub, f *files, log *slog.Logger)
 		limits:   cfg.Limits,
 		hub:      hub,
 		log:      log.With("instance", cfg.Name),
+		closes:   newCloseLog(log.With("instance", cfg.Name)),
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 		reactors: make(map[gnet.EventLoop]*reactor),
@@ -182,6 +184,13 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if why := i.admit(ip); why != "" {
 		i.countProtoErr(kindRefused)
+		if r := i.reactorFor(c.EventLoop()); r != nil {
+			// Accepted and closed at once: the closed counter and its
+			// reason say so, and the open count never moves.
+			r.counters.accepted.Add(1)
+			r.counters.closed.Add(1)
+			r.counters.closedBy[chat.ReasonRefused].Add(1)
+		}
 		return i.codec.refusal(why), gnet.Close
 	}
 	r := i.reactorFor(c.EventLoop())
@@ -293,12 +302,7 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	r.counters.closed.Add(1)
 	r.counters.closedBy[reason].Add(1)
 	r.counters.conns.Add(-1)
-	switch reason {
-	case chat.ReasonClientClosed, chat.ReasonClientQuit, chat.ReasonShutdown:
-		i.log.Debug("connection closed", "uid", uid, "remote", remote, "reason", reason.String())
-	default:
-		i.log.Info("connection closed", "uid", uid, "remote", remote, "reason", reason.String(), "err", err)
-	}
+	i.closes.closed(time.Now(), uid, remote, ip, reason, err)
 	return gnet.None
 }
 
@@ -381,6 +385,7 @@ wait:
 	for _, r := range rs {
 		i.hub.RemoveGroup(r)
 	}
+	i.closes.flush(time.Now())
 	// Engine.Stop polls for the end every 500ms; with a done context it
 	// only signals the engine, and gnet.Run's return says when it ended.
 	done, cancel := context.WithCancel(context.Background())

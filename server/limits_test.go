@@ -515,8 +515,16 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	b.skipUntil(fmt.Sprintf("* uid %d joined", again.uid))
 	other2.sync()
 
-	if st := s.Stats().Instances[0]; st.ProtoErrors["refused"] < 2 || st.Conns != 4 {
+	st := s.Stats().Instances[0]
+	if st.ProtoErrors["refused"] < 2 || st.Conns != 4 {
 		t.Errorf("got %d refused, %d open; want at least 2 and 4", st.ProtoErrors["refused"], st.Conns)
+	}
+	// A refusal is a close with its reason, as the metric and status say.
+	if got, want := st.ClosedBy["refused"], st.ProtoErrors["refused"]; got != want {
+		t.Errorf("got %d closed as refused, want %d (every refusal)", got, want)
+	}
+	if open := int64(st.ConnsTotal - st.Closed); open != st.Conns {
+		t.Errorf("got %d accepted less %d closed = %d, want the %d open", st.ConnsTotal, st.Closed, open, st.Conns)
 	}
 }
 
