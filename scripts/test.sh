@@ -54,6 +54,8 @@ command -v tmux >/dev/null || apt_install tmux
 # runs the prometheus server and queries it with curl.
 command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus
 command -v curl >/dev/null || apt_install curl
+# systemd-analyze checks the systemd unit.
+command -v systemd-analyze >/dev/null || apt_install systemd
 GOBIN=$(go env GOPATH)/bin
 [ -x "$GOBIN/staticcheck" ] && "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}" ||
 	quiet go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
@@ -74,6 +76,16 @@ step "chat imports no network, gnet or metrics package"
 bad=$(go list -deps ./chat/... | grep -E '^(net|net/http|net/.*)$|panjf2000/gnet|prometheus' || true)
 if [ -n "$bad" ]; then
 	echo "chat/ depends on: $bad (STYLE.md keeps chat free of them)"; exit 1
+fi
+
+step "systemd unit: systemd-analyze verify, with no warning"
+unit_dir=$(mktemp -d)
+quiet go build -o "$unit_dir/fastws" .
+sed "s|/usr/local/bin/fastws|$unit_dir/fastws|g" scripts/fastws.service >"$unit_dir/fastws.service"
+unit_out=$(systemd-analyze verify "$unit_dir/fastws.service" 2>&1) || { echo "$unit_out"; exit 1; }
+rm -rf "$unit_dir"
+if [ -n "$unit_out" ]; then
+	echo "systemd-analyze verify warns:"; echo "$unit_out"; exit 1
 fi
 
 step "go test -race"
