@@ -208,9 +208,9 @@ func (h *Hub) allow(m *Member, now time.Time) bool {
 // say sends text from m to everyone (to = 0) or to uid to; target is the
 // uid as the member typed it, for the error line (nil = format to).
 func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text string) {
-	// A message is one line: a websocket frame or JSON text holding line
-	// breaks must not forge extra lines for telnet readers.
-	text = oneLine(text)
+	// Here, where a line enters the room from every transport, and once:
+	// nothing downstream prints it with any more care.
+	text = CleanLine(text)
 	if strings.TrimSpace(text) == "" {
 		h.Refuse(m, "empty message")
 		return
@@ -243,21 +243,6 @@ func privateMessage(uid uint64, nick string, to uint64, toNick, text string, now
 	ev := pool.Get().(*Event)
 	*ev = Event{Kind: KindMessage, UID: uid, Nick: nick, To: to, ToNick: toNick, Private: true, Echo: echo, Text: text, Time: now, pooled: true}
 	return ev
-}
-
-// oneLine replaces line breaks with spaces and leaves every other byte,
-// valid UTF-8 or not, as it is (strings.Map would rewrite invalid bytes).
-func oneLine(s string) string {
-	if strings.IndexByte(s, '\n') < 0 && strings.IndexByte(s, '\r') < 0 {
-		return s // the common case, without ContainsAny's slower search
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if c == '\r' || c == '\n' {
-			b[i] = ' '
-		}
-	}
-	return string(b)
 }
 
 func (h *Hub) setNick(m *Member, nick string) {
@@ -303,7 +288,9 @@ func (h *Hub) who(m *Member) *Event {
 // own refusals (a line too long) so they read like the room's. Like
 // Handle, it is called on the goroutine that reads m's lines.
 func (h *Hub) Refuse(m *Member, text string) {
-	m.session.Reply(&Event{Kind: KindError, UID: m.uid, Text: text, Time: h.now()})
+	// Cleaned too: a refusal may quote what the member typed (an unknown
+	// command), and the member's own terminal deserves the same care.
+	m.session.Reply(&Event{Kind: KindError, UID: m.uid, Text: CleanLine(text), Time: h.now()})
 }
 
 // Shutdown tells every member that the daemon is stopping. It is queued
