@@ -3,8 +3,6 @@ package chat
 import (
 	"bytes"
 	"strconv"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Op is what a client line asks for.
@@ -96,25 +94,3 @@ func whoPage(arg []byte) int {
 // maxWhoPage is past the last page of any room (100 million members), and
 // small enough that (page-1)*WhoMax never overflows.
 const maxWhoPage = 1 << 20
-
-// MaxNick is the longest nick, in bytes.
-const MaxNick = 24
-
-// validNick reports whether name may be a nick: 1 to MaxNick bytes of
-// letters (any script), digits, '_', '-' and '.', not all digits.
-func validNick(name string) bool {
-	if name == "" || len(name) > MaxNick || !utf8.ValidString(name) {
-		return false
-	}
-	digits := true
-	for _, r := range name {
-		switch {
-		case r >= '0' && r <= '9':
-		case unicode.IsLetter(r) || r == '_' || r == '-' || r == '.':
-			digits = false
-		default:
-			return false
-		}
-	}
-	return !digits
-}

@@ -153,8 +153,8 @@ func TestValidNick(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := validNick(tt.nick); got != tt.want {
-				t.Errorf("validNick(%q): got %v, want %v", tt.nick, got, tt.want)
+			if _, _, err := checkNick(tt.nick); (err == nil) != tt.want {
+				t.Errorf("checkNick(%q): got error %v, want valid = %v", tt.nick, err, tt.want)
 			}
 		})
 	}

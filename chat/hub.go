@@ -24,7 +24,7 @@ type Hub struct {
 	members memberTable
 
 	mu     sync.RWMutex
-	nicks  map[string]uint64 // guarded by mu: lower-cased nick -> uid
+	nicks  map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid
 	groups []Group           // guarded by mu
 }
 
@@ -130,7 +130,7 @@ func (h *Hub) Leave(m *Member) {
 	}
 	nick := m.Nick()
 	if nick != "" {
-		delete(h.nicks, strings.ToLower(nick))
+		delete(h.nicks, m.nickKey)
 	}
 	h.mu.Unlock()
 	if h.announced(n) {
@@ -258,11 +258,12 @@ func (h *Hub) setNick(m *Member, nick string) {
 		h.Refuse(m, "usage: /nick NAME")
 		return
 	}
-	if !validNick(nick) {
-		h.Refuse(m, "invalid nick "+strconv.Quote(nick)+" (1-24 letters, digits, _ - ., not only digits)")
+	typed := nick
+	nick, key, err := checkNick(typed)
+	if err != nil {
+		h.Refuse(m, "invalid nick "+strconv.Quote(typed)+" ("+err.Error()+")")
 		return
 	}
-	key := strings.ToLower(nick)
 	h.mu.Lock()
 	if h.members.load(m.uid) != m || m.Nick() == nick { // gone, or no change
 		h.mu.Unlock()
@@ -275,9 +276,10 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	old := m.Nick()
 	if old != "" {
-		delete(h.nicks, strings.ToLower(old))
+		delete(h.nicks, m.nickKey)
 	}
 	h.nicks[key] = m.uid
+	m.nickKey = key
 	m.nick.Store(&nick)
 	h.mu.Unlock()
 	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: h.now()})
@@ -353,6 +355,7 @@ type Member struct {
 	refused             int
 
 	protocol string
+	nickKey  string // the key of nick in Hub.nicks; guarded by Hub.mu
 }
 
 // UID returns the member's uid. It is safe for concurrent use.
