@@ -130,7 +130,7 @@ func (h *Hub) Leave(m *Member) {
 	}
 	nick := m.Nick()
 	if nick != "" {
-		delete(h.nicks, m.nickKey)
+		delete(h.nicks, m.nick.Load().key)
 	}
 	h.mu.Unlock()
 	if h.announced(n) {
@@ -276,11 +276,10 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	old := m.Nick()
 	if old != "" {
-		delete(h.nicks, m.nickKey)
+		delete(h.nicks, m.nick.Load().key)
 	}
 	h.nicks[key] = m.uid
-	m.nickKey = key
-	m.nick.Store(&nick)
+	m.nick.Store(&nickName{shown: nick, key: key})
 	h.mu.Unlock()
 	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: h.now()})
 }
@@ -347,7 +346,7 @@ func (h *Hub) Lookup(uid uint64) *Member {
 type Member struct {
 	uid     uint64
 	session Session
-	nick    atomic.Pointer[string] // nil if none; set under Hub.mu
+	nick    atomic.Pointer[nickName] // nil if none; set under Hub.mu
 
 	// Rate limiting: touched only by the member's reader goroutine.
 	rate, burst, tokens float64
@@ -355,7 +354,12 @@ type Member struct {
 	refused             int
 
 	protocol string
-	nickKey  string // the key of nick in Hub.nicks; guarded by Hub.mu
+}
+
+// nickName is a member's nick as shown and its key in Hub.nicks (see
+// checkNick).
+type nickName struct {
+	shown, key string
 }
 
 // UID returns the member's uid. It is safe for concurrent use.
@@ -364,7 +368,7 @@ func (m *Member) UID() uint64 { return m.uid }
 // Nick returns the member's nick ("" if none). It is safe for concurrent use.
 func (m *Member) Nick() string {
 	if p := m.nick.Load(); p != nil {
-		return *p
+		return p.shown
 	}
 	return ""
 }
