@@ -66,17 +66,26 @@ func firstUnclean(s string) int {
 		return firstUncleanRunes(s)
 	}
 	// In valid UTF-8, every rune CleanLine changes starts with a byte
-	// marked in suspect, and no continuation byte is marked, so the scan
-	// needs no decoding: a CJK or emoji line is one table look-up a byte.
-	for i := 0; i < len(s); i++ {
-		if s[i] < utf8.RuneSelf && i+8 <= len(s) && printableASCII8(s[i:i+8]) {
-			i += 7
-			continue
-		}
-		if suspect[s[i]] {
-			if _, a := classify(s, i); a != keep {
+	// marked in suspect, so the scan needs no decoding: a rune whose lead
+	// byte is not marked is stepped over by the length its lead byte
+	// gives (a CJK or emoji line is one table look-up a rune).
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c < utf8.RuneSelf && i+8 <= len(s) && printableASCII8(s[i:i+8]):
+			i += 8
+		case suspect[c]:
+			n, a := classify(s, i)
+			if a != keep {
 				return i
 			}
+			i += n
+		case c < 0xE0:
+			i += 1 + int(c>>7) // ASCII, or the lead byte of two
+		case c < 0xF0:
+			i += 3
+		default:
+			i += 4
 		}
 	}
 	return -1
