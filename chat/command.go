@@ -3,8 +3,6 @@ package chat
 import (
 	"bytes"
 	"strconv"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Op is what a client line asks for.
@@ -17,7 +15,7 @@ const (
 	OpPrivate             // $<uid>:text
 	OpHelp                // /help
 	OpNick                // /nick NAME
-	OpWho                 // /who
+	OpWho                 // /who [+PAGE]
 	OpQuit                // /quit
 	OpUnknown             // /anything-else
 )
@@ -27,6 +25,7 @@ type Command struct {
 	Op   Op
 	To   uint64 // OpPrivate: the recipient; 0 if the digits typed are not a valid uid
 	Text string // OpBroadcast, OpPrivate: the message; OpNick: the name; OpUnknown: the command word
+	Page int    // OpWho: the page asked for with +PAGE; 0 = the first; -1 = not a page number
 }
 
 // parse reads one client line of the text protocol, without its line
@@ -34,6 +33,7 @@ type Command struct {
 //
 //	line    = "/" command [ " " arg ] | "$" uid ":" text | text
 //	uid     = 1*DIGIT
+//	who-arg = "+" 1*DIGIT     ; a page of /who (a room name can not start with "+")
 //
 // "$" not followed by digits and ":" is ordinary text ("$5 is cheap" is a
 // broadcast). Surrounding spaces are kept in messages and trimmed from
@@ -53,7 +53,7 @@ func parse(line []byte) (cmd Command, target []byte) {
 		case "/help":
 			return Command{Op: OpHelp}, nil
 		case "/who":
-			return Command{Op: OpWho}, nil
+			return Command{Op: OpWho, Page: whoPage(bytes.TrimSpace(arg))}, nil
 		case "/quit":
 			return Command{Op: OpQuit}, nil
 		case "/nick":
@@ -78,24 +78,19 @@ func parse(line []byte) (cmd Command, target []byte) {
 	return Command{Op: OpBroadcast, Text: string(line)}, nil
 }
 
-// MaxNick is the longest nick, in bytes.
-const MaxNick = 24
-
-// validNick reports whether name may be a nick: 1 to MaxNick bytes of
-// letters (any script), digits, '_', '-' and '.', not all digits.
-func validNick(name string) bool {
-	if name == "" || len(name) > MaxNick || !utf8.ValidString(name) {
-		return false
+// whoPage reads the argument of /who: "+N" is page N; any other argument
+// is ignored (page 0, the first), as before pages existed.
+func whoPage(arg []byte) int {
+	if len(arg) == 0 || arg[0] != '+' {
+		return 0
 	}
-	digits := true
-	for _, r := range name {
-		switch {
-		case r >= '0' && r <= '9':
-		case unicode.IsLetter(r) || r == '_' || r == '-' || r == '.':
-			digits = false
-		default:
-			return false
-		}
+	n, err := strconv.Atoi(string(arg[1:]))
+	if err != nil || n < 1 || arg[1] == '+' || arg[1] == '-' {
+		return -1
 	}
-	return !digits
+	return min(n, maxWhoPage)
 }
+
+// maxWhoPage is past the last page of any room (100 million members), and
+// small enough that (page-1)*WhoMax never overflows.
+const maxWhoPage = 1 << 20

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 )
 
 // parsed is what parse returns, compared as one value.
@@ -147,11 +146,15 @@ func TestValidNick(t *testing.T) {
 		{"control", "a\x01", false},
 		{"invalid utf-8", "a\xff", false},
 		{"emoji", "a🙂", false},
+		{"escape", "a\x1b[2Kb", false},
+		{"bidi override", "a\u202eb", false},
+		{"zero-width space", "a\u200bb", false},
+		{"C1", "a\u009bb", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := validNick(tt.nick); got != tt.want {
-				t.Errorf("validNick(%q): got %v, want %v", tt.nick, got, tt.want)
+			if _, _, err := checkNick(tt.nick); (err == nil) != tt.want {
+				t.Errorf("checkNick(%q): got error %v, want valid = %v", tt.nick, err, tt.want)
 			}
 		})
 	}
@@ -303,8 +306,22 @@ func FuzzHandle(f *testing.F) {
 						t.Fatalf("uid %d: %v line %q holds a line break; input %q had none", uid, ev.Kind, l, data)
 					}
 				}
-				if ev.Kind == KindError && !utf8.ValidString(ev.Line()) && utf8.Valid(data) {
-					t.Fatalf("uid %d: error line %q is not UTF-8 for UTF-8 input", uid, ev.Line())
+				for _, l := range lines {
+					if i := firstUnclean(strings.ReplaceAll(l, "\n", " ")); i >= 0 {
+						t.Fatalf("uid %d: %v line %q holds %q at %d", uid, ev.Kind, l, l[i:], i)
+					}
+				}
+				if ev.Kind == KindMessage {
+					var prefix []byte
+					switch {
+					case ev.Echo:
+						prefix = appendName([]byte("(to "), ev.To, ev.ToNick)
+					default:
+						prefix = appendName(nil, ev.UID, ev.Nick)
+					}
+					if !strings.HasPrefix(ev.Line(), string(prefix)) {
+						t.Fatalf("uid %d: message line %q does not start with %q", uid, ev.Line(), prefix)
+					}
 				}
 			}
 		}

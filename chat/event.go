@@ -56,19 +56,21 @@ type MemberInfo struct {
 // round trip then costs no 192-byte allocation (and no garbage to collect).
 type Event struct {
 	Kind    Kind
-	UID     uint64    // the member the event is about: sender, newcomer, leaver
-	Nick    string    // UID's nick, "" if none
-	OldNick string    // KindNick: the nick before ("" if none)
-	To      uint64    // KindMessage: the recipient of a private message
-	ToNick  string    // KindMessage: the recipient's nick
-	Private bool      // KindMessage: to one member
-	Echo    bool      // KindMessage: the sender's copy of a private message
-	pooled  bool      // made by privateMessage, not yet released (in the padding after Echo)
-	Text    string    // message, error or info text
-	Time    time.Time // when the room accepted it
-	Members []MemberInfo
-	Online  int    // KindWho: members online
-	Except  uint64 // Group.Broadcast: skip this member
+	UID     uint64       // the member the event is about: sender, newcomer, leaver
+	Nick    string       // UID's nick, "" if none
+	OldNick string       // KindNick: the nick before ("" if none)
+	To      uint64       // KindMessage: the recipient of a private message
+	ToNick  string       // KindMessage: the recipient's nick
+	Private bool         // KindMessage: to one member
+	Echo    bool         // KindMessage: the sender's copy of a private message
+	pooled  bool         // made by privateMessage, not yet released (in the padding after Echo)
+	Text    string       // message, error or info text
+	Time    time.Time    // when the room accepted it
+	Members []MemberInfo // KindWho: one page of members, in uid order
+	Online  int          // KindWho: members online
+	Page    int          // KindWho: the page listed, from 1
+	More    int          // KindWho: members online after this page
+	Except  uint64       // Group.Broadcast: skip this member
 
 	enc [MaxFormats]atomic.Pointer[[]byte]
 }
@@ -120,13 +122,16 @@ func appendName(b []byte, uid uint64, nick string) []byte {
 func (ev *Event) Lines() []string {
 	switch ev.Kind {
 	case KindWho:
-		lines := make([]string, 0, len(ev.Members)+1)
+		lines := make([]string, 0, len(ev.Members)+2)
 		for _, m := range ev.Members {
 			line := "* uid " + strconv.FormatUint(m.UID, 10)
 			if m.Nick != "" {
 				line += " " + m.Nick
 			}
 			lines = append(lines, line+" ("+m.Protocol+")")
+		}
+		if ev.More > 0 {
+			lines = append(lines, "* "+strconv.Itoa(ev.More)+" more: /who +"+strconv.Itoa(max(ev.Page, 1)+1))
 		}
 		return append(lines, "* "+strconv.Itoa(ev.Online)+" online")
 	case KindInfo:
@@ -183,7 +188,7 @@ var helpLines = []string{
 	"*   text          talk to everyone",
 	"*   $uid:text     talk to uid only, e.g. $3:hi",
 	"*   /nick NAME    set your nick (letters, digits, _ - .; up to 24)",
-	"*   /who          list who is online",
+	"*   /who [+PAGE]  list who is online, " + strconv.Itoa(WhoMax) + " a page",
 	"*   /help         this text",
 	"*   /quit         leave",
 }

@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +24,7 @@ type Hub struct {
 	members memberTable
 
 	mu     sync.RWMutex
-	nicks  map[string]uint64 // guarded by mu: lower-cased nick -> uid
+	nicks  map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid
 	groups []Group           // guarded by mu
 }
 
@@ -131,7 +130,7 @@ func (h *Hub) Leave(m *Member) {
 	}
 	nick := m.Nick()
 	if nick != "" {
-		delete(h.nicks, strings.ToLower(nick))
+		delete(h.nicks, m.nick.Load().key)
 	}
 	h.mu.Unlock()
 	if h.announced(n) {
@@ -156,7 +155,11 @@ func (h *Hub) announced(n int64) bool {
 func (h *Hub) Handle(m *Member, line []byte) {
 	cmd, target := parse(line)
 	now := h.now() // one clock read per line, for the rate limit and the event
-	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now)) {
+	cost := 1
+	if cmd.Op == OpWho {
+		cost = h.whoCost(m, cmd.Page)
+	}
+	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost)) {
 		return
 	}
 	switch cmd.Op {
@@ -173,7 +176,11 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	case OpNick:
 		h.setNick(m, cmd.Text)
 	case OpWho:
-		m.session.Reply(h.who(m))
+		if cmd.Page < 0 {
+			h.Refuse(m, "usage: /who [+PAGE]")
+			return
+		}
+		m.session.Reply(h.who(m, cmd.Page, now))
 	case OpQuit:
 		m.session.Close(ReasonClientQuit)
 	case OpUnknown:
@@ -185,15 +192,16 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // form of a text line, used by the JSON subprotocol. It is safe for
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
-	if now := h.now(); h.allow(m, now) {
+	if now := h.now(); h.allow(m, now, 1) {
 		h.say(m, now, to, nil, text)
 	}
 }
 
-// allow applies m's rate limit to one line: past it the line is refused
-// with "! slow down", and persistent flooding closes the session.
-func (h *Hub) allow(m *Member, now time.Time) bool {
-	if m.allow(now) {
+// allow applies m's rate limit to one line that costs cost tokens: past
+// it the line is refused with "! slow down", and persistent flooding
+// closes the session.
+func (h *Hub) allow(m *Member, now time.Time, cost int) bool {
+	if m.allow(now, cost) {
 		m.refused = 0
 		return true
 	}
@@ -208,9 +216,9 @@ func (h *Hub) allow(m *Member, now time.Time) bool {
 // say sends text from m to everyone (to = 0) or to uid to; target is the
 // uid as the member typed it, for the error line (nil = format to).
 func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text string) {
-	// A message is one line: a websocket frame or JSON text holding line
-	// breaks must not forge extra lines for telnet readers.
-	text = oneLine(text)
+	// Here, where a line enters the room from every transport, and once:
+	// nothing downstream prints it with any more care.
+	text = CleanLine(text)
 	if strings.TrimSpace(text) == "" {
 		h.Refuse(m, "empty message")
 		return
@@ -245,31 +253,17 @@ func privateMessage(uid uint64, nick string, to uint64, toNick, text string, now
 	return ev
 }
 
-// oneLine replaces line breaks with spaces and leaves every other byte,
-// valid UTF-8 or not, as it is (strings.Map would rewrite invalid bytes).
-func oneLine(s string) string {
-	if strings.IndexByte(s, '\n') < 0 && strings.IndexByte(s, '\r') < 0 {
-		return s // the common case, without ContainsAny's slower search
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if c == '\r' || c == '\n' {
-			b[i] = ' '
-		}
-	}
-	return string(b)
-}
-
 func (h *Hub) setNick(m *Member, nick string) {
 	if nick == "" {
 		h.Refuse(m, "usage: /nick NAME")
 		return
 	}
-	if !validNick(nick) {
-		h.Refuse(m, "invalid nick "+strconv.Quote(nick)+" (1-24 letters, digits, _ - ., not only digits)")
+	typed := nick
+	nick, key, err := checkNick(typed)
+	if err != nil {
+		h.Refuse(m, "invalid nick "+strconv.Quote(typed)+" ("+err.Error()+")")
 		return
 	}
-	key := strings.ToLower(nick)
 	h.mu.Lock()
 	if h.members.load(m.uid) != m || m.Nick() == nick { // gone, or no change
 		h.mu.Unlock()
@@ -282,28 +276,57 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	old := m.Nick()
 	if old != "" {
-		delete(h.nicks, strings.ToLower(old))
+		delete(h.nicks, m.nick.Load().key)
 	}
 	h.nicks[key] = m.uid
-	m.nick.Store(&nick)
+	m.nick.Store(&nickName{shown: nick, key: key})
 	h.mu.Unlock()
 	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: h.now()})
 }
 
-func (h *Hub) who(m *Member) *Event {
-	ms := make([]MemberInfo, 0, h.members.online.Load())
-	h.members.each(func(x *Member) {
+// WhoMax is the most members one /who lists; "/who +N" lists page N of
+// the room in uid order. One line of a 12,000-member listing cost the
+// asker's event loop as much as 1,000 broadcasts, so a page is what one
+// command may cost.
+const WhoMax = 100
+
+// whoLinesPerToken is how many listed members cost one rate-limit token.
+const whoLinesPerToken = 10
+
+// whoCost returns the rate-limit tokens a /who of page costs m: one per
+// whoLinesPerToken members it would list, at least 1, and at most m's
+// burst, so that a page is never out of reach.
+func (h *Hub) whoCost(m *Member, page int) int {
+	n := int(h.members.online.Load()) - max(page-1, 0)*WhoMax
+	n = min(max(n, 0), WhoMax)
+	return min(max(1, (n+whoLinesPerToken-1)/whoLinesPerToken), max(int(m.burst), 1))
+}
+
+// who returns page (0 or 1 = the first) of the member list, at most
+// WhoMax members in uid order, with the count online and the number of
+// members on later pages. It costs O(WhoMax) allocation whatever the
+// room's size.
+func (h *Hub) who(m *Member, page int, now time.Time) *Event {
+	page = max(page, 1)
+	online := int(h.members.online.Load())
+	skip := min((page-1)*WhoMax, online)
+	ms := make([]MemberInfo, 0, min(WhoMax, online-skip))
+	h.members.ranked(skip, WhoMax, func(x *Member) {
 		ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.protocol})
 	})
-	slices.SortFunc(ms, func(a, b MemberInfo) int { return cmp.Compare(a.UID, b.UID) })
-	return &Event{Kind: KindWho, UID: m.uid, Members: ms, Online: len(ms), Time: h.now()}
+	// online is read once, before the walk: members may join or leave
+	// meanwhile, and the count and the rest add up to what was online.
+	more := max(online-skip-len(ms), 0)
+	return &Event{Kind: KindWho, UID: m.uid, Members: ms, Online: online, Page: page, More: more, Time: now}
 }
 
 // Refuse sends m an error line ("! " + text). Transports use it for their
 // own refusals (a line too long) so they read like the room's. Like
 // Handle, it is called on the goroutine that reads m's lines.
 func (h *Hub) Refuse(m *Member, text string) {
-	m.session.Reply(&Event{Kind: KindError, UID: m.uid, Text: text, Time: h.now()})
+	// Cleaned too: a refusal may quote what the member typed (an unknown
+	// command), and the member's own terminal deserves the same care.
+	m.session.Reply(&Event{Kind: KindError, UID: m.uid, Text: CleanLine(text), Time: h.now()})
 }
 
 // Shutdown tells every member that the daemon is stopping. It is queued
@@ -323,7 +346,7 @@ func (h *Hub) Lookup(uid uint64) *Member {
 type Member struct {
 	uid     uint64
 	session Session
-	nick    atomic.Pointer[string] // nil if none; set under Hub.mu
+	nick    atomic.Pointer[nickName] // nil if none; set under Hub.mu
 
 	// Rate limiting: touched only by the member's reader goroutine.
 	rate, burst, tokens float64
@@ -333,19 +356,25 @@ type Member struct {
 	protocol string
 }
 
+// nickName is a member's nick as shown and its key in Hub.nicks (see
+// checkNick).
+type nickName struct {
+	shown, key string
+}
+
 // UID returns the member's uid. It is safe for concurrent use.
 func (m *Member) UID() uint64 { return m.uid }
 
 // Nick returns the member's nick ("" if none). It is safe for concurrent use.
 func (m *Member) Nick() string {
 	if p := m.nick.Load(); p != nil {
-		return *p
+		return p.shown
 	}
 	return ""
 }
 
-// allow takes one token from m's bucket, refilled at m.rate per second.
-func (m *Member) allow(now time.Time) bool {
+// allow takes cost tokens from m's bucket, refilled at m.rate per second.
+func (m *Member) allow(now time.Time, cost int) bool {
 	if m.rate <= 0 {
 		return true
 	}
@@ -355,10 +384,10 @@ func (m *Member) allow(now time.Time) bool {
 	// than draining the bucket and silencing the member for as long.
 	m.tokens = min(m.burst, m.tokens+float64(max(n-m.last, 0))/float64(time.Second)*m.rate)
 	m.last = n
-	if m.tokens < 1 {
+	if m.tokens < float64(cost) {
 		return false
 	}
-	m.tokens--
+	m.tokens -= float64(cost)
 	return true
 }
 

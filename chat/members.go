@@ -2,6 +2,7 @@ package chat
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -27,17 +28,19 @@ const pageSize = 64
 // whole when a page is added or freed, at most twice per pageSize joins.
 type memberTable struct {
 	dir    atomic.Pointer[map[uint64]*memberPage] // never nil after init
+	keys   atomic.Pointer[[]uint64]               // dir's page numbers, sorted; stored after dir
 	mu     sync.Mutex                             // serialises writers
 	online atomic.Int64
 }
 
 type memberPage struct {
 	slot [pageSize]atomic.Pointer[Member]
-	live int // guarded by memberTable.mu
+	live atomic.Int32 // members in slot; written under memberTable.mu
 }
 
 func (t *memberTable) init() {
 	t.dir.Store(&map[uint64]*memberPage{})
+	t.keys.Store(new([]uint64))
 }
 
 // load returns the member with uid, or nil.
@@ -58,7 +61,7 @@ func (t *memberTable) add(m *Member) int64 {
 		p = new(memberPage)
 		t.replace(func(next map[uint64]*memberPage) { next[m.uid/pageSize] = p })
 	}
-	p.live++
+	p.live.Add(1)
 	p.slot[m.uid%pageSize].Store(m)
 	return t.online.Add(1)
 }
@@ -74,7 +77,7 @@ func (t *memberTable) remove(m *Member, lastUID uint64) (bool, int64) {
 		return false, 0
 	}
 	n := t.online.Add(-1) + 1
-	if p.live--; p.live == 0 && lastUID >= (m.uid/pageSize+1)*pageSize-1 {
+	if p.live.Add(-1) == 0 && lastUID >= (m.uid/pageSize+1)*pageSize-1 {
 		t.replace(func(next map[uint64]*memberPage) { delete(next, m.uid/pageSize) })
 	}
 	return true, n
@@ -84,7 +87,9 @@ func (t *memberTable) remove(m *Member, lastUID uint64) (bool, int64) {
 func (t *memberTable) replace(edit func(map[uint64]*memberPage)) {
 	next := maps.Clone(*t.dir.Load())
 	edit(next)
+	keys := slices.Sorted(maps.Keys(next))
 	t.dir.Store(&next)
+	t.keys.Store(&keys)
 }
 
 // each calls fn for every member online, in no particular order.
@@ -93,6 +98,38 @@ func (t *memberTable) each(fn func(*Member)) {
 		for i := range p.slot {
 			if m := p.slot[i].Load(); m != nil {
 				fn(m)
+			}
+		}
+	}
+}
+
+// ranked calls fn for at most n members online in uid order, after
+// skipping the first skip of them. It costs O(pages) plus the members it
+// visits, whatever the room's size: whole pages are skipped by their live
+// count. Members that join or leave meanwhile may or may not be seen.
+func (t *memberTable) ranked(skip, n int, fn func(*Member)) {
+	dir := *t.dir.Load()
+	for _, k := range *t.keys.Load() {
+		if n <= 0 {
+			return
+		}
+		p := dir[k]
+		if p == nil {
+			continue // freed since the keys were stored
+		}
+		if live := int(p.live.Load()); skip >= live {
+			skip -= live
+			continue
+		}
+		for i := range p.slot {
+			m := p.slot[i].Load()
+			switch {
+			case m == nil:
+			case skip > 0:
+				skip--
+			case n > 0:
+				fn(m)
+				n--
 			}
 		}
 	}

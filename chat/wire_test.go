@@ -81,9 +81,37 @@ func TestWireLines(t *testing.T) {
 			want:  everyone("uid 7: 你好，世界 — привет"),
 		},
 		{
-			name:  "invalid utf-8 passes through unchanged",
+			name:  "invalid utf-8 becomes U+FFFD",
 			lines: []string{"a\xff\xfeb\xc3"},
-			want:  everyone("uid 7: a\xff\xfeb\xc3"),
+			want:  everyone("uid 7: a\ufffd\ufffdb\ufffd"),
+		},
+		{
+			name:  "a forged server line keeps the sender's name and loses its escapes",
+			lines: []string{"\x1b[2K\x1b[1G* uid 1 left"},
+			want:  everyone("uid 7: \ufffd[2K\ufffd[1G* uid 1 left"),
+		},
+		{
+			name:  "OSC 52 in a private message",
+			lines: []string{"$3:\x1b]52;c;cm0gLXJmIH4=\x07"},
+			want: map[uint64][]string{
+				3: {"uid 7 (private): \ufffd]52;c;cm0gLXJmIH4=\ufffd"},
+				7: {"(to uid 3): \ufffd]52;c;cm0gLXJmIH4=\ufffd"},
+			},
+		},
+		{
+			name:  "bidi override and 8-bit CSI",
+			lines: []string{"\u202egnp.exe \x9b2J"},
+			want:  everyone("uid 7: \ufffdgnp.exe \ufffd2J"),
+		},
+		{
+			name:  "only controls is not empty",
+			lines: []string{"\x07"},
+			want:  everyone("uid 7: \ufffd"),
+		},
+		{
+			name:  "an unknown command is quoted clean",
+			lines: []string{"/\x1b]0;title\x07"},
+			want:  map[uint64][]string{7: {"! unknown command /\ufffd]0;title\ufffd"}},
 		},
 		{
 			name:  "private to the recipient and a copy to the sender",
@@ -413,6 +441,10 @@ func TestSayAndRefuse(t *testing.T) {
 		{"to oneself", 1, "hi", map[uint64][]string{1: {"uid 1 (private): hi"}}},
 		{"to nobody", 99, "hi", map[uint64][]string{1: {"! uid 99 is not online"}}},
 		{"empty", 0, "", map[uint64][]string{1: {"! empty message"}}},
+		{"escapes to everyone", 0, "\x1b[2K\x1b[1G* uid 9 left", map[uint64][]string{
+			1: {"uid 1: \ufffd[2K\ufffd[1G* uid 9 left"}, 2: {"uid 1: \ufffd[2K\ufffd[1G* uid 9 left"}, 3: {"uid 1: \ufffd[2K\ufffd[1G* uid 9 left"}}},
+		{"line breaks to one", 3, "hi\r\n* uid 1 left\u2028x", map[uint64][]string{
+			1: {"(to uid 3): hi  * uid 1 left\ufffdx"}, 3: {"uid 1 (private): hi  * uid 1 left\ufffdx"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

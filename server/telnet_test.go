@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fastws/fastws/chat"
 	"github.com/panjf2000/gnet/v2"
@@ -542,8 +543,8 @@ var telnetDecodeTests = []struct {
 	{"no newline yet", "hello", nil, "", 0, 5},
 	{"line then partial", "a\nbc", []string{"a"}, "", 2, 2},
 	{"bare CR becomes a space", "a\rb\r\n", []string{"a b"}, "", 5, 0},
-	{"IAC IAC", "a\xff\xffb\r\n", []string{"a\xffb"}, "", 6, 0},
-	{"IAC IAC first", "\xff\xffb\n", []string{"\xffb"}, "", 4, 0},
+	{"IAC IAC", "a\xff\xffb\r\n", []string{"a\ufffdb"}, "", 6, 0}, // a lone 255 is not UTF-8
+	{"IAC IAC first", "\xff\xffb\n", []string{"\ufffdb"}, "", 4, 0},
 	{"IP mid line", "ab\xff\xf4c\n", []string{"abc"}, "", 6, 0},
 	{"ctrl-C then line", telnetCtrlC + "hi\r\n", []string{"hi"}, telnetWillTM, 9, 0},
 	{"ctrl-C alone", telnetCtrlC, nil, telnetWillTM, 5, 0},
@@ -559,7 +560,7 @@ var telnetDecodeTests = []struct {
 	{"chinese", telnetChinese + "\r\n", []string{telnetChinese}, "", uint64(len(telnetChinese)) + 2, 0},
 	{"emoji", telnetEmoji + "\n", []string{telnetEmoji}, "", uint64(len(telnetEmoji)) + 1, 0},
 	{"chinese around NOP", "你\xff\xf1好\n", []string{"你好"}, "", 9, 0},
-	{"latin-1", "caf\xe9\r\n", []string{"caf\xe9"}, "", 6, 0},
+	{"latin-1", "caf\xe9\r\n", []string{"caf\ufffd"}, "", 6, 0},
 	{"U+FFFD", "\uFFFD\n", []string{"\uFFFD"}, "", 4, 0},
 	{"blank line", "\r\n", nil, "", 2, 0},
 }
@@ -669,7 +670,7 @@ func TestTelnetDecodeBytesIn(t *testing.T) {
 				st.in, h.s.bytesIn, h.conn.InboundBuffered(), st.bytesIn, st.buffered)
 		}
 	}
-	if got, want := h.room.room, []string{"ab", "cd", "\xff"}; !slices.Equal(got, want) {
+	if got, want := h.room.room, []string{"ab", "cd", "\ufffd"}; !slices.Equal(got, want) {
 		t.Errorf("got room lines %q, want %q", got, want)
 	}
 	if got, want := h.conn.out.String(), telnetWillTM+"\xff\xfc\x01"; got != want {
@@ -691,7 +692,7 @@ func TestTelnetDecodeLineTooLong(t *testing.T) {
 		{"max with CRLF", full + "\r\n", []string{full}, false},
 		{"max, LF not yet", full, nil, false},
 		{"max and CR, LF not yet", full + "\r", nil, false},
-		{"max with IAC IAC", strings.Repeat("\xff\xff", maxLine) + "\n", []string{strings.Repeat("\xff", maxLine)}, false},
+		{"max with IAC IAC", strings.Repeat("\xff\xff", maxLine) + "\n", []string{strings.Repeat("\ufffd", maxLine)}, false},
 		{"max with commands", "abcd\xff\xf1efgh\xff\xf1\r\n", []string{"abcdefgh"}, false},
 		{"max after SB", "\xff\xfa\x18" + strings.Repeat("x", 2*maxLine) + "\xff\xf0" + full + "\n", []string{full}, false},
 		{"max+1 with LF", full + "b\n", nil, true},
@@ -936,8 +937,10 @@ func FuzzTelnetDecode(f *testing.F) {
 		parts := decodeTelnet(t, telnetFuzzMaxLine, in[:split], in[split:])
 		sameTelnetResult(t, "limit "+strconv.Itoa(telnetFuzzMaxLine)+", split at "+strconv.Itoa(split)+" vs whole", parts, whole)
 		for _, l := range whole.room {
-			if len(l) > telnetFuzzMaxLine {
-				t.Errorf("room line %q: got %d bytes, want at most %d", l, len(l), telnetFuzzMaxLine)
+			// The room replaces each byte that is not UTF-8 with U+FFFD,
+			// so the bound is one rune per byte read.
+			if n := utf8.RuneCountInString(l); n > telnetFuzzMaxLine {
+				t.Errorf("room line %q: got %d runes, want at most %d", l, n, telnetFuzzMaxLine)
 			}
 		}
 

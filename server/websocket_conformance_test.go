@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fastws/fastws/chat"
 	"github.com/gobwas/ws"
 )
 
@@ -229,9 +230,11 @@ func utf8Cases() []wsCase {
 	}
 	var cs []wsCase
 	for i, s := range valid {
-		cs = append(cs, wsCase{name: fmt.Sprintf("valid_%d", i), frames: [][]byte{text(s)}, want: []wsWant{echoed(s)}})
+		// Valid UTF-8 is accepted; the room then replaces controls (DEL
+		// and U+0080 in valid_3) with U+FFFD.
+		cs = append(cs, wsCase{name: fmt.Sprintf("valid_%d", i), frames: [][]byte{text(s)}, want: []wsWant{echoed(chat.CleanLine(s))}})
 		// The same text fragmented at every byte, which splits code points.
-		cs = append(cs, wsCase{name: fmt.Sprintf("valid_%d_split_code_points", i), frames: byteFragments(s), want: []wsWant{echoed(s)}})
+		cs = append(cs, wsCase{name: fmt.Sprintf("valid_%d_split_code_points", i), frames: byteFragments(s), want: []wsWant{echoed(chat.CleanLine(s))}})
 	}
 	for i, s := range invalid {
 		cs = append(cs, wsCase{name: fmt.Sprintf("invalid_%d", i), frames: [][]byte{text(s)}, want: []wsWant{closedWith(cBadData)}})

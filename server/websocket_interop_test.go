@@ -210,7 +210,7 @@ func TestWSInterop(t *testing.T) {
 		}
 		js.send(`{"text":"/who"}`)
 		js.expect(fmt.Sprintf(`{"type":"who","members":[{"uid":%d,"nick":"alice","protocol":"websocket"},`+
-			`{"uid":%d,"nick":"","protocol":"websocket"},{"uid":%d,"nick":"","protocol":"telnet"}],"online":3,"time":"T"}`, J, T, L))
+			`{"uid":%d,"nick":"","protocol":"websocket"},{"uid":%d,"nick":"","protocol":"telnet"}],"online":3,"page":1,"more":0,"time":"T"}`, J, T, L))
 	})
 	step("help", func(t *testing.T, js, tx *coderClient, tel *client) {
 		js.send(`{"text":"/help"}`)

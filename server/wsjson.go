@@ -20,10 +20,14 @@ import (
 //	{"type":"leave","uid":7,"nick":"alice","time":"..."}
 //	{"type":"message","from":7,"nick":"alice","to":3,"toNick":"bob","private":true,"text":"hi","time":"..."}
 //	{"type":"nick","uid":7,"nick":"alice","oldNick":"","time":"..."}
-//	{"type":"who","members":[{"uid":1,"nick":"","protocol":"telnet"}],"online":2,"time":"..."}
+//	{"type":"who","members":[{"uid":1,"nick":"","protocol":"telnet"}],"online":2,"page":1,"more":0,"time":"..."}
 //	{"type":"info","lines":["* commands:","..."],"time":"..."}
 //	{"type":"error","text":"uid 3 is not online","time":"..."}
 //	{"type":"shutdown","text":"server is shutting down","time":"..."}
+//
+// A who object lists one page of at most chat.WhoMax members in uid order;
+// "online" counts every member, "more" those on later pages ({"text":
+// "/who +2"} asks for page 2).
 //
 // A broadcast message has "to":0, "toNick":"" and "private":false. A
 // private message goes to its recipient and, with the same fields, to its
@@ -83,6 +87,8 @@ type wsJSONWho struct {
 	Type    string         `json:"type"`
 	Members []wsJSONMember `json:"members"`
 	Online  int            `json:"online"`
+	Page    int            `json:"page"`
+	More    int            `json:"more"`
 	Time    string         `json:"time"`
 }
 
@@ -147,7 +153,7 @@ func jsonEvent(ev *chat.Event) any {
 		for i, m := range ev.Members {
 			ms[i] = wsJSONMember{UID: m.UID, Nick: m.Nick, Protocol: m.Protocol}
 		}
-		return wsJSONWho{Type: typ, Members: ms, Online: ev.Online, Time: t}
+		return wsJSONWho{Type: typ, Members: ms, Online: ev.Online, Page: max(ev.Page, 1), More: ev.More, Time: t}
 	case chat.KindInfo:
 		return wsJSONInfo{Type: typ, Lines: ev.Lines(), Time: t}
 	case chat.KindShutdown:

@@ -59,8 +59,10 @@ func TestEncodeWSJSON(t *testing.T) {
 		{"nick", &chat.Event{Kind: chat.KindNick, UID: 7, Nick: "alice"}, `{"type":"nick","uid":7,"nick":"alice","oldNick":"",` + ts + `}`},
 		{"renick", &chat.Event{Kind: chat.KindNick, UID: 7, Nick: "bob", OldNick: "alice"}, `{"type":"nick","uid":7,"nick":"bob","oldNick":"alice",` + ts + `}`},
 		{"who", &chat.Event{Kind: chat.KindWho, UID: 2, Online: 2, Members: []chat.MemberInfo{{UID: 1, Protocol: "telnet"}, {UID: 2, Nick: "bob", Protocol: "websocket"}}},
-			`{"type":"who","members":[{"uid":1,"nick":"","protocol":"telnet"},{"uid":2,"nick":"bob","protocol":"websocket"}],"online":2,` + ts + `}`},
-		{"who_nobody", &chat.Event{Kind: chat.KindWho}, `{"type":"who","members":[],"online":0,` + ts + `}`},
+			`{"type":"who","members":[{"uid":1,"nick":"","protocol":"telnet"},{"uid":2,"nick":"bob","protocol":"websocket"}],"online":2,"page":1,"more":0,` + ts + `}`},
+		{"who_nobody", &chat.Event{Kind: chat.KindWho}, `{"type":"who","members":[],"online":0,"page":1,"more":0,` + ts + `}`},
+		{"who_page", &chat.Event{Kind: chat.KindWho, Online: 250, Page: 2, More: 149, Members: []chat.MemberInfo{{UID: 101, Protocol: "telnet"}}},
+			`{"type":"who","members":[{"uid":101,"nick":"","protocol":"telnet"}],"online":250,"page":2,"more":149,` + ts + `}`},
 		{"error", &chat.Event{Kind: chat.KindError, UID: 7, Text: "uid 3 is not online"}, `{"type":"error","text":"uid 3 is not online",` + ts + `}`},
 	}
 	for _, tc := range tests {
