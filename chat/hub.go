@@ -87,6 +87,11 @@ type JoinOptions struct {
 	Protocol string  // shown by /who: "telnet", "websocket"
 	Rate     float64 // lines per second allowed; 0 = unlimited
 	Burst    int     // lines allowed at once above Rate; at least 1 when Rate > 0
+	// BytesRate and BytesBurst limit bytes as Rate and Burst limit lines:
+	// bytes per second, and bytes allowed at once above it. Either 0 =
+	// unlimited. A line longer than BytesBurst passes on a full bucket.
+	BytesRate  float64
+	BytesBurst int
 }
 
 // Join admits s as a new member with a fresh uid: s gets the welcome and
@@ -104,9 +109,13 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	m.uid = h.lastUID.Add(1)
 	m.session = s
 	m.protocol = o.Protocol
-	m.rate = o.Rate
-	m.burst = float64(max(o.Burst, 1))
-	m.tokens = m.burst
+	m.rate = float32(o.Rate)
+	m.burst = float32(max(o.Burst, 1))
+	m.tokens = float64(m.burst)
+	if o.BytesRate > 0 && o.BytesBurst > 0 {
+		m.byteRate, m.byteBurst = float32(o.BytesRate), float32(o.BytesBurst)
+		m.byteTokens = float64(m.byteBurst)
+	}
 	now := h.now()
 	m.last = now.UnixNano()
 	// The welcome goes first: it is how a client learns its uid, and once
@@ -156,7 +165,7 @@ func (h *Hub) announced(n int64) bool {
 func (h *Hub) Handle(m *Member, line []byte) {
 	cmd, target := parse(line)
 	now := h.now() // one clock read per line, for the rate limit and the event
-	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now)) {
+	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, len(line))) {
 		return
 	}
 	switch cmd.Op {
@@ -185,15 +194,16 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // form of a text line, used by the JSON subprotocol. It is safe for
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
-	if now := h.now(); h.allow(m, now) {
+	if now := h.now(); h.allow(m, now, len(text)) {
 		h.say(m, now, to, nil, text)
 	}
 }
 
-// allow applies m's rate limit to one line: past it the line is refused
-// with "! slow down", and persistent flooding closes the session.
-func (h *Hub) allow(m *Member, now time.Time) bool {
-	if m.allow(now) {
+// allow applies m's rate limits to one line of size bytes: past either
+// the line is refused with "! slow down", and persistent flooding closes
+// the session.
+func (h *Hub) allow(m *Member, now time.Time, size int) bool {
+	if m.allow(now, size) {
 		m.refused = 0
 		return true
 	}
@@ -325,10 +335,16 @@ type Member struct {
 	session Session
 	nick    atomic.Pointer[string] // nil if none; set under Hub.mu
 
-	// Rate limiting: touched only by the member's reader goroutine.
-	rate, burst, tokens float64
-	last                int64 // unix nanoseconds of the last line
-	refused             int
+	// Rate limiting: touched only by the member's reader goroutine. Two
+	// token buckets, refilled together: lines and bytes (byteRate 0 = no
+	// byte limit). The limits are float32 so that a transport embedding a
+	// Member keeps a connection in one 256-byte allocation.
+	tokens, byteTokens float64
+	last               int64 // unix nanoseconds of the last line
+	rate, burst        float32
+	byteRate           float32
+	byteBurst          float32
+	refused            int
 
 	protocol string
 }
@@ -344,21 +360,32 @@ func (m *Member) Nick() string {
 	return ""
 }
 
-// allow takes one token from m's bucket, refilled at m.rate per second.
-func (m *Member) allow(now time.Time) bool {
-	if m.rate <= 0 {
+// allow takes one token from m's line bucket, refilled at m.rate per
+// second, and size from its byte bucket, refilled at m.byteRate; a line
+// either refuses takes nothing from the other.
+func (m *Member) allow(now time.Time, size int) bool {
+	if m.rate <= 0 && m.byteRate <= 0 {
 		return true
 	}
 	n := now.UnixNano()
 	// A wall clock set back (by an operator, or NTP stepping it) makes
 	// the time since the last line negative: it refills nothing, rather
 	// than draining the bucket and silencing the member for as long.
-	m.tokens = min(m.burst, m.tokens+float64(max(n-m.last, 0))/float64(time.Second)*m.rate)
+	dt := float64(max(n-m.last, 0)) / float64(time.Second)
 	m.last = n
-	if m.tokens < 1 {
+	m.tokens = min(float64(m.burst), m.tokens+dt*float64(m.rate))
+	m.byteTokens = min(float64(m.byteBurst), m.byteTokens+dt*float64(m.byteRate))
+	// A line longer than the byte burst (config forbids it; a transport
+	// may frame a little more than it counts) costs a full bucket, not
+	// a bucket that can never fill.
+	cost := min(float64(size), float64(m.byteBurst))
+	if m.rate > 0 && m.tokens < 1 || m.byteRate > 0 && m.byteTokens < cost {
 		return false
 	}
-	m.tokens--
+	if m.rate > 0 {
+		m.tokens--
+	}
+	m.byteTokens -= cost
 	return true
 }
 

@@ -107,6 +107,10 @@ func (s *session) join() {
 		Protocol: i.cfg.Protocol.String(),
 		Rate:     i.limits.MessagesPerSecond,
 		Burst:    i.limits.MessageBurst,
+		// Bytes as well as lines: without it, one sender's legal burst
+		// of long lines overflows every reader's maxSendBuffer.
+		BytesRate:  float64(i.limits.BytesPerSecond),
+		BytesBurst: i.limits.BytesBurst,
 	})
 }
 

@@ -37,6 +37,15 @@ type Limits struct {
 	MessageBurst        int           // messageBurst, default 100 (token bucket size); >= 1
 	PingInterval        time.Duration // pingInterval, websocket keepalive ping period, default 30s; 0 = off
 	PongTimeout         time.Duration // pongTimeout, how long a ping may go unanswered, default 10s
+	// BytesPerSecond and BytesBurst limit the bytes one connection sends
+	// as MessagesPerSecond and MessageBurst limit its lines; either 0 =
+	// unlimited. bytesPerSecond defaults to 64K. bytesBurst defaults to
+	// a quarter of maxSendBuffer, at most 256K and at least
+	// maxPackageSize (256K with the default limits), so that one sender's
+	// burst never fills a reading client's send buffer; when given, it
+	// must be at least maxPackageSize and less than maxSendBuffer.
+	BytesPerSecond int
+	BytesBurst     int
 }
 
 // Defaults and bounds of the daemon keys and limits.
@@ -51,7 +60,8 @@ const (
 	minPackageSize    = 16
 	maxPackageSize    = 64 << 20
 	minSendBuffer     = 4 << 10
-	maxChildProcesses = 256 // gnet's most event loops per engine (gfd.EventLoopIndexMax); it runs no more
+	maxBytesBurst     = 256 << 10 // the default bytesBurst, unless maxSendBuffer is under 1M
+	maxChildProcesses = 256       // gnet's most event loops per engine (gfd.EventLoopIndexMax); it runs no more
 )
 
 // DefaultLimits returns the limits that apply when config.ini sets none.
@@ -66,7 +76,16 @@ func DefaultLimits() Limits {
 		MessageBurst:        100,
 		PingInterval:        30 * time.Second,
 		PongTimeout:         10 * time.Second,
+		BytesPerSecond:      64 << 10,
+		BytesBurst:          maxBytesBurst,
 	}
+}
+
+// defaultBytesBurst is bytesBurst when config.ini sets none: a quarter of
+// the send buffer, so that four senders bursting at once are needed to
+// fill a reader's, but at least a line of maxPackageSize.
+func defaultBytesBurst(l Limits) int {
+	return max(l.MaxPackageSize, min(maxBytesBurst, l.MaxSendBuffer/4))
 }
 
 // Instance is one [instance.NAME] section: a listener with its own protocol
