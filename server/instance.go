@@ -26,6 +26,7 @@ type instance struct {
 	cfg    config.Instance
 	limits config.Limits
 	hub    *chat.Hub
+	budget *sendBudget // the daemon's, shared by every instance
 	log    *slog.Logger
 	codec  codec
 
@@ -49,11 +50,12 @@ type instance struct {
 	protoErr sync.Map // kind -> *atomic.Uint64
 }
 
-func newInstance(cfg config.Instance, hub *chat.Hub, log *slog.Logger) *instance {
+func newInstance(cfg config.Instance, hub *chat.Hub, budget *sendBudget, log *slog.Logger) *instance {
 	i := &instance{
 		cfg:      cfg,
 		limits:   cfg.Limits,
 		hub:      hub,
+		budget:   budget,
 		log:      log.With("instance", cfg.Name),
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
@@ -191,6 +193,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	r.add(s)
 	r.counters.conns.Add(1)
 	r.counters.accepted.Add(1)
+	i.budget.conns.Add(1)
 	if i.codec.handshake() {
 		return nil, gnet.None // it joins once its handshake is done, in OnTraffic
 	}
@@ -282,6 +285,9 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	r.counters.closed.Add(1)
 	r.counters.closedBy[reason].Add(1)
 	r.counters.conns.Add(-1)
+	// gnet releases the outbound buffer with the connection.
+	i.budget.conns.Add(-1)
+	r.account(r.note(s, 0))
 	var uid uint64
 	if m := s.member(); m != nil {
 		uid = m.UID()
@@ -312,7 +318,8 @@ func (i *instance) OnTick() (time.Duration, gnet.Action) {
 }
 
 // tickEvery is how often the timers need checking: a fraction of the
-// shortest one, at most a second; 0 if none is on.
+// shortest one, at most a second; 0 if none is on and no send budget
+// needs refreshing.
 func (i *instance) tickEvery() time.Duration {
 	l := i.limits
 	every := time.Duration(0)
@@ -322,8 +329,8 @@ func (i *instance) tickEvery() time.Duration {
 		}
 	}
 	if every == 0 {
-		if i.codec.handshake() {
-			return time.Second // handshakeTimeout
+		if i.codec.handshake() || i.budget.limit.Load() > 0 {
+			return time.Second // handshakeTimeout; the send budget's refresh
 		}
 		return 0
 	}

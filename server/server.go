@@ -16,6 +16,7 @@ import (
 type Server struct {
 	log     *slog.Logger
 	hub     *chat.Hub
+	budget  sendBudget // maxSendBufferTotal, over every instance
 	started time.Time
 
 	reloadMu sync.Mutex // serialises Reload
@@ -37,6 +38,7 @@ func (s *Server) Hub() *chat.Hub { return s.hub }
 // the instance and address.
 func (s *Server) Start(cfg *config.Config) error {
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
+	s.budget.limit.Store(int64(cfg.MaxSendBufferTotal))
 	var started []*instance
 	for _, ic := range cfg.Instances {
 		inst, err := s.open(ic)
@@ -57,7 +59,7 @@ func (s *Server) Start(cfg *config.Config) error {
 
 // open starts an instance of ic and logs where it listens.
 func (s *Server) open(ic config.Instance) (*instance, error) {
-	inst := newInstance(ic, s.hub, s.log)
+	inst := newInstance(ic, s.hub, &s.budget, s.log)
 	if err := inst.start(); err != nil {
 		return nil, err
 	}

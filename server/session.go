@@ -43,7 +43,8 @@ type session struct {
 	m    chat.Member
 
 	since    int64 // unix nanoseconds of the connect
-	idx      int   // position in r.sessions
+	idx      int32 // position in r.sessions
+	queued   int32 // bytes in gnet's outbound buffer as last noted (sendBudget)
 	pingSent int64 // unix nanoseconds of the last keepalive ping, 0 if none
 }
 

@@ -20,8 +20,13 @@ type Config struct {
 	MetricsListen string        // host:port or "" (off); default "127.0.0.1:19990"
 	StopTimeout   time.Duration // default 10s
 	AnnounceLimit int           // announceLimit: joins and leaves are announced while the room has at most this many members; default 1000, 0 = always
-	Defaults      Limits        // the [fastws] limit keys
-	Instances     []Instance    // in file order
+	// MaxSendBufferTotal (maxSendBufferTotal) bounds the bytes queued for
+	// every client of the daemon together; past it the clients holding
+	// the most are disconnected as slow consumers. Default 256M; 0 =
+	// unlimited; else at least 64K. Daemon-wide: [fastws] only.
+	MaxSendBufferTotal int
+	Defaults           Limits     // the [fastws] limit keys
+	Instances          []Instance // in file order
 }
 
 // Limits are the per-connection and per-instance limits the daemon
@@ -55,6 +60,8 @@ const (
 	defaultMetricsListen = "127.0.0.1:19990"
 	defaultStopTimeout   = 10 * time.Second
 	defaultAnnounceLimit = 1000
+	defaultSendTotal     = 256 << 20
+	minSendTotal         = 64 << 10
 	defaultHost          = "0.0.0.0"
 
 	minPackageSize    = 16

@@ -130,6 +130,12 @@ func TestShippedConfigDocumented(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := mustParse(t, oneInstance)
+	if c.MaxSendBufferTotal != 256<<20 {
+		t.Errorf("maxSendBufferTotal: got %d, want 256M", c.MaxSendBufferTotal)
+	}
+	if c := mustParse(t, "[fastws]\nmaxSendBufferTotal = 0\n"+oneInstance); c.MaxSendBufferTotal != 0 {
+		t.Errorf("maxSendBufferTotal = 0: got %d, want 0 (unlimited)", c.MaxSendBufferTotal)
+	}
 	if c.MetricsListen != defaultMetricsListen || c.StopTimeout != defaultStopTimeout {
 		t.Errorf("daemon: got metricsListen %q, stopTimeout %v, want %q, %v",
 			c.MetricsListen, c.StopTimeout, defaultMetricsListen, defaultStopTimeout)

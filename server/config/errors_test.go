@@ -24,7 +24,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown key",
 			text: "[fastws]\nfoo = 1\n" + oneInstance,
-			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
+			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxSendBufferTotal, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
 		},
 		{
 			name: "key in the wrong case",
@@ -144,6 +144,16 @@ func TestErrors(t *testing.T) {
 			name: "bad byte rate",
 			text: "[fastws]\nbytesPerSecond = -1\n" + oneInstance,
 			want: []string{`config.ini:2: [fastws] bytesPerSecond = "-1": not a size (bytes or with K, M, G suffix, e.g. 64K); 0 = unlimited`},
+		},
+		{
+			name: "total send buffer too small",
+			text: "[fastws]\nmaxSendBufferTotal = 1K\n" + oneInstance,
+			want: []string{`config.ini:2: [fastws] maxSendBufferTotal = "1K": must be 0 (unlimited) or at least 64K (bytes queued for all clients together, e.g. 256M)`},
+		},
+		{
+			name: "total send buffer is daemon-wide",
+			text: oneInstance + "maxSendBufferTotal = 1G\n",
+			want: []string{`config.ini:5: [instance.a] maxSendBufferTotal = "1G": unknown key; allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
 		},
 		{
 			name: "missing port",

@@ -35,7 +35,7 @@ var loadOptions = ini.LoadOptions{
 
 // Keys of each section, in the order the shipped config.ini lists them.
 var (
-	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit"}
+	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit", "maxSendBufferTotal"}
 	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins"}
 	limitKeys    = []string{"maxPackageSize", "maxSendBuffer", "idleTimeout", "maxConnections",
 		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "bytesPerSecond", "bytesBurst",
@@ -89,6 +89,8 @@ func (p *parser) parse() *Config {
 		StopTimeout:   defaultStopTimeout,
 		AnnounceLimit: defaultAnnounceLimit,
 		Defaults:      DefaultLimits(),
+
+		MaxSendBufferTotal: defaultSendTotal,
 	}
 	var instances []*ini.Section
 	daemonSeen := false
@@ -176,6 +178,15 @@ func (p *parser) daemon(c *Config, s *ini.Section) {
 					return "must be a whole number >= 0 (room size up to which joins and leaves are announced; 0 = always)"
 				}
 				c.AnnounceLimit = n
+			case "maxSendBufferTotal":
+				n, ok := parseSize(v)
+				switch {
+				case !ok:
+					return msgSize + "; 0 = unlimited"
+				case n != 0 && n < minSendTotal:
+					return "must be 0 (unlimited) or at least 64K (bytes queued for all clients together, e.g. 256M)"
+				}
+				c.MaxSendBufferTotal = n
 			default:
 				return setLimit(&c.Defaults, key, v)
 			}
