@@ -22,6 +22,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -51,13 +52,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
-		})
-		return errors.Join(err, serr)
-	}}
+	d := rcvBufDialer(4 << 10)
 	quiet := make([]net.Conn, 0, *n)
 	defer func() {
 		for _, c := range quiet {
@@ -72,8 +67,33 @@ func run() error {
 		quiet = append(quiet, c)
 	}
 	idle, _ := rss(*pid)
+	// The peak is sampled from here on, whatever happens to the talker.
+	var peak atomic.Int64
+	peak.Store(int64(idle))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			if v, err := rss(*pid); err == nil && int64(v) > peak.Load() {
+				peak.Store(int64(v))
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	report := func(got, refused int, fanned time.Duration) {
+		after, _ := rss(*pid)
+		fmt.Printf("non-readers %d, broadcast %d of %d lines of %d bytes (%d refused) in %v\n", len(quiet), got, *lines, *size, refused, fanned.Round(time.Millisecond))
+		fmt.Printf("daemon VmRSS: %d MiB before, %d MiB with the idle connections, peak %d MiB, %d MiB at the end\n",
+			base>>20, idle>>20, peak.Load()>>20, after>>20)
+	}
 
-	talker, err := net.DialTimeout("tcp", *addr, 10*time.Second)
+	// The talker reads, with room for the whole burst: the daemon must
+	// not take it for one of the non-readers.
+	talker, err := rcvBufDialer(2*(*lines)*(*size)).Dial("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("dial talker: %w", err)
 	}
@@ -84,18 +104,21 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("talker: welcome: %w", err)
 	}
-	uid := strings.TrimSuffix(strings.Fields(welcome)[5], ".")
+	uid := strings.TrimSuffix(strings.Fields(welcome)[6], ".") // "Welcome to fastws! You are uid 7. ..."
 	body := strings.Repeat("x", *size-1)
 	start := time.Now()
-	if _, err := talker.Write([]byte(strings.Repeat(body+"\n", *lines))); err != nil {
-		return fmt.Errorf("talker: write: %w", err)
-	}
+	go func() { // the talker reads meanwhile
+		if _, err := talker.Write([]byte(strings.Repeat(body+"\n", *lines))); err != nil {
+			fmt.Fprintln(os.Stderr, "sendmem: talker: write:", err)
+		}
+	}()
 	// The talker reads: once its own lines are back, the daemon has
 	// fanned them out to everyone.
 	got, left, refused := 0, 0, 0
 	for got+refused < *lines {
 		line, err := r.ReadString('\n')
 		if err != nil {
+			report(got, refused, time.Since(start))
 			return fmt.Errorf("talker: after %d of %d lines: %w", got, *lines, err)
 		}
 		line = strings.TrimSuffix(line, "\r\n")
@@ -109,11 +132,7 @@ func run() error {
 		}
 	}
 	fanned := time.Since(start)
-	peak := idle
 	for end := time.Now().Add(*settle); time.Now().Before(end) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if v, err := rss(*pid); err == nil {
-			peak = max(peak, v)
-		}
 		// Leave notices tell how many non-readers the daemon closed.
 		_ = talker.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		for {
@@ -126,12 +145,20 @@ func run() error {
 			}
 		}
 	}
-	after, _ := rss(*pid)
-	fmt.Printf("non-readers %d, broadcast %d lines of %d bytes (%d refused) in %v\n", *n, got, *size, refused, fanned.Round(time.Millisecond))
-	fmt.Printf("daemon VmRSS: %d MiB before, %d MiB with the idle connections, peak %d MiB, %d MiB after %v\n",
-		base>>20, idle>>20, peak>>20, after>>20, *settle)
+	report(got, refused, fanned)
 	fmt.Printf("leave notices seen: %d (non-readers closed; 0 if the room is past announceLimit)\n", left)
 	return nil
+}
+
+// rcvBufDialer dials with a receive buffer of size bytes.
+func rcvBufDialer(size int) *net.Dialer {
+	return &net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size)
+		})
+		return errors.Join(err, serr)
+	}}
 }
 
 // rss returns VmRSS of pid in bytes.
