@@ -86,6 +86,11 @@ type JoinOptions struct {
 	Protocol string  // shown by /who: "telnet", "websocket"
 	Rate     float64 // lines per second allowed; 0 = unlimited
 	Burst    int     // lines allowed at once above Rate; at least 1 when Rate > 0
+	// BytesRate and BytesBurst limit bytes as Rate and Burst limit lines:
+	// bytes per second, and bytes allowed at once above it. Either 0 =
+	// unlimited. A line longer than BytesBurst passes on a full bucket.
+	BytesRate  float64
+	BytesBurst int
 }
 
 // Join admits s as a new member with a fresh uid: s gets the welcome and
@@ -103,9 +108,13 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	m.uid = h.lastUID.Add(1)
 	m.session = s
 	m.protocol = o.Protocol
-	m.rate = o.Rate
-	m.burst = float64(max(o.Burst, 1))
-	m.tokens = m.burst
+	m.rate = float32(o.Rate)
+	m.burst = float32(max(o.Burst, 1))
+	m.tokens = float64(m.burst)
+	if o.BytesRate > 0 && o.BytesBurst > 0 {
+		m.byteRate, m.byteBurst = float32(o.BytesRate), float32(o.BytesBurst)
+		m.byteTokens = float64(m.byteBurst)
+	}
 	now := h.now()
 	m.last = now.UnixNano()
 	// The welcome goes first: it is how a client learns its uid, and once
@@ -159,7 +168,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	if cmd.Op == OpWho {
 		cost = h.whoCost(m, cmd.Page)
 	}
-	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost)) {
+	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost, len(line))) {
 		return
 	}
 	switch cmd.Op {
@@ -192,16 +201,16 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // form of a text line, used by the JSON subprotocol. It is safe for
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
-	if now := h.now(); h.allow(m, now, 1) {
+	if now := h.now(); h.allow(m, now, 1, len(text)) {
 		h.say(m, now, to, nil, text)
 	}
 }
 
-// allow applies m's rate limit to one line that costs cost tokens: past
-// it the line is refused with "! slow down", and persistent flooding
-// closes the session.
-func (h *Hub) allow(m *Member, now time.Time, cost int) bool {
-	if m.allow(now, cost) {
+// allow applies m's rate limits to one line of size bytes that costs
+// cost line tokens: past either the line is refused with "! slow down",
+// and persistent flooding closes the session.
+func (h *Hub) allow(m *Member, now time.Time, cost, size int) bool {
+	if m.allow(now, cost, size) {
 		m.refused = 0
 		return true
 	}
@@ -348,10 +357,16 @@ type Member struct {
 	session Session
 	nick    atomic.Pointer[nickName] // nil if none; set under Hub.mu
 
-	// Rate limiting: touched only by the member's reader goroutine.
-	rate, burst, tokens float64
-	last                int64 // unix nanoseconds of the last line
-	refused             int
+	// Rate limiting: touched only by the member's reader goroutine. Two
+	// token buckets, refilled together: lines and bytes (byteRate 0 = no
+	// byte limit). The limits are float32 so that a transport embedding a
+	// Member keeps a connection in one 256-byte allocation.
+	tokens, byteTokens float64
+	last               int64 // unix nanoseconds of the last line
+	rate, burst        float32
+	byteRate           float32
+	byteBurst          float32
+	refused            int
 
 	protocol string
 }
@@ -373,21 +388,32 @@ func (m *Member) Nick() string {
 	return ""
 }
 
-// allow takes cost tokens from m's bucket, refilled at m.rate per second.
-func (m *Member) allow(now time.Time, cost int) bool {
-	if m.rate <= 0 {
+// allow takes cost tokens from m's line bucket, refilled at m.rate per
+// second, and size from its byte bucket, refilled at m.byteRate; a line
+// either refuses takes nothing from the other.
+func (m *Member) allow(now time.Time, cost, size int) bool {
+	if m.rate <= 0 && m.byteRate <= 0 {
 		return true
 	}
 	n := now.UnixNano()
 	// A wall clock set back (by an operator, or NTP stepping it) makes
 	// the time since the last line negative: it refills nothing, rather
 	// than draining the bucket and silencing the member for as long.
-	m.tokens = min(m.burst, m.tokens+float64(max(n-m.last, 0))/float64(time.Second)*m.rate)
+	dt := float64(max(n-m.last, 0)) / float64(time.Second)
 	m.last = n
-	if m.tokens < float64(cost) {
+	m.tokens = min(float64(m.burst), m.tokens+dt*float64(m.rate))
+	m.byteTokens = min(float64(m.byteBurst), m.byteTokens+dt*float64(m.byteRate))
+	// A line longer than the byte burst (config forbids it; a transport
+	// may frame a little more than it counts) costs a full bucket, not
+	// a bucket that can never fill.
+	bytes := min(float64(size), float64(m.byteBurst))
+	if m.rate > 0 && m.tokens < float64(cost) || m.byteRate > 0 && m.byteTokens < bytes {
 		return false
 	}
-	m.tokens -= float64(cost)
+	if m.rate > 0 {
+		m.tokens -= float64(cost)
+	}
+	m.byteTokens -= bytes
 	return true
 }
 

@@ -30,6 +30,7 @@ func TestRoundTripAllocs(t *testing.T) {
 	}{{"telnet", func(t *testing.T) ([]byte, []byte, net.Conn, io.Reader) {
 		ic := telnetInstance("t", 1)
 		ic.Limits.MessagesPerSecond = 0 // as fast as it can go
+		ic.Limits.BytesPerSecond = 0
 		c := dial(t, startServer(t, ic).Addrs()["t"])
 		uid := strconv.FormatUint(c.uid, 10)
 		return []byte("$" + uid + ":hello world\n"), []byte("uid " + uid + " (private): hello world\r\n"), c.conn, c.r

@@ -26,6 +26,7 @@ type instance struct {
 	cfg    config.Instance
 	limits config.Limits
 	hub    *chat.Hub
+	budget *sendBudget // the daemon's, shared by every instance
 	log    *slog.Logger
 	codec  codec
 
@@ -51,12 +52,13 @@ type instance struct {
 	protoErr sync.Map // kind -> *atomic.Uint64
 }
 
-func newInstance(cfg config.Instance, hub *chat.Hub, f *files, log *slog.Logger) *instance {
+func newInstance(cfg config.Instance, hub *chat.Hub, f *files, budget *sendBudget, log *slog.Logger) *instance {
 	i := &instance{
 		cfg:      cfg,
 		files:    f,
 		limits:   cfg.Limits,
 		hub:      hub,
+		budget:   budget,
 		log:      log.With("instance", cfg.Name),
 		closes:   newCloseLog(log.With("instance", cfg.Name)),
 		ready:    make(chan struct{}),
@@ -204,6 +206,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	r.add(s)
 	r.counters.conns.Add(1)
 	r.counters.accepted.Add(1)
+	i.budget.conns.Add(1)
 	if i.codec.handshake() {
 		return nil, gnet.None // it joins once its handshake is done, in OnTraffic
 	}
@@ -302,6 +305,9 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	r.counters.closed.Add(1)
 	r.counters.closedBy[reason].Add(1)
 	r.counters.conns.Add(-1)
+	// gnet releases the outbound buffer with the connection.
+	i.budget.conns.Add(-1)
+	r.account(r.note(s, 0))
 	i.closes.closed(time.Now(), uid, remote, ip, reason, err)
 	return gnet.None
 }
@@ -322,7 +328,8 @@ func (i *instance) OnTick() (time.Duration, gnet.Action) {
 }
 
 // tickEvery is how often the timers need checking: a fraction of the
-// shortest one, at most a second; 0 if none is on.
+// shortest one, at most a second; 0 if none is on and no send budget
+// needs refreshing.
 func (i *instance) tickEvery() time.Duration {
 	l := i.limits
 	every := time.Duration(0)
@@ -332,8 +339,8 @@ func (i *instance) tickEvery() time.Duration {
 		}
 	}
 	if every == 0 {
-		if i.codec.handshake() {
-			return time.Second // handshakeTimeout
+		if i.codec.handshake() || i.budget.limit.Load() > 0 {
+			return time.Second // handshakeTimeout; the send budget's refresh
 		}
 		return 0
 	}

@@ -57,6 +57,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	ic := telnetInstance("a", 2)
 	ic.Limits.MaxSendBuffer = sendBuf
 	ic.Limits.MessagesPerSecond = 0
+	ic.Limits.BytesPerSecond = 0
 	s := startServer(t, ic)
 	addr := s.Addrs()["a"]
 
@@ -260,6 +261,7 @@ func TestIdleTimeoutClosesIdleTelnet(t *testing.T) {
 	ic := telnetInstance("a", 2)
 	ic.Limits.IdleTimeout = idle
 	ic.Limits.MessagesPerSecond = 0
+	ic.Limits.BytesPerSecond = 0
 	s := startServer(t, ic)
 	addr := s.Addrs()["a"]
 

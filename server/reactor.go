@@ -38,6 +38,7 @@ type reactor struct {
 	sessions []*session
 	dirty    []*session // sessions with a batch to write
 	closing  []*session // sessions to close once their output is written
+	held     int64      // bytes its sessions hold in gnet's outbound buffers, as noted (sendBudget)
 	scratch  []byte     // encodeOne's output until flush
 	current  *session   // the session in OnTraffic or OnOpen: gnet closes it, not closeDrained
 	working  bool       // our code runs on the loop (OnTraffic, OnOpen, a drain, a tick, a task): see hold
@@ -233,17 +234,35 @@ const maxIOV = 1024
 // for it once their output has left gnet's buffer.
 func (r *reactor) flush() {
 	var msgs, bytes uint64
+	var queued int64 // change in gnet's outbound buffers, for the budget
 	for _, s := range r.dirty {
 		n, w := s.writeBatch()
 		s.msgsOut += n
 		s.bytesOut += w
 		msgs += n
 		bytes += w
-		if !s.closed && s.conn.OutboundBuffered() > r.inst.limits.MaxSendBuffer {
+		if s.closed {
+			continue
+		}
+		q := s.conn.OutboundBuffered()
+		if q > r.inst.limits.MaxSendBuffer {
 			r.counters.slowConsumers.Add(1)
 			s.startClose(chat.ReasonSlowConsumer)
 		}
+		// Checked per session that grew, not once per flush: one flush
+		// of a fan-out can queue a line for thousands of sessions.
+		d := r.note(s, q)
+		if queued += d; queued >= publishEvery || queued <= -publishEvery {
+			r.account(queued)
+			queued = 0
+		}
+		if d > 0 && r.inst.budget.over(queued) {
+			r.account(queued)
+			queued = 0
+			r.evict()
+		}
 	}
+	r.account(queued)
 	clear(r.dirty)
 	r.dirty = r.dirty[:0]
 	r.scratch = r.scratch[:0]
@@ -277,7 +296,7 @@ func (r *reactor) closeDrained(force bool) {
 
 // add registers a new session on the loop.
 func (r *reactor) add(s *session) {
-	s.idx = len(r.sessions)
+	s.idx = int32(len(r.sessions))
 	r.sessions = append(r.sessions, s)
 }
 
@@ -368,6 +387,12 @@ func (r *reactor) tick(now time.Time) {
 				s.pingSent = n
 			}
 		}
+	}
+	// gnet drains outbound buffers out of our sight: bring the budget
+	// up to date, and act on it even if nothing is written now.
+	r.refresh()
+	if r.inst.budget.over(0) {
+		r.evict()
 	}
 	r.flush()
 }

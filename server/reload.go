@@ -26,6 +26,7 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
+	s.budget.limit.Store(int64(cfg.MaxSendBufferTotal)) // applies at the next flush or tick
 
 	s.mu.Lock()
 	old := append([]*instance(nil), s.instances...)

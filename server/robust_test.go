@@ -33,6 +33,7 @@ func TestGarbage(t *testing.T) {
 	tc := telnetInstance("t", 2)
 	tc.Limits.MaxPackageSize = maxLine
 	tc.Limits.MessagesPerSecond = 0
+	tc.Limits.BytesPerSecond = 0
 	s := startServer(t, tc, wsInstance("ws", 2))
 	tAddr, wsAddr := s.Addrs()["t"], s.Addrs()["ws"]
 	tooLong := "! line too long (max " + strconv.Itoa(maxLine) + " bytes)"

@@ -17,6 +17,7 @@ type Server struct {
 	log     *slog.Logger
 	hub     *chat.Hub
 	files   *files
+	budget  sendBudget // maxSendBufferTotal, over every instance
 	started time.Time
 
 	reloadMu sync.Mutex // serialises Start, Reload and Stop: each decides from s.instances what to open or close
@@ -48,6 +49,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
+	s.budget.limit.Store(int64(cfg.MaxSendBufferTotal))
 	var started []*instance
 	for _, ic := range cfg.Instances {
 		inst, err := s.open(ic)
@@ -71,7 +73,7 @@ func (s *Server) Start(cfg *config.Config) error {
 
 // open starts an instance of ic and logs where it listens.
 func (s *Server) open(ic config.Instance) (*instance, error) {
-	inst := newInstance(ic, s.hub, s.files, s.log)
+	inst := newInstance(ic, s.hub, s.files, &s.budget, s.log)
 	if err := inst.start(); err != nil {
 		return nil, err
 	}

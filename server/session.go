@@ -43,7 +43,8 @@ type session struct {
 	m    chat.Member
 
 	since    int64 // unix nanoseconds of the connect
-	idx      int   // position in r.sessions
+	idx      int32 // position in r.sessions
+	queued   int32 // bytes in gnet's outbound buffer as last noted (sendBudget)
 	pingSent int64 // unix nanoseconds of the last keepalive ping, 0 if none
 }
 
@@ -114,6 +115,10 @@ func (s *session) join() {
 		Protocol: i.cfg.Protocol.String(),
 		Rate:     i.limits.MessagesPerSecond,
 		Burst:    i.limits.MessageBurst,
+		// Bytes as well as lines: without it, one sender's legal burst
+		// of long lines overflows every reader's maxSendBuffer.
+		BytesRate:  float64(i.limits.BytesPerSecond),
+		BytesBurst: i.limits.BytesBurst,
 	})
 }
 

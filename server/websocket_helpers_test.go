@@ -25,6 +25,7 @@ func wsInstance(name string, reactors int) config.Instance {
 	ic := telnetInstance(name, reactors)
 	ic.Protocol = config.ProtocolWebSocket
 	ic.Limits.MessagesPerSecond = 0
+	ic.Limits.BytesPerSecond = 0
 	return ic
 }
 

@@ -127,7 +127,7 @@ func newReport(m Machine, o *options, args []string, runs []*Run, took time.Dura
 		Baseline: "raw gnet v2 (scripts/bench/baseline), " + strconv.Itoa(o.loops) + " event loops: line echo for cases 1 and 2, " +
 			"naive broadcast (one AsyncWrite per line per connection) for fan-out and idle; minimal websocket framing for the websocket cases" +
 			map[bool]string{true: "; accepting as fastws does (net.Listener, then the engine's Register), not with gnet's acceptor"}[o.baselineAccept == "enroll"],
-		Fastws: "childProcessCount " + strconv.Itoa(o.loops) + " on both instances, messagesPerSecond 0, maxSendBuffer " + o.sendBuf +
+		Fastws: "childProcessCount " + strconv.Itoa(o.loops) + " on both instances, messagesPerSecond 0, bytesPerSecond 0, maxSendBuffer " + o.sendBuf +
 			", started fresh for every run",
 		Runs: runs,
 	}

@@ -103,6 +103,7 @@ idleTimeout = 0
 maxConnections = 10000000
 maxConnectionsPerIP = 0
 messagesPerSecond = 0
+bytesPerSecond = 0
 messageBurst = 100
 
 [instance.telnet]

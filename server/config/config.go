@@ -20,8 +20,13 @@ type Config struct {
 	MetricsListen string        // host:port or "" (off); default "127.0.0.1:19990"
 	StopTimeout   time.Duration // default 10s
 	AnnounceLimit int           // announceLimit: joins and leaves are announced while the room has at most this many members; default 1000, 0 = always
-	Defaults      Limits        // the [fastws] limit keys
-	Instances     []Instance    // in file order
+	// MaxSendBufferTotal (maxSendBufferTotal) bounds the bytes queued for
+	// every client of the daemon together; past it the clients holding
+	// the most are disconnected as slow consumers. Default 256M; 0 =
+	// unlimited; else at least 64K. Daemon-wide: [fastws] only.
+	MaxSendBufferTotal int
+	Defaults           Limits     // the [fastws] limit keys
+	Instances          []Instance // in file order
 }
 
 // Limits are the per-connection and per-instance limits the daemon
@@ -37,6 +42,15 @@ type Limits struct {
 	MessageBurst        int           // messageBurst, default 100 (token bucket size); >= 1
 	PingInterval        time.Duration // pingInterval, websocket keepalive ping period, default 30s; 0 = off
 	PongTimeout         time.Duration // pongTimeout, how long a ping may go unanswered, default 10s
+	// BytesPerSecond and BytesBurst limit the bytes one connection sends
+	// as MessagesPerSecond and MessageBurst limit its lines; either 0 =
+	// unlimited. bytesPerSecond defaults to 64K. bytesBurst defaults to
+	// a quarter of maxSendBuffer, at most 256K and at least
+	// maxPackageSize (256K with the default limits), so that one sender's
+	// burst never fills a reading client's send buffer; when given, it
+	// must be at least maxPackageSize and less than maxSendBuffer.
+	BytesPerSecond int
+	BytesBurst     int
 }
 
 // Defaults and bounds of the daemon keys and limits.
@@ -46,12 +60,15 @@ const (
 	defaultMetricsListen = "127.0.0.1:19990"
 	defaultStopTimeout   = 10 * time.Second
 	defaultAnnounceLimit = 1000
+	defaultSendTotal     = 256 << 20
+	minSendTotal         = 64 << 10
 	defaultHost          = "0.0.0.0"
 
 	minPackageSize    = 16
 	maxPackageSize    = 64 << 20
 	minSendBuffer     = 4 << 10
-	maxChildProcesses = 256 // gnet's most event loops per engine (gfd.EventLoopIndexMax); it runs no more
+	maxBytesBurst     = 256 << 10 // the default bytesBurst, unless maxSendBuffer is under 1M
+	maxChildProcesses = 256       // gnet's most event loops per engine (gfd.EventLoopIndexMax); it runs no more
 )
 
 // DefaultLimits returns the limits that apply when config.ini sets none.
@@ -66,7 +83,16 @@ func DefaultLimits() Limits {
 		MessageBurst:        100,
 		PingInterval:        30 * time.Second,
 		PongTimeout:         10 * time.Second,
+		BytesPerSecond:      64 << 10,
+		BytesBurst:          maxBytesBurst,
 	}
+}
+
+// defaultBytesBurst is bytesBurst when config.ini sets none: a quarter of
+// the send buffer, so that four senders bursting at once are needed to
+// fill a reader's, but at least a line of maxPackageSize.
+func defaultBytesBurst(l Limits) int {
+	return max(l.MaxPackageSize, min(maxBytesBurst, l.MaxSendBuffer/4))
 }
 
 // Instance is one [instance.NAME] section: a listener with its own protocol

@@ -130,6 +130,12 @@ func TestShippedConfigDocumented(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := mustParse(t, oneInstance)
+	if c.MaxSendBufferTotal != 256<<20 {
+		t.Errorf("maxSendBufferTotal: got %d, want 256M", c.MaxSendBufferTotal)
+	}
+	if c := mustParse(t, "[fastws]\nmaxSendBufferTotal = 0\n"+oneInstance); c.MaxSendBufferTotal != 0 {
+		t.Errorf("maxSendBufferTotal = 0: got %d, want 0 (unlimited)", c.MaxSendBufferTotal)
+	}
 	if c.MetricsListen != defaultMetricsListen || c.StopTimeout != defaultStopTimeout {
 		t.Errorf("daemon: got metricsListen %q, stopTimeout %v, want %q, %v",
 			c.MetricsListen, c.StopTimeout, defaultMetricsListen, defaultStopTimeout)
@@ -137,6 +143,7 @@ func TestDefaults(t *testing.T) {
 	wantLimits := Limits{
 		MaxPackageSize: 65536, MaxSendBuffer: 1 << 20, IdleTimeout: 10 * time.Minute,
 		MaxConnections: 100000, MaxConnectionsPerIP: 1000, MessagesPerSecond: 50, MessageBurst: 100, PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second,
+		BytesPerSecond: 64 << 10, BytesBurst: 256 << 10,
 	}
 	if c.Defaults != wantLimits {
 		t.Errorf("Defaults: got %+v, want %+v", c.Defaults, wantLimits)
@@ -205,6 +212,36 @@ metricsListen =
 	}
 	if got, want := c.Instances[1].Addr(), "[::1]:19911"; got != want {
 		t.Errorf("Addr: got %q, want %q", got, want)
+	}
+}
+
+// TestBytesBurstDefault: unless config.ini sets bytesBurst, it follows
+// each section's maxSendBuffer (a quarter, at most 256K, at least
+// maxPackageSize), so a small send buffer needs no bytesBurst of its own;
+// a bytesBurst in [fastws] is inherited as written; 0 turns it off.
+func TestBytesBurstDefault(t *testing.T) {
+	tests := []struct {
+		name, text string
+		want       []int // [fastws], then each instance
+	}{
+		{"defaults", oneInstance, []int{256 << 10, 256 << 10}},
+		{"small send buffer", "[fastws]\nmaxSendBuffer = 128K\nmaxPackageSize = 16K\n" + oneInstance, []int{32 << 10, 32 << 10}},
+		{"send buffer of one package", oneInstance + "maxSendBuffer = 64K\n", []int{256 << 10, 64 << 10}},
+		{"big send buffer", oneInstance + "maxSendBuffer = 64M\n", []int{256 << 10, 256 << 10}},
+		{"given in [fastws]", "[fastws]\nbytesBurst = 100K\n" + oneInstance + "maxSendBuffer = 2M\n", []int{100 << 10, 100 << 10}},
+		{"off", "[fastws]\nbytesBurst = 0\n" + oneInstance + "maxSendBuffer = 64K\n", []int{0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.text)
+			got := []int{c.Defaults.BytesBurst}
+			for _, in := range c.Instances {
+				got = append(got, in.Limits.BytesBurst)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("bytesBurst: got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

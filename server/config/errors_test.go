@@ -24,14 +24,14 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown key",
 			text: "[fastws]\nfoo = 1\n" + oneInstance,
-			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, pingInterval, pongTimeout`},
+			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxSendBufferTotal, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
 		},
 		{
 			name: "key in the wrong case",
 			text: "[instance.a]\ninstanceName = A\nprotocol = telnet\nPort = 19910\n",
 			want: []string{
 				`config.ini:1: [instance.a] port: missing (1-65535)`,
-				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, pingInterval, pongTimeout`,
+				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`,
 			},
 		},
 		{
@@ -114,6 +114,46 @@ func TestErrors(t *testing.T) {
 			name: "package larger than the inherited send buffer",
 			text: "[fastws]\nmaxPackageSize = 4K\nmaxSendBuffer = 8K\n" + oneInstance + "maxPackageSize = 16K\n",
 			want: []string{`config.ini:8: [instance.a] maxPackageSize = "16K": must be at most maxSendBuffer (8K)`},
+		},
+		{
+			name: "byte burst smaller than a package",
+			text: "[fastws]\nbytesBurst = 32K\n" + oneInstance,
+			want: []string{`config.ini:2: [fastws] bytesBurst = "32K": must be at least maxPackageSize (64K), or the longest line could never be sent; 0 = unlimited`},
+		},
+		{
+			name: "byte burst as large as the send buffer",
+			text: oneInstance + "bytesBurst = 1M\n",
+			want: []string{`config.ini:5: [instance.a] bytesBurst = "1M": must be less than maxSendBuffer (1M), or one sender's burst fills a reader's send buffer; 0 = unlimited`},
+		},
+		{
+			name: "send buffer under the inherited byte burst",
+			text: "[fastws]\nbytesBurst = 256K\n" + oneInstance + "maxSendBuffer = 128K\n",
+			want: []string{`config.ini:7: [instance.a] maxSendBuffer = "128K": must be more than bytesBurst (256K), or one sender's burst fills a reader's send buffer`},
+		},
+		{
+			name: "package over the inherited byte burst",
+			text: "[fastws]\nbytesBurst = 128K\n" + oneInstance + "maxPackageSize = 200K\n",
+			want: []string{`config.ini:7: [instance.a] maxPackageSize = "200K": must be at most bytesBurst (128K), or the longest line could never be sent`},
+		},
+		{
+			name: "byte rate turning on a small inherited burst",
+			text: "[fastws]\nbytesPerSecond = 0\nbytesBurst = 16K\n" + oneInstance + "bytesPerSecond = 1K\n",
+			want: []string{`config.ini:8: [instance.a] bytesPerSecond = "1K": turns on a bytesBurst (16K) under maxPackageSize (64K); set bytesBurst here too`},
+		},
+		{
+			name: "bad byte rate",
+			text: "[fastws]\nbytesPerSecond = -1\n" + oneInstance,
+			want: []string{`config.ini:2: [fastws] bytesPerSecond = "-1": not a size (bytes or with K, M, G suffix, e.g. 64K); 0 = unlimited`},
+		},
+		{
+			name: "total send buffer too small",
+			text: "[fastws]\nmaxSendBufferTotal = 1K\n" + oneInstance,
+			want: []string{`config.ini:2: [fastws] maxSendBufferTotal = "1K": must be 0 (unlimited) or at least 64K (bytes queued for all clients together, e.g. 256M)`},
+		},
+		{
+			name: "total send buffer is daemon-wide",
+			text: oneInstance + "maxSendBufferTotal = 1G\n",
+			want: []string{`config.ini:5: [instance.a] maxSendBufferTotal = "1G": unknown key; allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
 		},
 		{
 			name: "missing port",

@@ -77,7 +77,8 @@ func FuzzParse(f *testing.F) {
 				in.Name == "", in.Host == "",
 				in.Limits.MaxPackageSize < minPackageSize || in.Limits.MaxPackageSize > maxPackageSize,
 				in.Limits.MaxSendBuffer < in.Limits.MaxPackageSize,
-				in.Limits.MessageBurst < 1:
+				in.Limits.MessageBurst < 1,
+				in.Limits.BytesPerSecond > 0 && in.Limits.BytesBurst > 0 && in.Limits.BytesBurst < in.Limits.MaxPackageSize:
 				t.Fatalf("got invalid instance %+v", in)
 			}
 		}

@@ -35,10 +35,11 @@ var loadOptions = ini.LoadOptions{
 
 // Keys of each section, in the order the shipped config.ini lists them.
 var (
-	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit"}
+	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit", "maxSendBufferTotal"}
 	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins"}
 	limitKeys    = []string{"maxPackageSize", "maxSendBuffer", "idleTimeout", "maxConnections",
-		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "pingInterval", "pongTimeout"}
+		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "bytesPerSecond", "bytesBurst",
+		"pingInterval", "pongTimeout"}
 )
 
 // parser turns one file into a Config, collecting every problem on the way.
@@ -50,6 +51,8 @@ type parser struct {
 	ix   *index
 	f    *ini.File // as ini.v1 parsed it
 	errs Errors
+
+	burstGiven bool // [fastws] sets bytesBurst: instances inherit it instead of deriving theirs
 }
 
 func newParser(path string, data []byte) *parser {
@@ -86,6 +89,8 @@ func (p *parser) parse() *Config {
 		StopTimeout:   defaultStopTimeout,
 		AnnounceLimit: defaultAnnounceLimit,
 		Defaults:      DefaultLimits(),
+
+		MaxSendBufferTotal: defaultSendTotal,
 	}
 	var instances []*ini.Section
 	daemonSeen := false
@@ -173,12 +178,25 @@ func (p *parser) daemon(c *Config, s *ini.Section) {
 					return "must be a whole number >= 0 (room size up to which joins and leaves are announced; 0 = always)"
 				}
 				c.AnnounceLimit = n
+			case "maxSendBufferTotal":
+				n, ok := parseSize(v)
+				switch {
+				case !ok:
+					return msgSize + "; 0 = unlimited"
+				case n != 0 && n < minSendTotal:
+					return "must be 0 (unlimited) or at least 64K (bytes queued for all clients together, e.g. 256M)"
+				}
+				c.MaxSendBufferTotal = n
 			default:
 				return setLimit(&c.Defaults, key, v)
 			}
 			return ""
 		})
 	p.resolvePaths(c, runDir, logFile)
+	p.burstGiven = given["bytesBurst"]
+	if !p.burstGiven {
+		c.Defaults.BytesBurst = defaultBytesBurst(c.Defaults)
+	}
 	p.checkLimits(s, c.Defaults, given, ok)
 }
 
@@ -261,6 +279,9 @@ func (p *parser) instance(defaults Limits, s *ini.Section) Instance {
 			p.errs = append(p.errs, &Error{File: p.file, Line: p.ix.headerLine(in.Section),
 				Section: in.Section, Key: req.key, Msg: req.msg})
 		}
+	}
+	if !given["bytesBurst"] && !p.burstGiven {
+		in.Limits.BytesBurst = defaultBytesBurst(in.Limits)
 	}
 	if len(in.AllowedOrigins) > 0 && in.Protocol == ProtocolTelnet {
 		p.keyErr(in.Section, "allowedOrigins", origins, "only allowed with protocol = websocket")
@@ -346,6 +367,16 @@ func setLimit(l *Limits, key, v string) string {
 			return "must be a whole number >= 1 (messages a connection may send at once)"
 		}
 		l.MessageBurst = n
+	case "bytesPerSecond", "bytesBurst":
+		n, ok := parseSize(v)
+		if !ok {
+			return msgSize + "; 0 = unlimited"
+		}
+		if key == "bytesPerSecond" {
+			l.BytesPerSecond = n
+		} else {
+			l.BytesBurst = n
+		}
 	}
 	return ""
 }
@@ -355,6 +386,7 @@ func setLimit(l *Limits, key, v string) string {
 // well-formed, is checked, so an inherited problem is reported once, where
 // it is written.
 func (p *parser) checkLimits(s *ini.Section, l Limits, given, ok map[string]bool) {
+	p.checkBytesBurst(s, l, given, ok)
 	if !given["maxPackageSize"] && !given["maxSendBuffer"] ||
 		given["maxPackageSize"] && !ok["maxPackageSize"] ||
 		given["maxSendBuffer"] && !ok["maxSendBuffer"] ||
@@ -368,6 +400,48 @@ func (p *parser) checkLimits(s *ini.Section, l Limits, given, ok map[string]bool
 	}
 	p.keyErr(s.Name(), "maxPackageSize", p.value(s, "maxPackageSize", s.Name()),
 		"must be at most maxSendBuffer ("+formatSize(l.MaxSendBuffer)+")")
+}
+
+// checkBytesBurst checks that a maximal line can pass the byte limit
+// (bytesBurst >= maxPackageSize) and that one sender's burst cannot fill
+// a reader's send buffer (bytesBurst < maxSendBuffer). A derived
+// bytesBurst is not checked: it is as close to both as the two allow. As
+// in checkLimits, a problem is reported in the section that writes one
+// of the keys involved, at the key it writes.
+func (p *parser) checkBytesBurst(s *ini.Section, l Limits, given, ok map[string]bool) {
+	if !given["bytesBurst"] && !p.burstGiven || l.BytesPerSecond == 0 || l.BytesBurst == 0 {
+		return
+	}
+	for _, k := range []string{"bytesBurst", "bytesPerSecond", "maxPackageSize", "maxSendBuffer"} {
+		if given[k] && !ok[k] {
+			return
+		}
+	}
+	burst := formatSize(l.BytesBurst)
+	switch {
+	case l.BytesBurst >= l.MaxPackageSize:
+	case given["bytesBurst"]:
+		p.keyErr(s.Name(), "bytesBurst", p.value(s, "bytesBurst", s.Name()),
+			"must be at least maxPackageSize ("+formatSize(l.MaxPackageSize)+"), or the longest line could never be sent; 0 = unlimited")
+	case given["maxPackageSize"]:
+		p.keyErr(s.Name(), "maxPackageSize", p.value(s, "maxPackageSize", s.Name()),
+			"must be at most bytesBurst ("+burst+"), or the longest line could never be sent")
+	case given["bytesPerSecond"]:
+		p.keyErr(s.Name(), "bytesPerSecond", p.value(s, "bytesPerSecond", s.Name()),
+			"turns on a bytesBurst ("+burst+") under maxPackageSize ("+formatSize(l.MaxPackageSize)+"); set bytesBurst here too")
+	}
+	switch {
+	case l.BytesBurst < l.MaxSendBuffer:
+	case given["bytesBurst"]:
+		p.keyErr(s.Name(), "bytesBurst", p.value(s, "bytesBurst", s.Name()),
+			"must be less than maxSendBuffer ("+formatSize(l.MaxSendBuffer)+"), or one sender's burst fills a reader's send buffer; 0 = unlimited")
+	case given["maxSendBuffer"]:
+		p.keyErr(s.Name(), "maxSendBuffer", p.value(s, "maxSendBuffer", s.Name()),
+			"must be more than bytesBurst ("+burst+"), or one sender's burst fills a reader's send buffer")
+	case given["bytesPerSecond"]:
+		p.keyErr(s.Name(), "bytesPerSecond", p.value(s, "bytesPerSecond", s.Name()),
+			"turns on a bytesBurst ("+burst+") not under maxSendBuffer ("+formatSize(l.MaxSendBuffer)+"); set bytesBurst here too")
+	}
 }
 
 // listener is an address some section already binds.
