@@ -31,10 +31,10 @@ func RenderStatus(w io.Writer, s Snapshot) {
 	fmt.Fprintf(w, "room    %d %s\n", d.Members, members)
 
 	var t table
-	t.add("INSTANCE", "PROTOCOL", "LISTEN", "STATE", "REACTORS", "CONNS", "TOTAL", "MSG IN", "MSG OUT", "BYTES IN", "BYTES OUT", "ERRORS")
+	t.add("INSTANCE", "PROTOCOL", "LISTEN", "REACTORS", "CONNS", "TOTAL", "MSG IN", "MSG OUT", "BYTES IN", "BYTES OUT", "ERRORS", "STATE")
 	for _, i := range s.Instances {
-		t.add(text(i.Name), text(i.Protocol), text(i.Listen), state(i), itoa(i.Reactors), itoa(i.Connections), utoa(i.ConnectionsTotal),
-			utoa(i.MessagesIn), utoa(i.MessagesOut), size(i.BytesIn), size(i.BytesOut), utoa(i.Errors))
+		t.add(text(i.Name), text(i.Protocol), text(i.Listen), itoa(i.Reactors), itoa(i.Connections), utoa(i.ConnectionsTotal),
+			utoa(i.MessagesIn), utoa(i.MessagesOut), size(i.BytesIn), size(i.BytesOut), utoa(i.Errors), state(i))
 	}
 	t.write(w)
 	for _, i := range s.Instances {
