@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime"
@@ -39,10 +40,12 @@ Usage:
   fastws [-c FILE] restart                 stop, then start -d
   fastws [-c FILE] reload                  re-read the config file (also SIGHUP)
   fastws [-c FILE] check                   validate the config file and exit
-  fastws version | help
+  fastws version | help                    also --version, and -h or --help
 
 Options:
   -c FILE   config file (default ./config.ini)
+
+Run with no command, fastws prints this and exits 2.
 
 Exit codes: 0 ok, 1 runtime failure (not running, bind failed, timed out),
 2 usage or config error.
@@ -57,6 +60,9 @@ type env struct {
 	stderr  io.Writer
 	signals <-chan os.Signal // a serving start's signals (see catchSignals); nil otherwise
 	config  string
+	// configSet says whether -c named the config file, or it is the
+	// default, config.ini in the working folder.
+	configSet bool
 }
 
 // run parses args and runs one verb. It returns the process exit code.
@@ -64,15 +70,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fastws", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgPath := fs.String("c", "config.ini", "config file")
+	showVersion := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h, --help
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
 		fmt.Fprintf(stderr, "fastws: %v\n\n%s", err, usage)
 		return exitUsage
 	}
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, config: *cfgPath}
-	verb, rest := "help", []string(nil)
-	if fs.NArg() > 0 {
-		verb, rest = fs.Arg(0), fs.Args()[1:]
+	fs.Visit(func(f *flag.Flag) { e.configSet = e.configSet || f.Name == "c" })
+	if *showVersion {
+		printVersion(stdout)
+		return exitOK
 	}
+	if fs.NArg() == 0 {
+		// As go and nats-server do: usage on stderr, and a status that a
+		// script cannot take for success.
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	verb, rest := fs.Arg(0), fs.Args()[1:]
 	if verb != "start" { // start decides for itself: serving or launching
 		var stop context.CancelFunc
 		e.ctx, stop = interruptible(e.ctx)
@@ -98,16 +117,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "reload":
 		code, err = e.reload(rest)
 	case "version":
-		fmt.Fprintf(stdout, "fastws %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	case "help", "-h", "--help":
+		printVersion(stdout)
+	case "help":
 		fmt.Fprint(stdout, usage)
 	default:
 		code, err = exitUsage, fmt.Errorf("unknown command %q; run 'fastws help' for the list", verb)
+	}
+	if errors.Is(err, flag.ErrHelp) { // a verb's -h
+		fmt.Fprint(stdout, usage)
+		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fastws: %v\n", err)
 	}
 	return code
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "fastws %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // interruptible returns a copy of ctx that the first SIGINT or SIGTERM
@@ -143,6 +170,13 @@ func noArgs(verb string, args []string) error {
 func (e *env) load() (*config.Config, error) {
 	cfg, err := config.Load(e.config)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if !e.configSet {
+				dir, _ := os.Getwd()
+				return nil, fmt.Errorf("config.ini not found in %s; pass -c FILE", dir)
+			}
+			return nil, fmt.Errorf("config file %s not found", e.config)
+		}
 		var errs config.Errors
 		if errors.As(err, &errs) {
 			return nil, fmt.Errorf("%d error(s) in %s:\n%s", len(errs), e.config, indent(errs.Error()))
@@ -173,7 +207,15 @@ func (e *env) check(args []string) (int, error) {
 			return exitFailure, err
 		}
 	}
-	fmt.Fprintf(e.stdout, "%s: ok, %d instance(s)\n", cfg.Path, len(cfg.Instances))
+	names := make([]string, len(cfg.Instances))
+	for k, i := range cfg.Instances {
+		names[k] = i.Name
+	}
+	noun := "instances"
+	if len(names) == 1 {
+		noun = "instance"
+	}
+	fmt.Fprintf(e.stdout, "config OK: %d %s (%s)\n", len(names), noun, strings.Join(names, ", "))
 	return exitOK, nil
 }
 

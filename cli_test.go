@@ -326,6 +326,9 @@ func TestBindFailure(t *testing.T) {
 			if !strings.Contains(stderr, want) || !strings.Contains(stderr, "address already in use") {
 				t.Errorf("stderr %q does not name the instance and address (%q)", stderr, want)
 			}
+			if n := strings.Count(stderr, fmt.Sprint(taken)); n != 1 {
+				t.Errorf("stderr %q names the address %d times, want once", stderr, n)
+			}
 			entries, _ := os.ReadDir(filepath.Join(filepath.Dir(cfg), "run"))
 			for _, e := range entries {
 				if e.Name() != "fastws.log" {
@@ -342,10 +345,15 @@ func TestBindFailure(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	good := writeConfig(t, "", 19000)
-	out, _, code := runCLI(t, "-c", good, "check")
-	if code != 0 || !strings.Contains(out, "ok, 1 instance(s)") {
-		t.Errorf("check of a good config: got exit %d, output %q; want 0 and ok", code, out)
+	for _, tt := range []struct{ config, want string }{
+		{writeConfig(t, "", 19000), "config OK: 1 instance (Telnet-0)\n"},
+		{writeConfig(t, "", 19000, 19001), "config OK: 2 instances (Telnet-0, Telnet-1)\n"},
+		{"config.ini", "config OK: 2 instances (FastWS-Telnet, FastWS-WebSocket)\n"}, // the shipped one
+	} {
+		out, errOut, code := runCLI(t, "-c", tt.config, "check")
+		if code != 0 || out != tt.want {
+			t.Errorf("check of %s: got exit %d, output %q %q; want 0 and %q", tt.config, code, out, errOut, tt.want)
+		}
 	}
 	bad := filepath.Join(t.TempDir(), "config.ini")
 	os.WriteFile(bad, []byte("[fastws]\nbogus = 1\n[instance.t]\ninstanceName = T\nprotocol = telnet\nport = abc\n"), 0o644)
@@ -361,9 +369,47 @@ func TestCheck(t *testing.T) {
 			t.Errorf("stderr %q does not contain %q", stderr, want)
 		}
 	}
-	_, stderr, code = runCLI(t, "-c", filepath.Join(t.TempDir(), "missing.ini"), "check")
-	if code != 2 || !strings.Contains(stderr, "missing.ini") {
-		t.Errorf("check of a missing file: got exit %d, stderr %q; want 2 naming the file", code, stderr)
+	missing := filepath.Join(t.TempDir(), "missing.ini")
+	_, stderr, code = runCLI(t, "-c", missing, "check")
+	if want := "fastws: config file " + missing + " not found\n"; code != 2 || stderr != want {
+		t.Errorf("check of a missing file: got exit %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
+}
+
+// TestMissingDefaultConfig: with no -c and no config.ini in the working
+// folder, every verb that needs one says where it looked and what to do.
+func TestMissingDefaultConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, verb := range []string{"start", "start -d", "check", "status", "stop", "reload"} {
+		t.Run(verb, func(t *testing.T) {
+			cmd := exec.Command(binary, strings.Fields(verb)...)
+			cmd.Dir = dir
+			var errOut bytes.Buffer
+			cmd.Stderr = &errOut
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			want := "config.ini not found in " + dir + "; pass -c FILE"
+			if code != 2 || !strings.Contains(errOut.String(), want) {
+				t.Errorf("got exit %d, stderr %q; want 2 and %q", code, errOut.String(), want)
+			}
+		})
+	}
+}
+
+// TestNotRunningSaidOnce: the verbs that need a running daemon say once
+// that it is not running, and why.
+func TestNotRunningSaidOnce(t *testing.T) {
+	cfg := writeConfig(t, "", freePort(t))
+	for _, verb := range []string{"status", "connections", "stop", "kill", "reload"} {
+		t.Run(verb, func(t *testing.T) {
+			_, stderr, code := runCLI(t, "-c", cfg, verb)
+			if code != 1 || strings.Count(stderr, "not running") != 1 || !strings.Contains(stderr, "does not exist") {
+				t.Errorf("got exit %d, stderr %q; want 1 and 'not running' once, with the reason", code, stderr)
+			}
+		})
 	}
 }
 
@@ -374,9 +420,14 @@ func TestUsage(t *testing.T) {
 		code int
 		out  string
 	}{
-		{"version", []string{"version"}, 0, "fastws "},
+		{"version", []string{"version"}, 0, "fastws 0."},
+		{"--version", []string{"--version"}, 0, "fastws 0."},
+		{"-version", []string{"-version"}, 0, "fastws 0."},
 		{"help", []string{"help"}, 0, "Usage:"},
-		{"no verb", nil, 0, "Usage:"},
+		{"-h", []string{"-h"}, 0, "Usage:"},
+		{"--help", []string{"--help"}, 0, "Usage:"},
+		{"verb -h", []string{"start", "-h"}, 0, "Usage:"},
+		{"no verb", nil, 2, "Usage:"},
 		{"unknown verb", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"bad flag", []string{"-x", "start"}, 2, "flag provided but not defined"},
 		{"extra argument", []string{"check", "now"}, 2, `unexpected argument "now"`},
@@ -387,6 +438,25 @@ func TestUsage(t *testing.T) {
 			if code != tt.code || !strings.Contains(out+errOut, tt.out) {
 				t.Errorf("got exit %d, output %q; want %d and %q", code, out+errOut, tt.code, tt.out)
 			}
+			// What was asked for goes to stdout; usage shown for a
+			// mistake, to stderr.
+			if tt.code == 0 && (errOut != "" || out == "") || tt.code != 0 && out != "" {
+				t.Errorf("got stdout %q, stderr %q; want exit 0's output on stdout only, and nothing on stdout otherwise", out, errOut)
+			}
 		})
+	}
+}
+
+// TestInterruptExitsZero: Ctrl-C stops a foreground start gracefully and
+// the exit status says so, with no telnet needed. (`go run . start` exits
+// 1 on Ctrl-C whatever the program does: the go command records the
+// interrupt itself, golang/go#40467; README says to build first.)
+func TestInterruptExitsZero(t *testing.T) {
+	d := startForeground(t, writeConfig(t, "", freePort(t)))
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t); code != 0 {
+		t.Fatalf("got exit %d after SIGINT, want 0; stderr:\n%s", code, d.stderr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,7 +26,10 @@ const queryTimeout = 10 * time.Second
 func running(cfg *config.Config) (int, error) {
 	pid, err := pidfile.Read(pidPath(cfg))
 	if err != nil {
-		return 0, fmt.Errorf("fastws is not running (%v); start it with 'fastws -c %s start -d'", err, cfg.Path)
+		// err ends in ": not running" (pidfile.ErrNotRunning), which the
+		// message says already.
+		why := strings.TrimSuffix(err.Error(), ": "+pidfile.ErrNotRunning.Error())
+		return 0, fmt.Errorf("fastws is not running (%s); start it with 'fastws -c %s start -d'", why, cfg.Path)
 	}
 	return pid, nil
 }

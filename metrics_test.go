@@ -394,6 +394,43 @@ func TestHealthy(t *testing.T) {
 		t.Errorf("with an instance not started: got %v, want Telnet-2 not listening", err)
 	}
 	d.cfg = cfg
+
+	// A reload whose addresses are taken: Telnet-1 cannot move, an added
+	// instance cannot start.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	bad := *cfg
+	bad.Instances = slices.Clone(cfg.Instances)
+	bad.Instances[1].Port = port
+	if _, err := d.srv.Reload(&bad); err == nil {
+		t.Fatal("reload onto a taken port succeeded")
+	}
+	d.cfg = &bad
+	if err := d.healthy(); err == nil || !strings.Contains(err.Error(), "Telnet-1 runs its previous settings: instance Telnet-1: listen") {
+		t.Errorf("with a change not applied: got %v, want Telnet-1 runs its previous settings", err)
+	}
+	added := bad
+	added.Instances = []config.Instance{bad.Instances[1]}
+	added.Instances[0].Section, added.Instances[0].Name = "instance.added", "Added"
+	if _, err := d.srv.Reload(&added); err == nil {
+		t.Fatal("reload onto a taken port succeeded")
+	}
+	d.cfg = &added
+	if err := d.healthy(); err == nil || !strings.Contains(err.Error(), "Added is down: instance Added: listen") {
+		t.Errorf("with an instance down: got %v, want Added is down", err)
+	}
+	taken.Close()
+	if _, err := d.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	d.cfg = cfg
+	if err := d.healthy(); err != nil {
+		t.Errorf("after a reload that applies: got %v, want healthy", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	stopped = true

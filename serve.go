@@ -146,26 +146,33 @@ func (d *daemon) Status() status.Snapshot {
 			Name: i.Name, Protocol: i.Protocol, Listen: i.Addr, Reactors: i.Reactors,
 			Connections: i.Conns, ConnectionsTotal: i.ConnsTotal,
 			MessagesIn: i.MsgsIn, MessagesOut: i.MsgsOut, BytesIn: i.BytesIn, BytesOut: i.BytesOut, Errors: i.Errors,
-			Listening: i.Listening, BroadcastDeliveries: i.Broadcasts, PrivateMessages: i.Privates,
+			Listening: i.Listening, Error: i.Error, BroadcastDeliveries: i.Broadcasts, PrivateMessages: i.Privates,
 			SlowConsumers: i.Slow, AcceptStalls: i.AcceptStalls, ClosedByReason: i.ClosedBy, ProtocolErrors: i.ProtoErrors,
 		})
 	}
 	return snap
 }
 
-// healthy is /healthz: nil when every configured instance listens, else
-// which one does not. It is safe for concurrent use.
+// healthy is /healthz: nil when every configured instance listens with
+// the settings in force, else which one does not and why. It is safe for
+// concurrent use.
 func (d *daemon) healthy() error {
 	d.mu.Lock()
 	want := d.cfg.Instances
 	d.mu.Unlock()
-	listening := make(map[string]bool, len(want))
+	byName := make(map[string]server.InstanceStats, len(want))
 	for _, i := range d.srv.Stats().Instances {
-		listening[i.Name] = i.Listening
+		byName[i.Name] = i
 	}
 	for _, ic := range want {
-		if !listening[ic.Name] {
+		i := byName[ic.Name]
+		switch {
+		case !i.Listening && i.Error != "":
+			return fmt.Errorf("instance %s is down: %s", ic.Name, i.Error)
+		case !i.Listening:
 			return fmt.Errorf("instance %s is not listening", ic.Name)
+		case i.Error != "":
+			return fmt.Errorf("instance %s runs its previous settings: %s", ic.Name, i.Error)
 		}
 	}
 	return nil

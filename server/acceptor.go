@@ -82,6 +82,8 @@ type acceptor struct {
 	closing chan struct{} // closed by close: ends a backoff or a wait at once
 	idle    chan struct{} // signalled when the last hand-over in flight ends
 
+	closeOnce sync.Once
+
 	handOvers sync.WaitGroup // the hand-over goroutines, waited for by run
 
 	mu        sync.Mutex
@@ -98,11 +100,20 @@ type acceptor struct {
 	picks uint64     // the run goroutine's: connections enroll gave to one of loops
 }
 
-// listen binds the instance's address.
-func listen(i *instance) (*acceptor, error) {
-	ln, err := net.Listen(i.cfg.Network(), i.cfg.Addr())
-	if err != nil {
-		return nil, err
+// listen binds the instance's address, or, with inherit set, accepts on
+// that listener instead (see Server.Reload). The error of a bind that fails
+// names the address once, as the caller's context does: "bind: address
+// already in use", not net's "listen tcp ADDR: bind: ...".
+func listen(i *instance, inherit net.Listener) (*acceptor, error) {
+	ln := inherit
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen(i.cfg.Network(), i.cfg.Addr()); err != nil {
+			if oe, ok := errors.AsType[*net.OpError](err); ok {
+				err = oe.Err
+			}
+			return nil, err
+		}
 	}
 	raw, err := ln.(*net.TCPListener).SyscallConn()
 	if err != nil {
@@ -376,12 +387,16 @@ func shortOfFDs(err error) bool {
 }
 
 // close stops accepting and waits for the accept goroutine, if it started,
-// and with it for the hand-overs in flight.
+// and with it for the hand-overs in flight. Calls after the first do
+// nothing: a reload closes the acceptor of an instance it replaces before
+// the instance stops (see Server.replace).
 func (a *acceptor) close(started bool) {
-	close(a.closing)
-	a.ln.Close()
-	if started {
-		<-a.done // run closes the spares
-	}
-	os.RemoveAll(a.dir)
+	a.closeOnce.Do(func() {
+		close(a.closing)
+		a.ln.Close()
+		if started {
+			<-a.done // run closes the spares
+		}
+		os.RemoveAll(a.dir)
+	})
 }

@@ -40,6 +40,15 @@ type instance struct {
 
 	stopping atomic.Bool
 
+	// down is set on an instance that could not start: it has no engine
+	// and no listener, and fault says why. It is set before the instance
+	// is published and never changes.
+	down bool
+	// fault is why the instance does not run what the config in force
+	// says: it is down, or a reload could not start its replacement and
+	// it serves its previous settings. nil otherwise.
+	fault atomic.Pointer[error]
+
 	mu       sync.Mutex
 	reactors map[gnet.EventLoop]*reactor // guarded by mu
 	order    []*reactor                  // guarded by mu: in creation order
@@ -75,10 +84,11 @@ func newInstance(cfg config.Instance, hub *chat.Hub, f *files, budget *sendBudge
 	return i
 }
 
-// start binds the instance's address, runs the engine and returns once
-// both are ready, or with the reason they are not.
-func (i *instance) start() error {
-	acc, err := listen(i)
+// start binds the instance's address (or accepts on inherit, if not nil),
+// runs the engine and returns once both are ready, or with the reason they
+// are not.
+func (i *instance) start(inherit net.Listener) error {
+	acc, err := listen(i, inherit)
 	if err != nil {
 		return fmt.Errorf("instance %s: listen %s: %w", i.cfg.Name, i.cfg.Addr(), err)
 	}
@@ -366,6 +376,9 @@ func (i *instance) countProtoErr(kind string) {
 // left when ctx ends is closed by force. It waits for the engine to exit.
 func (i *instance) stop(ctx context.Context) {
 	i.stopping.Store(true)
+	if i.down {
+		return // nothing runs
+	}
 	i.acc.close(true)
 	i.mu.Lock()
 	i.stopped = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -52,7 +53,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	s.budget.limit.Store(int64(cfg.MaxSendBufferTotal))
 	var started []*instance
 	for _, ic := range cfg.Instances {
-		inst, err := s.open(ic)
+		inst, err := s.open(ic, nil)
 		if testHookStartOpened != nil {
 			testHookStartOpened()
 		}
@@ -71,11 +72,15 @@ func (s *Server) Start(cfg *config.Config) error {
 	return nil
 }
 
-// open starts an instance of ic and logs where it listens.
-func (s *Server) open(ic config.Instance) (*instance, error) {
+// open starts an instance of ic, accepting on inherit if not nil, and
+// logs where it listens. If the instance cannot start, open returns the
+// error and the instance, down, with the error as its fault.
+func (s *Server) open(ic config.Instance, inherit net.Listener) (*instance, error) {
 	inst := newInstance(ic, s.hub, s.files, &s.budget, s.log)
-	if err := inst.start(); err != nil {
-		return nil, err
+	if err := inst.start(inherit); err != nil {
+		inst.down = true
+		inst.setFault(err)
+		return inst, err
 	}
 	s.log.Info("listening", "instance", ic.Name, "protocol", ic.Protocol.String(), "addr", inst.addr, "reactors", ic.ChildProcessCount)
 	return inst, nil

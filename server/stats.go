@@ -31,6 +31,11 @@ type InstanceStats struct {
 	Broadcasts   uint64            // room-wide chat messages delivered, one per recipient
 	Privates     uint64            // private messages delivered to their recipient
 	Listening    bool              // accepting connections: started and not stopping
+	// Error is why the instance does not run what the config in force
+	// says: it is down because it could not start, or it keeps its
+	// previous settings because a reload could not start their
+	// replacement. "" otherwise.
+	Error string
 }
 
 // Stats is a snapshot of the server.
@@ -63,6 +68,12 @@ func (i *instance) stats() InstanceStats {
 		ClosedBy:    make(map[string]uint64, chat.NumReasons),
 		Listening:   i.listening(),
 	}
+	if err := i.faultErr(); err != nil {
+		st.Error = err.Error()
+	}
+	if i.down {
+		st.Addr = i.cfg.Addr() // it binds none: the one it could not
+	}
 	for _, k := range protoErrKinds[i.cfg.Protocol] {
 		st.ProtoErrors[k] = 0
 	}
@@ -89,7 +100,9 @@ func (i *instance) stats() InstanceStats {
 	for k, n := range closedBy {
 		st.ClosedBy[chat.CloseReason(k).String()] = n
 	}
-	st.AcceptStalls = i.acc.stalls.Load()
+	if i.acc != nil { // nil if down
+		st.AcceptStalls = i.acc.stalls.Load()
+	}
 	i.protoErr.Range(func(k, v any) bool {
 		n := v.(*atomic.Uint64).Load()
 		st.ProtoErrors[k.(string)] = n

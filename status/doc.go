@@ -95,7 +95,8 @@
 //	      "protocolErrors": {
 //	        "line_too_long": 0,
 //	        "refused": 0
-//	      }
+//	      },
+//	      "error": ""
 //	    },
 //	    {
 //	      "name": "FastWS-WebSocket",
@@ -134,7 +135,8 @@
 //	        "ws_too_big": 0,
 //	        "ws_unsupported": 0,
 //	        "ws_utf8": 0
-//	      }
+//	      },
+//	      "error": "instance FastWS-WebSocket: listen 0.0.0.0:19912: bind: address already in use; it keeps serving 0.0.0.0:19911 with its previous settings"
 //	    }
 //	  ]
 //	}

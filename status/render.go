@@ -31,12 +31,29 @@ func RenderStatus(w io.Writer, s Snapshot) {
 	fmt.Fprintf(w, "room    %d %s\n", d.Members, members)
 
 	var t table
-	t.add("INSTANCE", "PROTOCOL", "LISTEN", "REACTORS", "CONNS", "TOTAL", "MSG IN", "MSG OUT", "BYTES IN", "BYTES OUT", "ERRORS")
+	t.add("INSTANCE", "PROTOCOL", "LISTEN", "REACTORS", "CONNS", "TOTAL", "MSG IN", "MSG OUT", "BYTES IN", "BYTES OUT", "ERRORS", "STATE")
 	for _, i := range s.Instances {
 		t.add(text(i.Name), text(i.Protocol), text(i.Listen), itoa(i.Reactors), itoa(i.Connections), utoa(i.ConnectionsTotal),
-			utoa(i.MessagesIn), utoa(i.MessagesOut), size(i.BytesIn), size(i.BytesOut), utoa(i.Errors))
+			utoa(i.MessagesIn), utoa(i.MessagesOut), size(i.BytesIn), size(i.BytesOut), utoa(i.Errors), state(i))
 	}
 	t.write(w)
+	for _, i := range s.Instances {
+		if i.Error != "" {
+			fmt.Fprintf(w, "%s %s: %s\n", text(i.Name), state(i), text(i.Error))
+		}
+	}
+}
+
+// state is an instance's STATE cell: up, down, or stale when it listens
+// with its previous settings (see Instance.Error).
+func state(i Instance) string {
+	switch {
+	case !i.Listening:
+		return "down"
+	case i.Error != "":
+		return "stale"
+	}
+	return "up"
 }
 
 // RenderConnections writes one row per connection, in the order given.

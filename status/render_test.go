@@ -17,10 +17,12 @@ func renderSnapshot() Snapshot {
 		},
 		Instances: []Instance{
 			{Name: "FastWS-Telnet", Protocol: "telnet", Listen: "0.0.0.0:19910", Reactors: 4,
-				Connections: 2, ConnectionsTotal: 5, MessagesIn: 10, MessagesOut: 20, BytesIn: 1229, BytesOut: 3482},
+				Connections: 2, ConnectionsTotal: 5, MessagesIn: 10, MessagesOut: 20, BytesIn: 1229, BytesOut: 3482, Listening: true},
 			{Name: "FastWS-WebSocket", Protocol: "websocket", Listen: "[::]:19911", Reactors: 2,
-				Connections: 1, ConnectionsTotal: 1, MessagesIn: 3, MessagesOut: 12, BytesIn: 96, BytesOut: 1860, Errors: 1},
-			{Name: "bad\tname\x1b[2J", Protocol: "telnet", Listen: "127.0.0.1:20000", Reactors: 1},
+				Connections: 1, ConnectionsTotal: 1, MessagesIn: 3, MessagesOut: 12, BytesIn: 96, BytesOut: 1860, Errors: 1, Listening: true,
+				Error: "instance FastWS-WebSocket: listen [::]:19912: bind: address already in use; it keeps serving [::]:19911 with its previous settings"},
+			{Name: "bad\tname\x1b[2J", Protocol: "telnet", Listen: "127.0.0.1:20000", Reactors: 1,
+				Error: "instance bad: listen 127.0.0.1:20000: bind: address already in use\n\x1b[2J"},
 		},
 	}
 }
@@ -32,10 +34,12 @@ func TestRenderStatus(t *testing.T) {
 started 2026-11-21 15:00:00 UTC  uptime 1h2m3s
 memory  RSS 12.3 MiB  Go heap 4.1 MiB  goroutines 23  open files 57/20000
 room    3 members
-INSTANCE            PROTOCOL   LISTEN           REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  BYTES OUT  ERRORS
-FastWS-Telnet       telnet     0.0.0.0:19910    4         2      5      10      20       1.2 KiB   3.4 KiB    0
-FastWS-WebSocket    websocket  [::]:19911       2         1      1      3       12       96 B      1.8 KiB    1
-"bad\tname\x1b[2J"  telnet     127.0.0.1:20000  1         0      0      0       0        0 B       0 B        0
+INSTANCE            PROTOCOL   LISTEN           REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  BYTES OUT  ERRORS  STATE
+FastWS-Telnet       telnet     0.0.0.0:19910    4         2      5      10      20       1.2 KiB   3.4 KiB    0       up
+FastWS-WebSocket    websocket  [::]:19911       2         1      1      3       12       96 B      1.8 KiB    1       stale
+"bad\tname\x1b[2J"  telnet     127.0.0.1:20000  1         0      0      0       0        0 B       0 B        0       down
+FastWS-WebSocket stale: instance FastWS-WebSocket: listen [::]:19912: bind: address already in use; it keeps serving [::]:19911 with its previous settings
+"bad\tname\x1b[2J" down: "instance bad: listen 127.0.0.1:20000: bind: address already in use\n\x1b[2J"
 `
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
@@ -76,7 +80,7 @@ func TestRenderStatusEdges(t *testing.T) {
 started -  uptime 0s
 memory  RSS 0 B  Go heap 0 B  goroutines 0  open files 0
 room    0 members
-INSTANCE  PROTOCOL  LISTEN  REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  BYTES OUT  ERRORS
+INSTANCE  PROTOCOL  LISTEN  REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  BYTES OUT  ERRORS  STATE
 `},
 		{"one member, no file limit", Snapshot{Daemon: Daemon{
 			PID: 1, Version: "v", GoVersion: "go", Config: "c", Started: time.Unix(0, 0),
@@ -85,7 +89,7 @@ INSTANCE  PROTOCOL  LISTEN  REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  B
 started 1970-01-01 00:00:00 UTC  uptime 2562047h47m16s
 memory  RSS 0 B  Go heap 0 B  goroutines 0  open files 5/unlimited
 room    1 member
-INSTANCE  PROTOCOL  LISTEN  REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  BYTES OUT  ERRORS
+INSTANCE  PROTOCOL  LISTEN  REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  BYTES OUT  ERRORS  STATE
 `},
 	}
 	for _, tt := range tests {

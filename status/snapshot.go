@@ -59,6 +59,12 @@ type Instance struct {
 	AcceptStalls        uint64            `json:"acceptStalls"`        // times accepting paused for lack of file descriptors
 	ClosedByReason      map[string]uint64 `json:"closedByReason"`      // closed connections by close reason; every reason present
 	ProtocolErrors      map[string]uint64 `json:"protocolErrors"`      // protocol errors and refused connections by kind
+
+	// Error is why the instance does not run what the config in force
+	// says, or "": it is down (not listening) because it could not start,
+	// or, listening, it keeps its previous settings because a reload could
+	// not start their replacement. A reload that starts it clears it.
+	Error string `json:"error"`
 }
 
 // Connection describes one client connection.
