@@ -49,7 +49,9 @@ func parse(line []byte) (cmd Command, target []byte) {
 	switch line[0] {
 	case '/':
 		word, arg, _ := bytes.Cut(bytes.TrimSpace(line), []byte{' '})
-		switch string(word) {
+		// Commands are case-insensitive (/NICK, /Who); ASCII only, so
+		// that no other script's case folds into a command.
+		switch asciiLower(word) {
 		case "/help":
 			return Command{Op: OpHelp}, nil
 		case "/who":
@@ -94,3 +96,16 @@ func whoPage(arg []byte) int {
 // maxWhoPage is past the last page of any room (100 million members), and
 // small enough that (page-1)*WhoMax never overflows.
 const maxWhoPage = 1 << 20
+
+// asciiLower returns b with its ASCII letters in lower case, as a string
+// (a command word is a few bytes: the copy is cheap).
+func asciiLower(b []byte) string {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return string(out)
+}

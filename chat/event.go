@@ -23,11 +23,12 @@ const (
 	KindInfo                 // lines of help text
 	KindError                // a refusal; Text is the message without "! "
 	KindShutdown             // the daemon is stopping
+	KindBye                  // to a member who typed /quit, before the close
 	numKinds
 )
 
 var kindNames = [numKinds]string{
-	"welcome", "join", "leave", "message", "nick", "who", "info", "error", "shutdown",
+	"welcome", "join", "leave", "message", "nick", "who", "info", "error", "shutdown", "bye",
 }
 
 // String returns the kind's JSON type name.
@@ -177,6 +178,8 @@ func (ev *Event) AppendLine(b []byte) []byte {
 		return append(append(b, "! "...), ev.Text...)
 	case KindShutdown:
 		return append(b, "* server is shutting down"...)
+	case KindBye:
+		return append(b, "* bye"...)
 	case KindWho, KindInfo:
 		return append(b, strings.Join(ev.Lines(), "\n")...)
 	}

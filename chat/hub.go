@@ -191,6 +191,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 		}
 		m.session.Reply(h.who(m, cmd.Page, now))
 	case OpQuit:
+		m.session.Reply(&Event{Kind: KindBye, UID: m.uid, Text: "bye", Time: now})
 		m.session.Close(ReasonClientQuit)
 	case OpUnknown:
 		h.Refuse(m, "unknown command "+cmd.Text)

@@ -303,13 +303,21 @@ func TestWireLines(t *testing.T) {
 			}},
 		},
 		{
-			name:      "quit closes the session",
+			name:      "quit says bye and closes the session",
 			lines:     []string{"/quit"},
+			want:      map[uint64][]string{7: {"* bye"}},
 			wantClose: []CloseReason{ReasonClientQuit},
 		},
 		{
 			name:      "quit with a message",
 			lines:     []string{"/quit bye all"},
+			want:      map[uint64][]string{7: {"* bye"}},
+			wantClose: []CloseReason{ReasonClientQuit},
+		},
+		{
+			name:      "quit in upper case",
+			lines:     []string{"/QUIT"},
+			want:      map[uint64][]string{7: {"* bye"}},
 			wantClose: []CloseReason{ReasonClientQuit},
 		},
 		{
@@ -323,9 +331,13 @@ func TestWireLines(t *testing.T) {
 			want:  map[uint64][]string{7: {"! unknown command /foo"}},
 		},
 		{
-			name:  "commands are case-sensitive",
+			name:  "commands are case-insensitive",
 			lines: []string{"/NICK bob"},
-			want:  map[uint64][]string{7: {"! unknown command /NICK"}},
+			want: map[uint64][]string{
+				1: {"* uid 7 is now bob"}, 2: {"* uid 7 is now bob"}, 3: {"* uid 7 is now bob"},
+				4: {"* uid 7 is now bob"}, 5: {"* uid 7 is now bob"}, 6: {"* uid 7 is now bob"},
+				7: {"* uid 7 is now bob"},
+			},
 		},
 		{
 			name:  "a lone slash",

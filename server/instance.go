@@ -327,9 +327,6 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 func (i *instance) OnTick() (time.Duration, gnet.Action) {
 	i.readyOnce.Do(func() { close(i.ready) })
 	every := i.tickEvery()
-	if every == 0 {
-		return time.Hour, gnet.None
-	}
 	now := time.Now()
 	for _, r := range i.reactorList() {
 		_ = r.execute(context.Background(), func() { r.tick(now) })
@@ -338,8 +335,7 @@ func (i *instance) OnTick() (time.Duration, gnet.Action) {
 }
 
 // tickEvery is how often the timers need checking: a fraction of the
-// shortest one, at most a second; 0 if none is on and no send budget
-// needs refreshing.
+// shortest one, at most a second.
 func (i *instance) tickEvery() time.Duration {
 	l := i.limits
 	every := time.Duration(0)
@@ -349,10 +345,10 @@ func (i *instance) tickEvery() time.Duration {
 		}
 	}
 	if every == 0 {
-		if i.codec.handshake() || i.budget.limit.Load() > 0 {
-			return time.Second // handshakeTimeout; the send budget's refresh
-		}
-		return 0
+		// At least every second: handshakeTimeout, the send budget's
+		// refresh and lingerTimeout need it, and a pass over the
+		// sessions costs microseconds.
+		return time.Second
 	}
 	return min(max(every, 10*time.Millisecond), time.Second)
 }

@@ -278,13 +278,28 @@ func (r *reactor) flush() {
 // them if force.
 func (r *reactor) closeDrained(force bool) {
 	keep := r.closing[:0]
+	var now int64 // read once, if a session lingers
+	clock := func() int64 {
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		return now
+	}
 	for _, s := range r.closing {
 		switch {
 		case s.closed:
 		case s == r.current && !force:
 			keep = append(keep, s) // OnTraffic (or OnOpen) returns gnet.Close for it
+		case s.shut && !force && !r.shutdown && !s.lingerOver(clock()):
+			keep = append(keep, s) // waits for its peer to close
+		case s.shut:
+			_ = r.loop.Close(s.conn)
 		case force || s.drained():
 			s.sayFarewell()
+			if !force && !r.shutdown && s.lingers() && s.halfClose(clock()) {
+				keep = append(keep, s)
+				continue
+			}
 			_ = r.loop.Close(s.conn)
 		default:
 			keep = append(keep, s)

@@ -222,6 +222,7 @@ func TestQuitAndNickAndWho(t *testing.T) {
 	y.expect(fmt.Sprintf("* uid %d (telnet)", y.uid))
 	y.expect("* 2 online")
 	x.send("/quit\n")
+	x.expect("* bye")
 	x.expectEOF()
 	y.expect(fmt.Sprintf("* alice(%d) left", x.uid))
 }

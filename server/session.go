@@ -2,9 +2,11 @@ package server
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/fastws/fastws/chat"
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // session is one connection: the chat.Session the room writes to, and the
@@ -27,6 +29,7 @@ type session struct {
 	muted    bool  // input is ignored: a Close is queued
 	welcomed bool  // the welcome is queued: room-wide events are for it now
 	closed   bool
+	shut     bool // the write side is shut: lingering until the peer closes (see lingers)
 	reason   chat.CloseReason
 	msgsIn   uint64
 	bytesIn  uint64
@@ -45,7 +48,7 @@ type session struct {
 	since    int64 // unix nanoseconds of the connect
 	idx      int32 // position in r.sessions
 	queued   int32 // bytes in gnet's outbound buffer as last noted (sendBudget)
-	pingSent int64 // unix nanoseconds of the last keepalive ping, 0 if none
+	pingSent int64 // unix nanoseconds of the last keepalive ping, 0 if none; once shut, of the shutdown
 }
 
 // Send queues ev for this session. It never blocks and is safe for
@@ -224,12 +227,47 @@ func (s *session) drained() bool {
 // written. Closing a connection inside its own callback is gnet's to do,
 // not ours; the farewell is written here, first. Event loop only.
 func (s *session) closeOnReturn() bool {
-	if !s.closing || s.closed || !s.drained() {
+	if !s.closing || s.closed || s.shut || !s.drained() {
 		return false
 	}
 	s.sayFarewell()
+	return !s.lingers() || !s.halfClose(time.Now().UnixNano())
+}
+
+// lingerTimeout bounds how long a half-closed session waits for its peer
+// to close (see lingers).
+const lingerTimeout = 2 * time.Second
+
+// lingers reports whether the server's close of s, for its reason, waits
+// for the peer: the peer may still be sending (a line too long, a flood,
+// input after /quit), and closing with its input unread makes the kernel
+// reset the connection; a reset throws away what the peer had not read
+// yet, such as the line that says why it is closed. So the server shuts
+// its write side instead (the peer reads everything, then the end),
+// drops what still arrives, and closes once the peer does or after
+// lingerTimeout, as web servers do (nginx's lingering close).
+func (s *session) lingers() bool {
+	switch s.reason {
+	case chat.ReasonProtocolError, chat.ReasonFlood, chat.ReasonClientQuit:
+		return true
+	}
+	return false
+}
+
+// halfClose shuts s's write side once gnet holds none of its output and
+// reports whether it did; if it did not, s is to be closed at once (a
+// peer that does not read is not waited for). Event loop only.
+func (s *session) halfClose(now int64) bool {
+	if s.conn.OutboundBuffered() > 0 || unix.Shutdown(s.conn.Fd(), unix.SHUT_WR) != nil {
+		return false
+	}
+	s.shut, s.pingSent = true, now
 	return true
 }
+
+// lingerOver reports whether a half-closed session has waited long
+// enough for its peer.
+func (s *session) lingerOver(now int64) bool { return now-s.pingSent > int64(lingerTimeout) }
 
 // sayFarewell writes what the protocol sends just before the server
 // closes the connection (a websocket close frame), if anything.

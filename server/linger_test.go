@@ -1,0 +1,51 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestErrorLineSurvivesUnreadInput sends a line too long followed by much
+// more input, and reads: the error line must arrive, then the close. A
+// server that closes with the client's input unread makes the kernel
+// reset the connection, and a reset discards what the client had not
+// read yet: the error line.
+func TestErrorLineSurvivesUnreadInput(t *testing.T) {
+	const maxLine = 1024
+	tc := telnetInstance("t", 1)
+	tc.Limits.MaxPackageSize = maxLine
+	tc.Limits.BytesPerSecond = 0
+	tc.Limits.MessagesPerSecond = 0
+	s := startServer(t, tc)
+	addr := s.Addrs()["t"]
+	for range 20 {
+		c := dial(t, addr)
+		wait := writeAsync(c.conn, []byte(strings.Repeat("x", 256<<10)+"\n"))
+		c.skipUntil("! line too long (max 1024 bytes)") // past the last round's leave notice
+		c.expectEOF()
+		wait()
+		c.conn.Close()
+	}
+}
+
+// TestLingerIsBounded checks that a peer which never closes its side does
+// not keep a half-closed connection: the server closes it after
+// lingerTimeout (plus a tick), counted with its reason.
+func TestLingerIsBounded(t *testing.T) {
+	tc := telnetInstance("t", 1)
+	tc.Limits.MaxPackageSize = 64
+	s := startServer(t, tc)
+	c := dial(t, s.Addrs()["t"])
+	start := time.Now()
+	c.send(strings.Repeat("x", 100) + "\n")
+	c.expect("! line too long (max 64 bytes)")
+	c.expectEOF() // the server's end; the client keeps its own open
+	waitFor(t, "the half-closed connection to close", func() bool { return openConns(s) == 0 })
+	if took := time.Since(start); took < lingerTimeout {
+		t.Errorf("closed %v after the error, want it to linger %v for the peer", took, lingerTimeout)
+	}
+	if got := s.Stats().Instances[0].ClosedBy["protocol_error"]; got != 1 {
+		t.Errorf("got %d closed as protocol_error, want 1", got)
+	}
+}
