@@ -206,7 +206,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return i.codec.refusal(why), gnet.Close
 	}
 	r := i.reactorFor(c.EventLoop())
-	if r == nil || r.shutdown {
+	if r == nil || r.st.shutdown {
 		i.release(ip)
 		return i.codec.refusal("server is shutting down"), gnet.Close
 	}
@@ -223,9 +223,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	// As in OnTraffic: the welcome goes straight into the session's batch,
 	// and the join notice for this loop's other sessions is drained on the
 	// way out, so joining costs the loop no wake-up of its own.
-	r.beginTraffic(s)
-	s.join()
-	r.endTraffic()
+	r.traffic(s, s.join)
 	if s.closeOnReturn() {
 		return nil, gnet.Close
 	}
@@ -240,10 +238,7 @@ func (i *instance) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	s.read = true // the tick turns it into lastRead: no clock read per message
-	r := s.r
-	r.beginTraffic(s)
-	i.read(s, c)
-	r.endTraffic()
+	s.r.traffic(s, func() { i.read(s, c) })
 	if s.closeOnReturn() {
 		return gnet.Close
 	}
@@ -287,10 +282,16 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	c.SetContext(nil)
 	s.closed = true
+	// As a traffic pass: the leave notice for this loop's sessions goes
+	// out as OnClose ends, not after an eventfd round trip.
+	s.r.traffic(nil, func() { i.leave(s, c, err) })
+	return gnet.None
+}
+
+// leave takes s, whose connection c closed with err, out of its reactor
+// and the room, and counts and logs why. Event loop only.
+func (i *instance) leave(s *session, c gnet.Conn, err error) {
 	r := s.r
-	if r.hold() {
-		defer r.endTraffic()
-	}
 	r.remove(s)
 	remote, ip := remoteIP(c)
 	i.release(ip)
@@ -319,7 +320,6 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	i.budget.conns.Add(-1)
 	r.account(r.note(s, 0))
 	i.closes.closed(time.Now(), uid, remote, ip, reason, err)
-	return gnet.None
 }
 
 // OnTick reports the instance ready the first time (gnet starts the ticker

@@ -27,11 +27,10 @@ type reactor struct {
 	hub  *chat.Hub
 	loop gnet.EventLoop
 
-	mu        sync.Mutex
-	outbox    []delivery   // guarded by mu
-	queued    atomic.Int32 // len(outbox), for Reply to read without mu
-	scheduled bool         // guarded by mu: a Run is pending on the loop
-	busy      bool         // guarded by mu: the loop is in OnTraffic (or OnOpen, or OnClose) and drains the outbox after it
+	mu     sync.Mutex
+	outbox []delivery   // guarded by mu
+	queued atomic.Int32 // len(outbox), for Reply to read without mu
+	st     loopState    // what the loop is doing: see traffic and task
 
 	// Owned by the event loop.
 	spare    []delivery
@@ -40,12 +39,25 @@ type reactor struct {
 	closing  []*session // sessions to close once their output is written
 	held     int64      // bytes its sessions hold in gnet's outbound buffers, as noted (sendBudget)
 	scratch  []byte     // encodeOne's output until flush
-	current  *session   // the session in OnTraffic or OnOpen: gnet closes it, not closeDrained
-	working  bool       // our code runs on the loop (OnTraffic, OnOpen, a drain, a tick, a task): see hold
-	shutdown bool
 
 	counters  reactorCounters
 	enrolling atomic.Int64 // connections the acceptor gave this loop and has no result for (opened ones count twice for a moment)
+}
+
+// loopState is what a reactor's event loop is doing, as far as the
+// outbox is concerned: whether a drain will come without a wake-up, and
+// whether our code already runs on the loop. It changes only through
+// traffic and task (and drain, which ends a pass's wait), so that a new
+// callback cannot forget a step of "drain the outbox before polling
+// again".
+type loopState struct {
+	scheduled bool // guarded by reactor.mu: a Run is pending on the loop
+	busy      bool // guarded by reactor.mu: a traffic pass runs and drains the outbox at its end
+
+	// Owned by the event loop.
+	current  *session // the session of the traffic pass: gnet closes it, not closeDrained
+	working  bool     // our code runs on the loop (a traffic pass or a task)
+	shutdown bool     // the shutdown notice went out: no new sessions
 }
 
 // reactorCounters are written by the event loop and read by Stats.
@@ -79,14 +91,14 @@ func (r *reactor) enqueue(d delivery) {
 	// OnClose): it drains the outbox before it polls again. A private
 	// message to a member of the same reactor so costs no eventfd write
 	// and goes out in the same loop iteration.
-	wake := !r.scheduled && !r.busy
-	r.scheduled = r.scheduled || wake
+	wake := !r.st.scheduled && !r.st.busy
+	r.st.scheduled = r.st.scheduled || wake
 	r.mu.Unlock()
 	if wake {
 		if err := r.loop.Execute(context.Background(), r); err != nil {
 			// The engine is gone; its connections are closed with it.
 			r.mu.Lock()
-			r.scheduled = false
+			r.st.scheduled = false
 			r.mu.Unlock()
 		}
 	}
@@ -94,56 +106,47 @@ func (r *reactor) enqueue(d delivery) {
 
 // Run drains the outbox on the event loop: it implements gnet.Runnable.
 func (r *reactor) Run(context.Context) error {
-	r.pass(r.drain)
+	r.task(r.drain)
 	return nil
 }
 
-// beginTraffic marks the loop as handling a read (or a join in OnOpen, or
-// a held OnClose): deliveries queued from now on wait for endTraffic
-// instead of waking the loop. Event loop only.
-func (r *reactor) beginTraffic(s *session) {
-	r.mu.Lock()
-	r.busy = true
-	r.mu.Unlock()
-	r.current = s
-	r.working = true
-}
-
-// endTraffic drains what the read queued, and what others queued
-// meanwhile. Event loop only.
-func (r *reactor) endTraffic() {
-	r.drain()
-	r.current = nil
-	r.working = false
-}
-
-// hold is beginTraffic for OnClose, so that the leave notice for this
-// loop's sessions goes out when OnClose ends instead of after an eventfd
-// round trip. It does so only when gnet calls OnClose on its own (it read
-// the end of the connection). When our code on the loop caused the close
-// (a write that failed, a close in flush or closeDrained), hold reports
-// false and does nothing: a drain there would run inside the loops of
-// that code, over the slices it walks. What OnClose queues then goes out
-// as any other delivery, with endTraffic or a wake-up. Event loop only.
-func (r *reactor) hold() bool {
-	if r.working {
-		return false
+// traffic runs fn, the handling of s's input (OnTraffic), its join
+// (OnOpen) or its end (OnClose, s nil), as a traffic pass: what is queued
+// for the reactor meanwhile, by fn or by other loops, waits for the pass's
+// end instead of waking the loop, and goes out then in one drain. A reply
+// to a member of the same loop so costs no eventfd write and leaves in
+// the same loop iteration.
+//
+// Inside our own code on the loop (a write there failed and gnet called
+// OnClose), fn just runs: a drain there would run inside the loops of
+// that code, over the slices it walks, and what fn queued goes out when
+// that code's pass ends, or with a wake-up. Event loop only.
+func (r *reactor) traffic(s *session, fn func()) {
+	if r.st.working {
+		fn()
+		return
 	}
-	r.beginTraffic(nil)
-	return true
-}
-
-// pass runs fn, our code on the loop, marked as such for hold. Event loop
-// only: everything else runs its code on the loop through execute.
-func (r *reactor) pass(fn func()) {
-	was := r.working
-	r.working = true
+	r.mu.Lock()
+	r.st.busy = true
+	r.mu.Unlock()
+	r.st.current, r.st.working = s, true
 	fn()
-	r.working = was
+	r.drain()
+	r.st.current, r.st.working = nil, false
 }
 
-// drain processes the outbox and writes the batches. Event loop only.
-// Its callers mark the loop as working: Run and endTraffic.
+// task runs fn, our code on the loop that is not a traffic pass (a
+// drain, a tick, a stop), marked as running for traffic. Event loop
+// only: everything else runs its code on the loop through execute.
+func (r *reactor) task(fn func()) {
+	was := r.st.working
+	r.st.working = true
+	fn()
+	r.st.working = was
+}
+
+// drain processes the outbox and writes the batches. Event loop only,
+// inside a traffic pass or a task.
 func (r *reactor) drain() {
 	r.mu.Lock()
 	q := r.outbox
@@ -151,8 +154,8 @@ func (r *reactor) drain() {
 	if len(q) > 0 {
 		r.queued.Store(0)
 	}
-	r.scheduled = false
-	r.busy = false
+	r.st.scheduled = false
+	r.st.busy = false
 	r.mu.Unlock()
 
 	for i := range q {
@@ -220,7 +223,7 @@ func (r *reactor) fanOut(ev *chat.Event) {
 		r.counters.broadcasts.Add(n)
 	}
 	if ev.Kind == chat.KindShutdown {
-		r.shutdown = true
+		r.st.shutdown = true
 		for _, s := range r.sessions {
 			s.startClose(chat.ReasonShutdown)
 		}
@@ -288,15 +291,15 @@ func (r *reactor) closeDrained(force bool) {
 	for _, s := range r.closing {
 		switch {
 		case s.closed:
-		case s == r.current && !force:
+		case s == r.st.current && !force:
 			keep = append(keep, s) // OnTraffic (or OnOpen) returns gnet.Close for it
-		case s.shut && !force && !r.shutdown && !s.lingerOver(clock()):
+		case s.shut && !force && !r.st.shutdown && !s.lingerOver(clock()):
 			keep = append(keep, s) // waits for its peer to close
 		case s.shut:
 			_ = r.loop.Close(s.conn)
 		case force || s.drained():
 			s.sayFarewell()
-			if !force && !r.shutdown && s.lingers() && s.halfClose(clock()) {
+			if !force && !r.st.shutdown && s.lingers() && s.halfClose(clock()) {
 				keep = append(keep, s)
 				continue
 			}
@@ -324,10 +327,10 @@ func (r *reactor) remove(s *session) {
 	r.sessions = r.sessions[:last]
 }
 
-// execute queues fn to run on the reactor's event loop, as a pass.
+// execute queues fn to run on the reactor's event loop, as a task.
 func (r *reactor) execute(ctx context.Context, fn func()) error {
 	return r.loop.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
-		r.pass(fn)
+		r.task(fn)
 		return nil
 	}))
 }

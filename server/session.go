@@ -58,11 +58,11 @@ func (s *session) Send(ev *chat.Event) { s.r.enqueue(delivery{s: s, ev: ev}) }
 // Reply queues ev, an answer to the line (or join) this session's loop is
 // handling. During OnTraffic or OnOpen, with nothing queued for the
 // reactor by others, it goes straight into the session's batch, which
-// endTraffic writes: no lock, no outbox entry. Otherwise it is Send, which
+// the traffic pass writes at its end: no lock, no outbox entry. Otherwise it is Send, which
 // keeps the order of what others queued before it. Event loop only
 // (chat.Session says so).
 func (s *session) Reply(ev *chat.Event) {
-	if r := s.r; r.current == s && r.queued.Load() == 0 {
+	if r := s.r; r.st.current == s && r.queued.Load() == 0 {
 		r.deliver(s, ev)
 		return
 	}
