@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/fastws/fastws/chat"
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Wire formats: each is a slot of chat.Event's encoding cache, so a
@@ -28,13 +27,24 @@ type codec interface {
 	refusal(msg string) []byte
 }
 
+// input is where a connection's bytes enter: what arrived and is not yet
+// consumed, gnet's inbound buffer (gnet.Conn implements it). Decoders read
+// only through it, and write only through their session (session.send and
+// the batch), so that a layer under both (TLS) needs no change to a codec;
+// tests and fuzzers drive decoders from a byte slice.
+type input interface {
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	InboundBuffered() int
+}
+
 // A decoder turns one connection's inbound bytes into calls on its session.
 // It runs on the connection's event loop only.
 type decoder interface {
-	// decode consumes every complete unit buffered on c, handing each line
-	// to s.line, and leaves a partial unit buffered in gnet. A
+	// decode consumes every complete unit buffered in in, handing each
+	// line to s.line, and leaves a partial unit buffered. A
 	// *protocolError ends the connection with ReasonProtocolError.
-	decode(s *session, c gnet.Conn) error
+	decode(s *session, in input) error
 	// format is the chat.Event encoding slot the session's output uses.
 	format() int
 	// appendEvent appends ev, rendered in that format, to b.
@@ -57,11 +67,11 @@ const keepBuffer = 4 << 10
 // read, not one per request: a storm of tiny writes to a peer that reads
 // slowly would queue as many tiny buffers in gnet, which walks them all on
 // every write.
-func writeAnswers(c gnet.Conn, buf []byte) []byte {
+func writeAnswers(s *session, buf []byte) []byte {
 	if len(buf) == 0 {
 		return buf
 	}
-	_, _ = c.Write(buf)
+	s.send(buf)
 	if cap(buf) > keepBuffer {
 		return nil
 	}

@@ -253,12 +253,8 @@ func (i *instance) read(s *session, c gnet.Conn) {
 	s.r.counters.msgsIn.Add(s.msgsIn - msgs)
 	if err == nil {
 		// The decoder writes its own answers (telnet negotiation, pongs)
-		// past the batch and its check: a peer that asks and never reads
-		// them is a slow consumer too, or it could grow our buffer forever.
-		if !s.closing && c.OutboundBuffered() > i.limits.MaxSendBuffer {
-			s.r.counters.slowConsumers.Add(1)
-			s.startClose(chat.ReasonSlowConsumer)
-		}
+		// past the batch and its check.
+		s.backlog()
 		return
 	}
 	_, _ = c.Discard(-1)

@@ -247,11 +247,7 @@ func (r *reactor) flush() {
 		if s.closed {
 			continue
 		}
-		q := s.conn.OutboundBuffered()
-		if q > r.inst.limits.MaxSendBuffer {
-			r.counters.slowConsumers.Add(1)
-			s.startClose(chat.ReasonSlowConsumer)
-		}
+		q := s.backlog()
 		// Checked per session that grew, not once per flush: one flush
 		// of a fan-out can queue a line for thousands of sessions.
 		d := r.note(s, q)

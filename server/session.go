@@ -195,7 +195,7 @@ func (s *session) writeBatch() (msgs, n uint64) {
 	}
 	for len(b) > 0 && !s.closed {
 		k := min(len(b), maxIOV)
-		w, err := s.conn.Writev(b[:k])
+		w, err := s.conn.Writev(b[:k]) // with send, the only writes to a connection
 		if err != nil {
 			break
 		}
@@ -209,10 +209,34 @@ func (s *session) writeBatch() (msgs, n uint64) {
 // write hands p, which holds msgs messages, to gnet in one buffer and
 // returns the messages and bytes handed over.
 func (s *session) write(msgs uint64, p []byte) (uint64, uint64) {
-	if w, err := s.conn.Write(p); err == nil {
+	if w, ok := s.send(p); ok {
 		return msgs, uint64(w)
 	}
 	return 0, 0
+}
+
+// send writes p to the connection now, past the batch: a protocol's own
+// bytes (telnet negotiation, pongs, the websocket handshake's answer, a
+// farewell) and a batch of one. With writeBatch's writev, it is the one
+// place where bytes leave a connection. gnet keeps what the socket does
+// not take; a write that fails closes the connection (OnClose runs
+// before send returns). Event loop only.
+func (s *session) send(p []byte) (int, bool) {
+	w, err := s.conn.Write(p)
+	return w, err == nil
+}
+
+// backlog returns the bytes gnet holds for s, and closes s as a slow
+// consumer past maxSendBuffer: a peer that does not read what it is sent,
+// or what it asks for (telnet negotiation, pongs), must not grow the
+// daemon's memory. Event loop only.
+func (s *session) backlog() int {
+	q := s.conn.OutboundBuffered()
+	if q > s.r.inst.limits.MaxSendBuffer && !s.closing {
+		s.r.counters.slowConsumers.Add(1)
+		s.startClose(chat.ReasonSlowConsumer)
+	}
+	return q
 }
 
 // drained reports whether a closing session may be closed now: at once,
@@ -273,6 +297,6 @@ func (s *session) lingerOver(now int64) bool { return now-s.pingSent > int64(lin
 // closes the connection (a websocket close frame), if anything.
 func (s *session) sayFarewell() {
 	if b := s.dec.farewell(s.reason); b != nil {
-		_, _ = s.conn.Write(b)
+		s.send(b)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/fastws/fastws/chat"
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Telnet commands (RFC 854) and the one option we answer (RFC 860).
@@ -127,15 +126,15 @@ func appendTelnet(b []byte, ev *chat.Event) []byte {
 	return b
 }
 
-func (d *telnetDecoder) decode(s *session, c gnet.Conn) error {
+func (d *telnetDecoder) decode(s *session, c input) error {
 	err := d.lines(s, c)
-	d.reply = writeAnswers(c, d.reply)
+	d.reply = writeAnswers(s, d.reply)
 	return err
 }
 
 // lines hands every complete line buffered on c to s, appending the
 // answers to option requests to d.reply.
-func (d *telnetDecoder) lines(s *session, c gnet.Conn) error {
+func (d *telnetDecoder) lines(s *session, c input) error {
 	for {
 		buf, _ := c.Peek(-1)
 		if d.scan == 0 && len(buf) > 1 && buf[0] == telnetIAC && buf[1] != telnetIAC {

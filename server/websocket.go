@@ -8,7 +8,6 @@ import (
 	"github.com/fastws/fastws/chat"
 	"github.com/fastws/fastws/server/config"
 	"github.com/gobwas/ws"
-	"github.com/panjf2000/gnet/v2"
 )
 
 // wsProtocolJSON is the subprotocol that carries room events as JSON
@@ -117,20 +116,20 @@ func (d *wsDecoder) appendEvent(b []byte, ev *chat.Event) []byte {
 	return appendWSText(b, ev)
 }
 
-func (d *wsDecoder) decode(s *session, c gnet.Conn) error {
+func (d *wsDecoder) decode(s *session, c input) error {
 	if !d.upgraded {
 		if done, err := d.handshake(s, c); !done {
 			return err
 		}
 	}
 	err := d.readFrames(s, c)
-	d.pongs = writeAnswers(c, d.pongs)
+	d.pongs = writeAnswers(s, d.pongs)
 	return err
 }
 
 // readFrames handles every whole frame buffered on c, appending the
 // answers to pings to d.pongs.
-func (d *wsDecoder) readFrames(s *session, c gnet.Conn) error {
+func (d *wsDecoder) readFrames(s *session, c input) error {
 	for {
 		fr, n, err := d.frames.read(c)
 		s.bytesIn += uint64(n)

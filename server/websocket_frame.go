@@ -22,14 +22,6 @@ const (
 	wsKindOrigin      = "ws_origin"      // an upgrade from an Origin not in allowedOrigins
 )
 
-// wsInput is the part of gnet.Conn the frame reader uses, so that tests and
-// the fuzzer can drive it from a byte slice.
-type wsInput interface {
-	Peek(n int) ([]byte, error)
-	Discard(n int) (int, error)
-	InboundBuffered() int
-}
-
 // wsOp is what a frame asks of the session.
 type wsOp uint8
 
@@ -71,7 +63,7 @@ type wsFrames struct {
 // bytes consumed, 0 if no whole frame is buffered yet (nothing is
 // consumed then), and a *protocolError if the frame breaks the protocol.
 // The payload is copied out before it is discarded.
-func (f *wsFrames) read(in wsInput) (fr wsFrame, n int, err error) {
+func (f *wsFrames) read(in input) (fr wsFrame, n int, err error) {
 	avail := in.InboundBuffered()
 	if avail < ws.MinHeaderSize {
 		return fr, 0, nil

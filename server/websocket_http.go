@@ -8,7 +8,6 @@ import (
 
 	"github.com/fastws/fastws/server/web"
 	"github.com/gobwas/ws"
-	"github.com/panjf2000/gnet/v2"
 )
 
 // wsMaxRequest bounds an HTTP request head: request line, headers and the
@@ -20,7 +19,7 @@ var crlfcrlf = []byte("\r\n\r\n")
 // handshake reads the HTTP request once it is whole. An upgrade gets its
 // 101, and the session joins the room; done reports that. Anything else
 // gets its response as a *protocolError, which ends the connection.
-func (d *wsDecoder) handshake(s *session, c gnet.Conn) (done bool, err error) {
+func (d *wsDecoder) handshake(s *session, c input) (done bool, err error) {
 	buf, _ := c.Peek(min(c.InboundBuffered(), wsMaxRequest+1))
 	end := bytes.Index(buf[:min(len(buf), wsMaxRequest)], crlfcrlf)
 	if end < 0 {
@@ -40,7 +39,7 @@ func (d *wsDecoder) handshake(s *session, c gnet.Conn) (done bool, err error) {
 	// A peer that reset the connection after its request makes this
 	// write fail, and gnet closes the connection inside it: OnClose has
 	// run by the time it returns, and the session must not join.
-	_, _ = c.Write(resp)
+	s.send(resp)
 	if s.closed {
 		return false, nil
 	}
