@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/fastws/fastws/chat"
 	"io"
 	"log/slog"
 	"maps"
@@ -369,7 +370,7 @@ func TestHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{srv: server.New(slog.New(slog.DiscardHandler)), cfg: cfg}
+	d := &daemon{srv: server.New(slog.New(slog.DiscardHandler), chat.Options{}), cfg: cfg}
 	if err := d.healthy(); err == nil || !strings.Contains(err.Error(), "Telnet-0 is not listening") {
 		t.Errorf("before Start: got %v, want Telnet-0 not listening", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/fastws/fastws/chat"
 	"log/slog"
 	"net"
 	"os"
@@ -55,7 +56,7 @@ func TestReloadLogsTheOutcomeOnce(t *testing.T) {
 	}
 	var buf syncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	d := &daemon{log: log, srv: server.New(log), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
+	d := &daemon{log: log, srv: server.New(log, chat.Options{}), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
 	if err := d.srv.Start(cfg); err != nil {
 		t.Fatal(err)
 	}

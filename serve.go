@@ -58,7 +58,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 		notify(note)
 	}
 
-	d := &daemon{log: log, logFile: logFile, srv: server.New(log), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
+	d := &daemon{log: log, logFile: logFile, srv: server.New(log, chat.Options{}), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
 	sock, err := status.Listen(status.SocketPath(cfg.RunDir), d)
 	if err != nil {
 		return exitFailure, err

@@ -71,7 +71,7 @@ type Event struct {
 	Online  int          // KindWho: members online
 	Page    int          // KindWho: the page listed, from 1
 	More    int          // KindWho: members online after this page
-	Except  uint64       // Group.Broadcast: skip this member
+	Except  uint64       // Fanout.Broadcast: skip this member
 
 	enc [MaxFormats]atomic.Pointer[[]byte]
 }

@@ -23,9 +23,9 @@ type Hub struct {
 	// no lock taken, so event loops never contend on the room to talk.
 	members memberTable
 
-	mu     sync.RWMutex
-	nicks  map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid
-	groups []Group           // guarded by mu
+	mu      sync.RWMutex
+	nicks   map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid
+	fanouts []Fanout          // guarded by mu
 }
 
 // Options configures a [Hub]. The zero value is valid.
@@ -57,25 +57,25 @@ func NewHub(o Options) *Hub {
 	return h
 }
 
-// AddGroup registers g to receive room-wide events. It is safe for
+// AddFanout registers g to receive room-wide events. It is safe for
 // concurrent use.
-func (h *Hub) AddGroup(g Group) {
+func (h *Hub) AddFanout(g Fanout) {
 	h.mu.Lock()
-	h.groups = append(h.groups, g)
+	h.fanouts = append(h.fanouts, g)
 	h.mu.Unlock()
 }
 
-// RemoveGroup stops room-wide events to g. It is safe for concurrent use.
-func (h *Hub) RemoveGroup(g Group) {
+// RemoveFanout stops room-wide events to g. It is safe for concurrent use.
+func (h *Hub) RemoveFanout(g Fanout) {
 	h.mu.Lock()
-	h.groups = slices.DeleteFunc(h.groups, func(x Group) bool { return x == g })
+	h.fanouts = slices.DeleteFunc(h.fanouts, func(x Fanout) bool { return x == g })
 	h.mu.Unlock()
 }
 
-// deliver hands a published event to every local group.
+// deliver hands a published event to every local fanout.
 func (h *Hub) deliver(ev *Event) {
 	h.mu.RLock()
-	for _, g := range h.groups {
+	for _, g := range h.fanouts {
 		g.Broadcast(ev)
 	}
 	h.mu.RUnlock()
@@ -94,7 +94,7 @@ type JoinOptions struct {
 }
 
 // Join admits s as a new member with a fresh uid: s gets the welcome and
-// everyone else the join notice. The transport must make s's group deliver
+// everyone else the join notice. The transport must make s's fanout deliver
 // to it before calling Join. It is safe for concurrent use.
 func (h *Hub) Join(s Session, o JoinOptions) *Member {
 	return h.JoinMember(new(Member), s, o)
@@ -337,17 +337,6 @@ func (h *Hub) Refuse(m *Member, text string) {
 	// Cleaned too: a refusal may quote what the member typed (an unknown
 	// command), and the member's own terminal deserves the same care.
 	m.session.Reply(&Event{Kind: KindError, UID: m.uid, Text: CleanLine(text), Time: h.now()})
-}
-
-// Shutdown tells every member that the daemon is stopping. It is queued
-// after every event published before it. It is safe for concurrent use.
-func (h *Hub) Shutdown() {
-	h.broker.Publish(&Event{Kind: KindShutdown, Time: h.now()})
-}
-
-// Lookup returns the member with uid, or nil.
-func (h *Hub) Lookup(uid uint64) *Member {
-	return h.members.load(uid)
 }
 
 // Member is one session's place in the room, returned by [Hub.Join].

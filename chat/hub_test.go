@@ -75,7 +75,7 @@ func (s *fakeSession) Closes() []CloseReason {
 	return slices.Clone(s.closes)
 }
 
-// fakeGroup is a [Group] of fake sessions: on Broadcast it forwards the
+// fakeGroup is a [Fanout] of fake sessions: on Broadcast it forwards the
 // event to every session whose member has joined, except ev.Except. It is
 // safe for concurrent use.
 type fakeGroup struct {
@@ -174,7 +174,7 @@ func newTestRoom(tb testing.TB) *testRoom {
 		sessions: make(map[uint64]*fakeSession),
 	}
 	r.hub = NewHub(Options{Now: r.clock.Now})
-	r.hub.AddGroup(r.group)
+	r.hub.AddFanout(r.group)
 	return r
 }
 
@@ -353,7 +353,7 @@ func TestLeaveIsIdempotent(t *testing.T) {
 	if got, want := r.hub.Stats().Members, 2; got != want {
 		t.Errorf("Stats().Members after three Leave calls: got %d, want %d", got, want)
 	}
-	if got := r.hub.Lookup(2); got != nil {
+	if got := r.hub.members.load(2); got != nil {
 		t.Errorf("Lookup(2) after Leave: got member uid %d, want nil", got.UID())
 	}
 }
@@ -484,18 +484,6 @@ func TestNickChangesAreRateLimited(t *testing.T) {
 	}
 }
 
-func TestShutdownComesAfterEarlierEvents(t *testing.T) {
-	r := newPopulatedRoom(t, 3, JoinOptions{})
-	r.send(t, 1, "hello", "/nick alice", "bye")
-	r.hub.Shutdown()
-	want := []string{"uid 1: hello", "* uid 1 is now alice", "alice(1): bye", "* server is shutting down"}
-	for _, uid := range r.uids() {
-		if got := sessionLines(t, r.sessions[uid]); !slices.Equal(got, want) {
-			t.Errorf("uid %d: got %q, want %q", uid, got, want)
-		}
-	}
-}
-
 func TestStats(t *testing.T) {
 	r := newPopulatedRoom(t, 3, JoinOptions{})
 	if got, want := r.hub.Stats(), (Stats{Members: 3, JoinedTotal: 3}); got != want {
@@ -511,10 +499,10 @@ func TestStats(t *testing.T) {
 
 func TestLookupAndNick(t *testing.T) {
 	r := newPopulatedRoom(t, 2, JoinOptions{})
-	if got := r.hub.Lookup(2); got != r.members[2] {
+	if got := r.hub.members.load(2); got != r.members[2] {
 		t.Errorf("Lookup(2): got %p, want %p", got, r.members[2])
 	}
-	if got := r.hub.Lookup(3); got != nil {
+	if got := r.hub.members.load(3); got != nil {
 		t.Errorf("Lookup(3): got %p, want nil", got)
 	}
 	if got := r.members[2].Nick(); got != "" {
@@ -526,12 +514,12 @@ func TestLookupAndNick(t *testing.T) {
 	}
 }
 
-func TestRemoveGroup(t *testing.T) {
+func TestRemoveFanout(t *testing.T) {
 	r := newPopulatedRoom(t, 2, JoinOptions{})
 	other := &fakeGroup{}
-	r.hub.AddGroup(other)
+	r.hub.AddFanout(other)
 	r.send(t, 1, "one")
-	r.hub.RemoveGroup(r.group)
+	r.hub.RemoveFanout(r.group)
 	r.send(t, 1, "two")
 	if got, want := drainLines(t, r.sessions[2]), []string{"uid 1: one"}; !slices.Equal(got, want) {
 		t.Errorf("member of the removed group: got %q, want %q", got, want)
@@ -559,7 +547,7 @@ func TestRoomWideEventsGoThroughTheBroker(t *testing.T) {
 	b := &recordingBroker{}
 	h := NewHub(Options{Broker: b})
 	g := &fakeGroup{}
-	h.AddGroup(g)
+	h.AddFanout(g)
 	s1, s2 := &fakeSession{}, &fakeSession{}
 	g.add(s1)
 	g.add(s2)
@@ -569,8 +557,7 @@ func TestRoomWideEventsGoThroughTheBroker(t *testing.T) {
 		h.Handle(m1, []byte(l))
 	}
 	h.Leave(m2)
-	h.Shutdown()
-	want := []Kind{KindJoin, KindJoin, KindMessage, KindNick, KindLeave, KindShutdown}
+	want := []Kind{KindJoin, KindJoin, KindMessage, KindNick, KindLeave}
 	b.mu.Lock()
 	got := slices.Clone(b.kinds)
 	b.mu.Unlock()
@@ -614,7 +601,7 @@ func TestConcurrentJoins(t *testing.T) {
 	)
 	h := NewHub(Options{})
 	g := &fakeGroup{}
-	h.AddGroup(g)
+	h.AddFanout(g)
 
 	uids := make([][]uint64, goroutines)
 	sessions := make([][]*fakeSession, goroutines)

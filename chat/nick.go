@@ -9,8 +9,8 @@ import (
 	"golang.org/x/text/secure/precis"
 )
 
-// MaxNick is the longest nick, in bytes.
-const MaxNick = 24
+// maxNick is the longest nick, in bytes.
+const maxNick = 24
 
 // Why a nick is refused; the text goes in brackets after the nick on the
 // error line.
@@ -28,7 +28,7 @@ var (
 //
 //   - the nick as shown: name through PRECIS's Nickname profile (RFC 8266:
 //     NFKC, so fullwidth ａｌｉｃｅ is shown as alice; spaces trimmed; case
-//     kept), which must then be 1 to MaxNick bytes of letters of any
+//     kept), which must then be 1 to maxNick bytes of letters of any
 //     script, digits, '_', '-' and '.', not all digits;
 //   - the key two nicks clash on: PRECIS's comparison form (case folded)
 //     through a small confusable skeleton (see skeleton), so alice, Alice,
@@ -41,7 +41,7 @@ var (
 // whose key is uid, uid followed by digits, server, you or fastws, which
 // read as server lines (* uid 7 is now uid3).
 func checkNick(name string) (nick, key string, err error) {
-	if name == "" || len(name) > 4*MaxNick || !utf8.ValidString(name) {
+	if name == "" || len(name) > 4*maxNick || !utf8.ValidString(name) {
 		return "", "", errNickChars // the 4x bound: NFKC may shorten what it reads
 	}
 	nick, err = precis.Nickname.String(name)
@@ -53,7 +53,7 @@ func checkNick(name string) (nick, key string, err error) {
 		}
 		return "", "", errNickChars
 	}
-	if len(nick) > MaxNick || nick == "" {
+	if len(nick) > maxNick || nick == "" {
 		return "", "", errNickChars
 	}
 	digits := true

@@ -67,7 +67,7 @@ func TestCheckNick(t *testing.T) {
 		{"space inside", "a b", "", "", errNickChars},
 		{"escape", "a\x1b[2K", "", "", errNickChars},
 		{"too long after folding", strings.Repeat("小", 9), "", "", errNickChars},
-		{"fullwidth folds to 24", strings.Repeat("ａ", MaxNick), strings.Repeat("a", MaxNick), strings.Repeat("a", MaxNick), nil},
+		{"fullwidth folds to 24", strings.Repeat("ａ", maxNick), strings.Repeat("a", maxNick), strings.Repeat("a", maxNick), nil},
 		{"invalid utf-8", "a\xff", "", "", errNickChars},
 		{"emoji", "a🙂", "", "", errNickChars},
 	}
@@ -153,8 +153,8 @@ func FuzzCheckNick(f *testing.F) {
 			}
 			return
 		}
-		if nick == "" || len(nick) > MaxNick || !utf8.ValidString(nick) || CleanLine(nick) != nick {
-			t.Fatalf("checkNick(%q): nick %q is not a clean name of 1-%d bytes", in, nick, MaxNick)
+		if nick == "" || len(nick) > maxNick || !utf8.ValidString(nick) || CleanLine(nick) != nick {
+			t.Fatalf("checkNick(%q): nick %q is not a clean name of 1-%d bytes", in, nick, maxNick)
 		}
 		// The nick as shown is a nick, with the same key.
 		nick2, key2, err := checkNick(nick)

@@ -23,13 +23,13 @@ type Session interface {
 	Close(r CloseReason)
 }
 
-// Group is a set of sessions that receive room-wide events together: in the
-// server, the sessions of one reactor. Broadcasting through groups wakes each
+// Fanout is a set of sessions that receive room-wide events together: in the
+// server, the sessions of one reactor. Broadcasting through fanouts wakes each
 // reactor once per event instead of queueing the event once per member.
-type Group interface {
-	// Broadcast queues ev for every session of the group that has joined the
+type Fanout interface {
+	// Broadcast queues ev for every session of the fanout that has joined the
 	// room, except the member ev.Except (0 = none), in the same order as the
-	// group's other events. It must not block and must not call back into the
+	// fanout's other events. It must not block and must not call back into the
 	// Hub. It is safe for concurrent use.
 	Broadcast(ev *Event)
 }

@@ -20,7 +20,7 @@
 //
 // # The write path
 //
-// A reactor is the [chat.Group] of its sessions. A room-wide event costs the
+// A reactor is the [chat.Fanout] of its sessions. A room-wide event costs the
 // publisher one append to each reactor's outbox, and each reactor one
 // wake-up (gnet's EventLoop.Execute) per batch, not per recipient; while a
 // loop is inside OnTraffic (or OnOpen) it needs none, as it drains its

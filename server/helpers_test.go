@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"github.com/fastws/fastws/chat"
 	"io"
 	"log/slog"
 	"net"
@@ -41,7 +42,7 @@ func startServer(tb testing.TB, insts ...config.Instance) *Server {
 // startServerLog is startServer with the server's logger.
 func startServerLog(tb testing.TB, log *slog.Logger, insts ...config.Instance) *Server {
 	tb.Helper()
-	s := New(log)
+	s := New(log, chat.Options{})
 	cfg := &config.Config{StopTimeout: 5 * time.Second, Defaults: config.DefaultLimits(), Instances: insts}
 	if err := s.Start(cfg); err != nil {
 		tb.Fatalf("start: %v", err)

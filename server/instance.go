@@ -141,7 +141,7 @@ func (i *instance) reactorFor(loop gnet.EventLoop) *reactor {
 		r = &reactor{inst: i, hub: i.hub, loop: loop}
 		i.reactors[loop] = r
 		i.order = append(i.order, r)
-		i.hub.AddGroup(r)
+		i.hub.AddFanout(r)
 	}
 	return r
 }
@@ -395,7 +395,7 @@ wait:
 		}
 	}
 	for _, r := range rs {
-		i.hub.RemoveGroup(r)
+		i.hub.RemoveFanout(r)
 	}
 	i.closes.flush(time.Now())
 	// Engine.Stop polls for the end every 500ms; with a done context it

@@ -20,7 +20,7 @@ type delivery struct {
 	reason chat.CloseReason
 }
 
-// reactor is one gnet event loop of an instance and the chat.Group of the
+// reactor is one gnet event loop of an instance and the chat.Fanout of the
 // sessions it owns.
 type reactor struct {
 	inst *instance

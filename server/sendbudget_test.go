@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/fastws/fastws/chat"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,7 +172,7 @@ func sendAsync(t *testing.T, wg *sync.WaitGroup, c *client, s string) {
 // startServerTotal is startServer with maxSendBufferTotal set.
 func startServerTotal(tb testing.TB, total int, insts ...config.Instance) *Server {
 	tb.Helper()
-	s := New(discardLogger())
+	s := New(discardLogger(), chat.Options{})
 	cfg := &config.Config{StopTimeout: 5 * time.Second, Defaults: config.DefaultLimits(), Instances: insts, MaxSendBufferTotal: total}
 	if err := s.Start(cfg); err != nil {
 		tb.Fatalf("start: %v", err)

@@ -27,13 +27,12 @@ type Server struct {
 	instances []*instance // guarded by mu; in config order
 }
 
-// New returns a server with an empty room; nothing listens until Start.
-func New(log *slog.Logger) *Server {
-	return &Server{log: log, hub: chat.NewHub(chat.Options{}), files: newFiles()}
+// New returns a server with an empty room made with room (its broker,
+// clock and announce limit; the zero value is the single-node default);
+// nothing listens until Start.
+func New(log *slog.Logger, room chat.Options) *Server {
+	return &Server{log: log, hub: chat.NewHub(room), files: newFiles()}
 }
-
-// Hub returns the room every instance shares.
-func (s *Server) Hub() *chat.Hub { return s.hub }
 
 // testHookStartOpened, if set, runs in Start after each instance opens,
 // so that tests can send a Reload while Start is under way.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/fastws/fastws/chat"
 	"net"
 	"runtime"
 	"strings"
@@ -145,7 +146,7 @@ func TestOverlongLineClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestStopNotifiesFlushesAndCloses(t *testing.T) {
-	s := New(discardLogger())
+	s := New(discardLogger(), chat.Options{})
 	cfg := &config.Config{Instances: []config.Instance{telnetInstance("a", 2), telnetInstance("b", 2)}}
 	if err := s.Start(cfg); err != nil {
 		t.Fatal(err)
@@ -193,7 +194,7 @@ func TestBindFailureNamesInstanceAndLeavesNothing(t *testing.T) {
 	ok := telnetInstance("first", 1)
 	busy := telnetInstance("busy", 1)
 	busy.Port = taken
-	s := New(discardLogger())
+	s := New(discardLogger(), chat.Options{})
 	err = s.Start(&config.Config{StopTimeout: time.Second, Instances: []config.Instance{ok, busy}})
 	if err == nil {
 		t.Fatal("start on a taken port: got no error")

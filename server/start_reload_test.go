@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/fastws/fastws/chat"
 	"slices"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 // opening instances waits for it, and then finds every instance unchanged,
 // rather than opening them all a second time.
 func TestReloadDuringStart(t *testing.T) {
-	s := New(discardLogger())
+	s := New(discardLogger(), chat.Options{})
 	cfg := &config.Config{StopTimeout: 5 * time.Second, Defaults: config.DefaultLimits(),
 		Instances: []config.Instance{telnetInstance("a", 1), telnetInstance("b", 1)}}
 	type result struct {

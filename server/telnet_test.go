@@ -404,7 +404,7 @@ func newTelnetHarness(tb testing.TB, maxLine int) *telnetHarness {
 	tb.Helper()
 	hub := chat.NewHub(chat.Options{Now: func() time.Time { return time.Unix(1, 0) }})
 	room := &telnetRoom{}
-	hub.AddGroup(telnetGroup{room})
+	hub.AddFanout(telnetGroup{room})
 	dec, ok := telnetCodec{maxLine: maxLine}.newDecoder().(*telnetDecoder)
 	if !ok {
 		tb.Fatalf("telnetCodec.newDecoder() is %T, want *telnetDecoder", telnetCodec{}.newDecoder())

@@ -61,7 +61,7 @@ func TestWSPage(t *testing.T) {
 			}
 		})
 	}
-	if st := s.Hub().Stats(); st.JoinedTotal != 0 {
+	if st := s.Stats().Room; st.JoinedTotal != 0 {
 		t.Errorf("page requests joined %d members, want 0", st.JoinedTotal)
 	}
 }
@@ -112,7 +112,7 @@ func TestWSHandshakeRefusals(t *testing.T) {
 			waitFor(t, "the error count", func() bool { return protoErrors(s, tc.kind) == before+1 })
 		})
 	}
-	if st := s.Hub().Stats(); st.JoinedTotal != 0 {
+	if st := s.Stats().Room; st.JoinedTotal != 0 {
 		t.Errorf("refused upgrades joined %d members, want 0", st.JoinedTotal)
 	}
 
