@@ -9,15 +9,27 @@
 // A [Hub] has no goroutine of its own. Its methods run on the caller's
 // goroutine, which in the server is the event loop that read the line, so a
 // broadcast costs the sender's reactor one call per [Fanout], never one per
-// member. Hub.mu guards the member table and the group list; it is held only
-// while the table is read or changed and while events are handed to
-// Session.Send or Group.Broadcast, which never block. Nothing is written to a
-// socket under it. Lock order: Hub.mu, then whatever a Session or Fanout takes
-// inside Send or Broadcast; a Session never calls back into the Hub from Send.
+// member. The member table takes no lock to read: a message looks its
+// recipient up with atomic loads (memberTable), and joins and leaves
+// serialise on the table's own mutex. Hub.mu guards the nick table and the
+// list of fanouts; it is held while they are read or changed and while an
+// event is handed to each Fanout.Broadcast, which never blocks. Nothing is
+// written to a socket under it. Lock order: Hub.mu, then memberTable.mu,
+// then whatever a Session or Fanout takes inside Send or Broadcast; a
+// Session never calls back into the Hub from Send.
 //
 // Events are immutable once handed out and are shared by every recipient; a
 // transport caches its encoding of an event with [Event.Encoded], so a
 // broadcast is encoded once per wire format, not once per recipient. A
 // private message is the one event made for a single session: its
 // transport may hand it back with [Event.Release] for the next one.
+//
+// # How to add a command
+//
+// Give it an Op and a case in parse (command.go), with its grammar in
+// parse's comment; carry it out in Hub.Handle, drawing on the rate limiter
+// in proportion to what it costs (as /who does); give what it answers an
+// event Kind with its text line (event.go) and its JSON object
+// (server/wsjson.go); add it to the help lines; and add its lines to
+// TestWireLines and its input to FuzzHandle's seeds.
 package chat

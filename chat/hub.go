@@ -158,7 +158,7 @@ func (h *Hub) announced(n int64) bool {
 	return limit == 0 || n <= limit
 }
 
-// Handle carries out one line of the text protocol from m (see [Parse]).
+// Handle carries out one line of the text protocol from m (see parse).
 // It is safe for concurrent use; lines from one member must be handled in
 // order, which the member's reader does.
 func (h *Hub) Handle(m *Member, line []byte) {

@@ -34,9 +34,35 @@
 //
 // # Locks
 //
-// reactor.mu guards the outbox and its scheduled and busy flags; it is
-// never held while calling out. instance.mu guards the reactor table and the per-IP counts.
-// Server.mu guards the instance table and is taken before instance.mu.
-// chat.Hub's lock is taken before reactor.mu (the hub publishes under its
-// read lock), never after.
+// In the order they are taken: Server.mu (the instance table), then
+// instance.mu (the reactor table and the per-IP counts; reactorFor
+// registers a new reactor with the hub under it), then chat.Hub's lock
+// (the hub hands events to the reactors under its read lock), then
+// reactor.mu (the outbox and the loop's scheduled and busy flags, never
+// held while calling out). Server.reloadMu serialises Start, Reload and
+// Stop and is taken before all of them. The acceptor's mu guards only its
+// spare descriptors and is never held with another.
+//
+// # How to add a protocol
+//
+// Write a codec (codec.go): newDecoder, whether a connection joins only
+// after a handshake, and the refusal written to a connection turned away
+// at accept. Its decoder reads only through input and writes only
+// through its session (send, and the batch that Reply and Send fill), so
+// the write path, the slow-consumer check and any layer under the socket
+// stay in one place; it hands each client line to session.line. Give it a
+// wire format slot (formatText, ...) so that a broadcast is encoded once
+// for all its connections, a protocol name in config, a fuzz target over
+// its decoder with inputs split at every byte, and its protocol error
+// kinds in protoErrKinds (stats.go), which the metrics pre-declare.
+//
+// # How to add a metric
+//
+// Count it where it happens, on the event loop, in reactorCounters
+// (reactor.go: one atomic per reactor, no shared cache line), or in the
+// room (chat.Stats); add the field to InstanceStats (stats.go), which
+// feeds the status socket, the CLI table and /metrics alike; then give it
+// a series in status/metrics.go, a column or line in status/render.go if
+// people read it there, a row in status/SCHEMA.md, and a test in
+// status/metrics_test.go that promtool accepts.
 package server

@@ -19,7 +19,10 @@ import (
 )
 
 // instance is one config.ini instance: a gnet engine and its reactors. It
-// implements gnet.EventHandler; every callback runs on an event loop.
+// implements gnet.EventHandler. OnOpen, OnTraffic and OnClose run on the
+// connection's event loop; OnBoot runs before the loops start, and OnTick
+// on gnet's ticker goroutine, which reaches the loops only through
+// reactor.execute.
 type instance struct {
 	gnet.BuiltinEventEngine
 
