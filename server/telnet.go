@@ -75,27 +75,26 @@ type telnetBinary struct {
 // DO or DONT) for TRANSMIT-BINARY appended, if it needs one.
 func (b *telnetBinary) answer(verb byte, reply []byte) []byte {
 	switch verb {
-	case telnetDO:
-		if !b.us && !b.offered {
-			reply = append(reply, telnetIAC, telnetWILL, telnetOptBinary)
-		}
-		b.us, b.offered = true, false
-	case telnetDONT:
-		if b.us {
-			reply = append(reply, telnetIAC, telnetWONT, telnetOptBinary)
-		}
-		b.us, b.offered = false, false
-	case telnetWILL:
-		if !b.them && !b.asked {
-			reply = append(reply, telnetIAC, telnetDO, telnetOptBinary)
-		}
-		b.them, b.asked = true, false
-	case telnetWONT:
-		if b.them {
-			reply = append(reply, telnetIAC, telnetDONT, telnetOptBinary)
-		}
-		b.them, b.asked = false, false
+	case telnetDO, telnetDONT: // about what we send
+		return answerBinary(&b.us, &b.offered, verb == telnetDO, telnetWILL, telnetWONT, reply)
+	case telnetWILL, telnetWONT: // about what the client sends
+		return answerBinary(&b.them, &b.asked, verb == telnetWILL, telnetDO, telnetDONT, reply)
 	}
+	return reply
+}
+
+// answerBinary sets one direction of TRANSMIT-BINARY as the client asks
+// (want on or off) and appends our verb (yes or no) only when that
+// changes it and we did not ask first (pending): an answer to our own
+// request is an acknowledgement, and acknowledging it would loop.
+func answerBinary(on, pending *bool, want bool, yes, no byte, reply []byte) []byte {
+	switch {
+	case want && !*on && !*pending:
+		reply = append(reply, telnetIAC, yes, telnetOptBinary)
+	case !want && *on:
+		reply = append(reply, telnetIAC, no, telnetOptBinary)
+	}
+	*on, *pending = want, false
 	return reply
 }
 
