@@ -152,7 +152,9 @@ func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
 // SIGINT and SIGTERM stop it (a second one forces the exit), SIGHUP
 // reloads, SIGUSR1 reopens the log.
 func (e *env) catchSignals() {
-	sigs := make(chan os.Signal, 4)
+	// The serving loop reads it without ever waiting on a reload; the room
+	// is for bursts (logrotate's USR1 with a HUP and a TERM).
+	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 	e.signals = sigs
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,7 +36,8 @@ type daemon struct {
 	mu  sync.Mutex
 	cfg *config.Config // guarded by mu: the config in force
 
-	stopReq chan time.Duration // a stop asked for over the status socket
+	stopReq  chan time.Duration // a stop asked for over the status socket
+	stopping atomic.Bool        // set once a stop has begun: reloads are refused from then on
 }
 
 // serve runs the daemon until a signal or a stop request, in the order
@@ -83,6 +85,21 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 	log.Info("started", "pid", os.Getpid(), "version", version, "config", cfg.Path)
 	notify("ready")
 
+	// Reloads run on their own goroutine, so that this loop reads every
+	// signal as it comes: a reload may wait stopTimeout for the clients of
+	// the instances it replaces, and signal.Notify drops what its channel
+	// has no room for. HUPs that come during a reload coalesce in
+	// reloadReq into one more reload.
+	reloadReq := make(chan struct{}, 1)
+	reloaderDone := make(chan struct{})
+	go func() {
+		defer close(reloaderDone)
+		for range reloadReq {
+			_ = d.Reload() // it logs what happened
+		}
+	}()
+	defer func() { close(reloadReq); <-reloaderDone }()
+
 	timeout := cfg.StopTimeout
 wait:
 	for {
@@ -90,7 +107,10 @@ wait:
 		case sig := <-e.signals:
 			switch sig {
 			case syscall.SIGHUP:
-				_ = d.Reload() // it logs what happened
+				select {
+				case reloadReq <- struct{}{}:
+				default: // one is pending already
+				}
 			case syscall.SIGUSR1:
 				d.reopenLog()
 			default:
@@ -104,6 +124,8 @@ wait:
 			break wait
 		}
 	}
+	// From here a reload is refused, and srv.Stop cuts short one under way.
+	d.stopping.Store(true)
 	fmt.Fprintf(e.stdout, "stopping (up to %s; Ctrl-C again to force)\n", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -119,10 +141,14 @@ wait:
 			fmt.Fprintln(e.stdout, "stopped")
 			return exitOK, nil
 		case sig := <-e.signals:
-			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
-				continue
+			switch sig {
+			case syscall.SIGHUP:
+				log.Warn("reload refused", "signal", sig.String(), "err", server.ErrStopping)
+			case syscall.SIGUSR1:
+				d.reopenLog()
+			default:
+				return exitFailure, errors.New("forced exit on second signal")
 			}
-			return exitFailure, errors.New("forced exit on second signal")
 		}
 	}
 }
@@ -209,6 +235,10 @@ func (d *daemon) Connections(ctx context.Context) ([]status.Connection, error) {
 // (some instances could not start; the others follow the new config). The
 // error also goes back to whoever asked, which the log does not reach.
 func (d *daemon) Reload() error {
+	if d.stopping.Load() {
+		d.log.Error("reload refused", "err", server.ErrStopping)
+		return server.ErrStopping
+	}
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()
@@ -218,6 +248,10 @@ func (d *daemon) Reload() error {
 		return err
 	}
 	res, err := d.srv.Reload(cfg)
+	if errors.Is(err, server.ErrStopping) {
+		d.log.Error("reload refused", "err", err)
+		return err
+	}
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
@@ -259,7 +293,9 @@ func (d *daemon) Stop(timeout time.Duration) {
 	}
 }
 
-// reopenLog reopens the log file onto stderr, for logrotate.
+// reopenLog reopens the log file onto stdout and stderr, for logrotate:
+// both were the log (see launch), and a descriptor left on the old file
+// would keep it, rotated and deleted, on the disk.
 func (d *daemon) reopenLog() {
 	if d.logFile == "" {
 		return
@@ -270,9 +306,11 @@ func (d *daemon) reopenLog() {
 		return
 	}
 	defer f.Close()
-	if err := unix.Dup2(int(f.Fd()), 2); err != nil {
-		d.log.Error("reopen log", "err", err)
-		return
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup2(int(f.Fd()), fd); err != nil {
+			d.log.Error("reopen log", "fd", fd, "err", err)
+			return
+		}
 	}
 	d.log.Info("log reopened", "file", d.logFile)
 }
