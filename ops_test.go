@@ -210,3 +210,41 @@ func TestReloadWhileStoppingRefused(t *testing.T) {
 		t.Fatal("the daemon did not exit on a second SIGTERM")
 	}
 }
+
+// TestLogReopenMovesStdoutToo checks that after logrotate's rename and
+// SIGUSR1 neither stdout nor stderr of the daemon is left on the old file,
+// which would then stay on the disk, deleted, as long as the daemon runs.
+func TestLogReopenMovesStdoutToo(t *testing.T) {
+	cfg := writeConfig(t, "", freePort(t))
+	pid := startDaemon(t, cfg)
+	logPath := runDir(cfg) + "/fastws.log"
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "log reopened") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new log with 'log reopened' after SIGUSR1; got %q", b)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a file; nothing to wait on
+	}
+	for _, fd := range []string{"1", "2"} {
+		got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != logPath {
+			t.Errorf("fd %s is %s after SIGUSR1, want %s", fd, got, logPath)
+		}
+	}
+	if _, _, code := runCLI(t, "-c", cfg, "stop"); code != 0 {
+		t.Errorf("stop: exit %d", code)
+	}
+}
