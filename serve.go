@@ -213,20 +213,19 @@ func closeReasons() []string {
 	return names
 }
 
-// Connections implements status.Handler.
-func (d *daemon) Connections(ctx context.Context) ([]status.Connection, error) {
-	rows, err := d.srv.Connections(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]status.Connection, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, status.Connection{
-			UID: r.UID, Nick: r.Nick, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
-			Since: r.Since, MessagesIn: r.MsgsIn, MessagesOut: r.MsgsOut, BytesQueued: r.Queued,
-		})
-	}
-	return out, nil
+// Connections implements status.Handler: one event loop's rows at a time.
+func (d *daemon) Connections(ctx context.Context, emit func([]status.Connection) error) error {
+	var out []status.Connection
+	return d.srv.EachConnection(ctx, func(rows []server.ConnStats) error {
+		out = out[:0]
+		for _, r := range rows {
+			out = append(out, status.Connection{
+				UID: r.UID, Nick: r.Nick, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
+				Since: r.Since, MessagesIn: r.MsgsIn, MessagesOut: r.MsgsOut, BytesQueued: r.Queued,
+			})
+		}
+		return emit(out)
+	})
 }
 
 // Reload implements status.Handler and SIGHUP: it re-reads the config

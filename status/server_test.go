@@ -37,7 +37,7 @@ type fakeHandler struct {
 
 func (h *fakeHandler) Status() Snapshot { return h.snap }
 
-func (h *fakeHandler) Connections(ctx context.Context) ([]Connection, error) {
+func (h *fakeHandler) Connections(ctx context.Context, emit func([]Connection) error) error {
 	n := h.inFlight.Add(1)
 	defer h.inFlight.Add(-1)
 	for {
@@ -53,10 +53,15 @@ func (h *fakeHandler) Connections(ctx context.Context) ([]Connection, error) {
 		select {
 		case <-h.block:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return h.conns, nil
+	for _, c := range h.conns { // one batch per row
+		if err := emit([]Connection{c}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *fakeHandler) Reload() error {
