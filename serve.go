@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,6 +37,9 @@ type daemon struct {
 	mu  sync.Mutex
 	cfg *config.Config // guarded by mu: the config in force
 
+	startedBy   string // status.Daemon.StartedBy
+	serviceUnit string // status.Daemon.ServiceUnit
+
 	stopReq  chan time.Duration // a stop asked for over the status socket
 	stopping atomic.Bool        // set once a stop has begun: reloads are refused from then on
 }
@@ -61,6 +65,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 	}
 
 	d := &daemon{log: log, logFile: logFile, srv: server.New(log), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
+	d.startedBy, d.serviceUnit = startedBy(logFile != "")
 	sock, err := status.Listen(status.SocketPath(cfg.RunDir), d)
 	if err != nil {
 		return exitFailure, err
@@ -70,7 +75,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 		// Before the instances, so that /healthz answers 503 until they listen.
 		ms, err := status.ServeMetrics(cfg.MetricsListen, status.NewCollector(d.Status, closeReasons()), d.healthy, log)
 		if err != nil {
-			return exitFailure, fmt.Errorf("metricsListen: %w; is another program using that port? Stop it or change metricsListen in %s", err, cfg.Path)
+			return exitFailure, bindHint(fmt.Errorf("metricsListen: %w", err), cfg.Path, "metricsListen")
 		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -80,7 +85,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 		log.Info("metrics listening", "addr", ms.Addr())
 	}
 	if err := d.srv.Start(cfg); err != nil {
-		return exitFailure, fmt.Errorf("%w; is another program using that port? Stop it or change the port in %s", err, cfg.Path)
+		return exitFailure, bindHint(err, cfg.Path, "the port")
 	}
 	log.Info("started", "pid", os.Getpid(), "version", version, "config", cfg.Path)
 	notify("ready")
@@ -153,6 +158,40 @@ wait:
 	}
 }
 
+// startedBy says who runs this process, for status.Daemon.StartedBy:
+// "start -d" if detached, else "systemd" (with the unit's name) or
+// "foreground". restart reads it to refuse to replace a daemon that a
+// service manager watches with one it does not.
+func startedBy(detached bool) (by, unit string) {
+	if detached {
+		return "start -d", ""
+	}
+	// systemd sets INVOCATION_ID for every process it starts as a service,
+	// and puts the service in a cgroup named after its unit.
+	if os.Getenv("INVOCATION_ID") == "" {
+		return "foreground", ""
+	}
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	for _, l := range strings.Split(string(b), "\n") {
+		if _, path, ok := strings.Cut(l, "::"); ok {
+			if u := filepath.Base(path); strings.HasSuffix(u, ".service") {
+				unit = u
+			}
+		}
+	}
+	return "systemd", unit
+}
+
+// bindHint adds to a bind error what to do about it. EACCES on bind is a
+// port below 1024 (net.ipv4.ip_unprivileged_port_start) without the
+// privilege, not a port in use.
+func bindHint(err error, path, what string) error {
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("%w; ports below 1024 need privileges: run as root, grant CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep on the binary, or AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit), or change %s in %s to 1024 or above", err, what, path)
+	}
+	return fmt.Errorf("%w; is another program using that port? Stop it or change %s in %s", err, what, path)
+}
+
 // Status implements status.Handler.
 func (d *daemon) Status() status.Snapshot {
 	st := d.srv.Stats()
@@ -166,6 +205,7 @@ func (d *daemon) Status() status.Snapshot {
 		Started: d.started, UptimeSeconds: time.Since(d.started).Seconds(),
 		RSSBytes: status.ReadRSS(), HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine(),
 		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: status.MaxOpenFiles(),
+		StartedBy: d.startedBy, ServiceUnit: d.serviceUnit,
 	}}
 	for _, i := range st.Instances {
 		snap.Instances = append(snap.Instances, status.Instance{

@@ -73,7 +73,9 @@
 //	    "goroutines": 23,
 //	    "members": 3,
 //	    "openFiles": 57,
-//	    "maxOpenFiles": 20000
+//	    "maxOpenFiles": 20000,
+//	    "startedBy": "systemd",
+//	    "serviceUnit": "fastws.service"
 //	  },
 //	  "instances": [
 //	    {

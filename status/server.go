@@ -23,8 +23,8 @@ type Handler interface {
 	// loop's, say), passing each batch to emit, which writes it to the
 	// client before it returns; the batch is not kept. It stops and returns
 	// emit's error if emit fails (the client is gone). It may block until
-	// ctx is done, which is at most 5s after the client connected, at the
-	// request's deadline, or when the Server closes.
+	// ctx is done, which is at most 5s after the client connected, or when
+	// the Server closes.
 	Connections(ctx context.Context, emit func([]Connection) error) error
 	// Reload re-reads the config file. Its error text is shown to the user
 	// as is and may span several lines. It is not bound by the 5s limit of
@@ -333,11 +333,9 @@ func (s *Server) handle(c *net.UnixConn) {
 		return
 	}
 	if req.cmd == cmdConnections {
-		dl := start.Add(s.opt.requestTimeout)
-		if !req.deadline.IsZero() && req.deadline.Before(dl) {
-			dl = req.deadline
-		}
-		ctx, cancel := context.WithDeadline(s.ctx, dl)
+		// Not cut at the request's deadline: a listing is harmless if late,
+		// and the client should see its own timeout, not the daemon's.
+		ctx, cancel := context.WithDeadline(s.ctx, start.Add(s.opt.requestTimeout))
 		defer cancel()
 		s.streamConnections(ctx, c)
 		return
