@@ -319,6 +319,11 @@ func reloadable(old *config.Config) (*config.Config, error) {
 	return cfg, nil
 }
 
+// Expired implements status.ExpiredLogger.
+func (d *daemon) Expired(cmd string, deadline time.Time) {
+	d.log.Warn("request dropped", "cmd", cmd, "err", fmt.Sprintf("its deadline %s passed before the daemon got to it (was it stopped?); the client has given up, so it is not carried out", deadline.Format(time.RFC3339Nano)))
+}
+
 // Stop implements status.Handler: it begins a graceful stop.
 func (d *daemon) Stop(timeout time.Duration) {
 	if timeout <= 0 {

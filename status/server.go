@@ -37,6 +37,13 @@ type Handler interface {
 	Stop(timeout time.Duration)
 }
 
+// ExpiredLogger is a Handler that wants to know of each request dropped
+// because its deadline passed before the daemon got to it: the operator
+// who finds the reload they asked for not done can read why in the log.
+type ExpiredLogger interface {
+	Expired(cmd string, deadline time.Time)
+}
+
 const (
 	// maxClients bounds the clients served at once; others wait in the
 	// listen backlog until a slot frees.
@@ -329,6 +336,9 @@ func (s *Server) handle(c *net.UnixConn) {
 	if !req.deadline.IsZero() && !time.Now().Before(req.deadline) {
 		// The client has given up: acting now would do what it was told
 		// failed. The reply is for a client whose clock runs ahead.
+		if l, ok := s.h.(ExpiredLogger); ok {
+			l.Expired(req.cmd, req.deadline)
+		}
 		s.reply(c, fail(fmt.Errorf("request expired: its deadline %s passed before the daemon got to it; nothing was done", req.deadline.UTC().Format(time.RFC3339Nano))))
 		return
 	}
