@@ -33,12 +33,17 @@ const usage = `fastws — a chat daemon in the FastWS/Workerman tradition, on gn
 Usage:
   fastws [-c FILE] start [-d]              run in the foreground (Ctrl-C stops gracefully),
                                            or as a daemon (-d) once every instance listens
-  fastws [-c FILE] status [--json]         the running daemon and its instances
-  fastws [-c FILE] connections [--json]    one row per connection
+  fastws [-c FILE] status [--json] [--timeout 5s]
+                                           the running daemon and its instances
+  fastws [-c FILE] connections [--json] [--timeout 5s]
+                                           one row per connection
   fastws [-c FILE] stop [--timeout 10s]    graceful stop: notify clients, flush, close; waits
+                                           at most the timeout and 2s more for the exit
   fastws [-c FILE] kill                    SIGKILL the daemon; removes its pidfile and socket
-  fastws [-c FILE] restart                 stop, then start -d
-  fastws [-c FILE] reload                  re-read the config file (also SIGHUP)
+  fastws [-c FILE] restart                 stop, then start -d (only a daemon start -d started,
+                                           of your own user; else systemctl restart fastws)
+  fastws [-c FILE] reload [--timeout D]    re-read the config file (also SIGHUP); D defaults
+                                           to stopTimeout + 5s
   fastws [-c FILE] check                   validate the config file and exit
   fastws version | help                    also --version, and -h or --help
 
@@ -152,7 +157,9 @@ func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
 // SIGINT and SIGTERM stop it (a second one forces the exit), SIGHUP
 // reloads, SIGUSR1 reopens the log.
 func (e *env) catchSignals() {
-	sigs := make(chan os.Signal, 4)
+	// The serving loop reads it without ever waiting on a reload; the room
+	// is for bursts (logrotate's USR1 with a HUP and a TERM).
+	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 	e.signals = sigs
 }

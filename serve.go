@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,7 +37,11 @@ type daemon struct {
 	mu  sync.Mutex
 	cfg *config.Config // guarded by mu: the config in force
 
-	stopReq chan time.Duration // a stop asked for over the status socket
+	startedBy   string // status.Daemon.StartedBy
+	serviceUnit string // status.Daemon.ServiceUnit
+
+	stopReq  chan time.Duration // a stop asked for over the status socket
+	stopping atomic.Bool        // set once a stop has begun: reloads are refused from then on
 }
 
 // serve runs the daemon until a signal or a stop request, in the order
@@ -59,6 +65,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 	}
 
 	d := &daemon{log: log, logFile: logFile, srv: server.New(log, chat.Options{}), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
+	d.startedBy, d.serviceUnit = startedBy(logFile != "")
 	sock, err := status.Listen(status.SocketPath(cfg.RunDir), d)
 	if err != nil {
 		return exitFailure, err
@@ -68,7 +75,7 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 		// Before the instances, so that /healthz answers 503 until they listen.
 		ms, err := status.ServeMetrics(cfg.MetricsListen, status.NewCollector(d.Status, closeReasons()), d.healthy, log)
 		if err != nil {
-			return exitFailure, fmt.Errorf("metricsListen: %w; is another program using that port? Stop it or change metricsListen in %s", err, cfg.Path)
+			return exitFailure, bindHint(fmt.Errorf("metricsListen: %w", err), cfg.Path, "metricsListen")
 		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -78,10 +85,25 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 		log.Info("metrics listening", "addr", ms.Addr())
 	}
 	if err := d.srv.Start(cfg); err != nil {
-		return exitFailure, fmt.Errorf("%w; is another program using that port? Stop it or change the port in %s", err, cfg.Path)
+		return exitFailure, bindHint(err, cfg.Path, "the port")
 	}
 	log.Info("started", "pid", os.Getpid(), "version", version, "config", cfg.Path)
 	notify("ready")
+
+	// Reloads run on their own goroutine, so that this loop reads every
+	// signal as it comes: a reload may wait stopTimeout for the clients of
+	// the instances it replaces, and signal.Notify drops what its channel
+	// has no room for. HUPs that come during a reload coalesce in
+	// reloadReq into one more reload.
+	reloadReq := make(chan struct{}, 1)
+	reloaderDone := make(chan struct{})
+	go func() {
+		defer close(reloaderDone)
+		for range reloadReq {
+			_ = d.Reload() // it logs what happened
+		}
+	}()
+	defer func() { close(reloadReq); <-reloaderDone }()
 
 	timeout := cfg.StopTimeout
 wait:
@@ -90,7 +112,10 @@ wait:
 		case sig := <-e.signals:
 			switch sig {
 			case syscall.SIGHUP:
-				_ = d.Reload() // it logs what happened
+				select {
+				case reloadReq <- struct{}{}:
+				default: // one is pending already
+				}
 			case syscall.SIGUSR1:
 				d.reopenLog()
 			default:
@@ -104,6 +129,8 @@ wait:
 			break wait
 		}
 	}
+	// From here a reload is refused, and srv.Stop cuts short one under way.
+	d.stopping.Store(true)
 	fmt.Fprintf(e.stdout, "stopping (up to %s; Ctrl-C again to force)\n", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -119,12 +146,50 @@ wait:
 			fmt.Fprintln(e.stdout, "stopped")
 			return exitOK, nil
 		case sig := <-e.signals:
-			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
-				continue
+			switch sig {
+			case syscall.SIGHUP:
+				log.Warn("reload refused", "signal", sig.String(), "err", server.ErrStopping)
+			case syscall.SIGUSR1:
+				d.reopenLog()
+			default:
+				return exitFailure, errors.New("forced exit on second signal")
 			}
-			return exitFailure, errors.New("forced exit on second signal")
 		}
 	}
+}
+
+// startedBy says who runs this process, for status.Daemon.StartedBy:
+// "start -d" if detached, else "systemd" (with the unit's name) or
+// "foreground". restart reads it to refuse to replace a daemon that a
+// service manager watches with one it does not.
+func startedBy(detached bool) (by, unit string) {
+	if detached {
+		return "start -d", ""
+	}
+	// systemd sets INVOCATION_ID for every process it starts as a service,
+	// and puts the service in a cgroup named after its unit.
+	if os.Getenv("INVOCATION_ID") == "" {
+		return "foreground", ""
+	}
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	for _, l := range strings.Split(string(b), "\n") {
+		if _, path, ok := strings.Cut(l, "::"); ok {
+			if u := filepath.Base(path); strings.HasSuffix(u, ".service") {
+				unit = u
+			}
+		}
+	}
+	return "systemd", unit
+}
+
+// bindHint adds to a bind error what to do about it. EACCES on bind is a
+// port below 1024 (net.ipv4.ip_unprivileged_port_start) without the
+// privilege, not a port in use.
+func bindHint(err error, path, what string) error {
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("%w; ports below 1024 need privileges: run as root, grant CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep on the binary, or AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit), or change %s in %s to 1024 or above", err, what, path)
+	}
+	return fmt.Errorf("%w; is another program using that port? Stop it or change %s in %s", err, what, path)
 }
 
 // Status implements status.Handler.
@@ -140,6 +205,7 @@ func (d *daemon) Status() status.Snapshot {
 		Started: d.started, UptimeSeconds: time.Since(d.started).Seconds(),
 		RSSBytes: status.ReadRSS(), HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine(),
 		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: status.MaxOpenFiles(),
+		StartedBy: d.startedBy, ServiceUnit: d.serviceUnit,
 	}}
 	for _, i := range st.Instances {
 		snap.Instances = append(snap.Instances, status.Instance{
@@ -187,20 +253,19 @@ func closeReasons() []string {
 	return names
 }
 
-// Connections implements status.Handler.
-func (d *daemon) Connections(ctx context.Context) ([]status.Connection, error) {
-	rows, err := d.srv.Connections(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]status.Connection, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, status.Connection{
-			UID: r.UID, Nick: r.Nick, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
-			Since: r.Since, MessagesIn: r.MsgsIn, MessagesOut: r.MsgsOut, BytesQueued: r.Queued,
-		})
-	}
-	return out, nil
+// Connections implements status.Handler: one event loop's rows at a time.
+func (d *daemon) Connections(ctx context.Context, emit func([]status.Connection) error) error {
+	var out []status.Connection
+	return d.srv.EachConnection(ctx, func(rows []server.ConnStats) error {
+		out = out[:0]
+		for _, r := range rows {
+			out = append(out, status.Connection{
+				UID: r.UID, Nick: r.Nick, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
+				Since: r.Since, MessagesIn: r.MsgsIn, MessagesOut: r.MsgsOut, BytesQueued: r.Queued,
+			})
+		}
+		return emit(out)
+	})
 }
 
 // Reload implements status.Handler and SIGHUP: it re-reads the config
@@ -209,6 +274,10 @@ func (d *daemon) Connections(ctx context.Context) ([]status.Connection, error) {
 // (some instances could not start; the others follow the new config). The
 // error also goes back to whoever asked, which the log does not reach.
 func (d *daemon) Reload() error {
+	if d.stopping.Load() {
+		d.log.Error("reload refused", "err", server.ErrStopping)
+		return server.ErrStopping
+	}
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()
@@ -218,6 +287,10 @@ func (d *daemon) Reload() error {
 		return err
 	}
 	res, err := d.srv.Reload(cfg)
+	if errors.Is(err, server.ErrStopping) {
+		d.log.Error("reload refused", "err", err)
+		return err
+	}
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
@@ -246,6 +319,11 @@ func reloadable(old *config.Config) (*config.Config, error) {
 	return cfg, nil
 }
 
+// Expired implements status.ExpiredLogger.
+func (d *daemon) Expired(cmd string, deadline time.Time) {
+	d.log.Warn("request dropped", "cmd", cmd, "err", fmt.Sprintf("its deadline %s passed before the daemon got to it (was it stopped?); the client has given up, so it is not carried out", deadline.Format(time.RFC3339Nano)))
+}
+
 // Stop implements status.Handler: it begins a graceful stop.
 func (d *daemon) Stop(timeout time.Duration) {
 	if timeout <= 0 {
@@ -259,7 +337,9 @@ func (d *daemon) Stop(timeout time.Duration) {
 	}
 }
 
-// reopenLog reopens the log file onto stderr, for logrotate.
+// reopenLog reopens the log file onto stdout and stderr, for logrotate:
+// both were the log (see launch), and a descriptor left on the old file
+// would keep it, rotated and deleted, on the disk.
 func (d *daemon) reopenLog() {
 	if d.logFile == "" {
 		return
@@ -270,9 +350,11 @@ func (d *daemon) reopenLog() {
 		return
 	}
 	defer f.Close()
-	if err := unix.Dup2(int(f.Fd()), 2); err != nil {
-		d.log.Error("reopen log", "err", err)
-		return
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup2(int(f.Fd()), fd); err != nil {
+			d.log.Error("reopen log", "fd", fd, "err", err)
+			return
+		}
 	}
 	d.log.Info("log reopened", "file", d.logFile)
 }

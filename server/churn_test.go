@@ -80,10 +80,17 @@ func TestChurnReturnsToBaseline(t *testing.T) {
 		t.FailNow()
 	}
 
-	// The server has seen every close.
-	waitFor(t, "every connection to close", func() bool {
+	// The server has seen every connection and every close. A client
+	// that closed before the server said anything is done on its side
+	// while the server may not have accepted it yet: wait for the
+	// accepts too, not only for no connection to be open.
+	waitFor(t, "every connection to be accepted and closed", func() bool {
 		st := s.Stats()
-		return openConns(s) == 0 && st.Room.Members == 0
+		var accepted uint64
+		for k, in := range st.Instances {
+			accepted += in.ConnsTotal - before.Instances[k].ConnsTotal
+		}
+		return accepted == cycles && openConns(s) == 0 && st.Room.Members == 0
 	})
 	after := s.Stats()
 	var total, closed, byReason uint64

@@ -31,9 +31,19 @@ type ReloadResult struct {
 // If an instance cannot start, Reload goes on with the others and returns
 // every failure joined; each stays in the instance's stats (Error) until a
 // reload starts it. It is safe for concurrent use; reloads are serialised.
+//
+// Once Stop has begun, Reload changes nothing and returns ErrStopping; a
+// Reload under way when Stop begins closes the clients of the instances it
+// replaces at once rather than waiting stopTimeout for them to drain.
 func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
+	if s.quit.Err() != nil {
+		return ReloadResult{}, ErrStopping
+	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if s.quit.Err() != nil { // Stop began while this waited, and is done
+		return ReloadResult{}, ErrStopping
+	}
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
 	s.budget.limit.Store(int64(cfg.MaxSendBufferTotal)) // applies at the next flush or tick
 
@@ -143,12 +153,13 @@ func (i *instance) dupListener() (net.Listener, error) {
 	return net.FileListener(f)
 }
 
-// stopWithin stops insts, all within cfg's stopTimeout.
+// stopWithin stops insts, all within cfg's stopTimeout, or at once if
+// Stop begins meanwhile.
 func (s *Server) stopWithin(cfg *config.Config, insts []*instance) {
 	if len(insts) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+	ctx, cancel := context.WithTimeout(s.quit, cfg.StopTimeout)
 	defer cancel()
 	s.stopInstances(ctx, insts)
 }

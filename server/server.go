@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +24,14 @@ type Server struct {
 
 	reloadMu sync.Mutex // serialises Start, Reload and Stop: each decides from s.instances what to open or close
 
+	// quit is cancelled when Stop begins. A reload in progress then cuts
+	// short its wait for the clients of the instances it replaces (up to
+	// stopTimeout for a client that does not read), so that Stop, which
+	// waits for the reload, is not held up by it; later reloads are
+	// refused with ErrStopping.
+	quit     context.Context
+	quitStop context.CancelFunc
+
 	mu        sync.Mutex
 	instances []*instance // guarded by mu; in config order
 }
@@ -31,8 +40,12 @@ type Server struct {
 // clock and announce limit; the zero value is the single-node default);
 // nothing listens until Start.
 func New(log *slog.Logger, room chat.Options) *Server {
-	return &Server{log: log, hub: chat.NewHub(room), files: newFiles()}
+	quit, stop := context.WithCancel(context.Background())
+	return &Server{log: log, hub: chat.NewHub(room), files: newFiles(), quit: quit, quitStop: stop}
 }
+
+// ErrStopping is returned by Reload once Stop has begun.
+var ErrStopping = errors.New("the daemon is stopping; a reload would start instances in a process about to exit")
 
 // testHookStartOpened, if set, runs in Start after each instance opens,
 // so that tests can send a Reload while Start is under way.
@@ -100,7 +113,11 @@ func (s *Server) Addrs() map[string]string {
 // "* server is shutting down", then its connection closes. What is still
 // open when ctx ends is closed by force. Stop waits for every engine to
 // exit and returns ctx's error if the deadline cut the drain short.
+//
+// A Reload in progress is cut short first (see quit), and every later one
+// is refused.
 func (s *Server) Stop(ctx context.Context) error {
+	s.quitStop()
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.mu.Lock()

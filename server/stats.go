@@ -153,13 +153,32 @@ type ConnStats struct {
 // Connections lists every connection, by uid. It visits each event loop
 // in turn and waits for it, or for ctx.
 func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
+	var out []ConnStats
+	err := s.EachConnection(ctx, func(rows []ConnStats) error {
+		out = append(out, rows...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].UID < out[b].UID })
+	return out, nil
+}
+
+// EachConnection lists every connection, one event loop's at a time, in no
+// particular order: it collects a loop's rows on the loop, then passes
+// them to emit off it, and does not keep them. So a listing of many
+// connections holds one loop's rows at a time, and a slow emit (a client
+// reading a long listing) does not stall a loop. It stops at emit's first
+// error, or when ctx ends, and returns that error.
+func (s *Server) EachConnection(ctx context.Context, emit func([]ConnStats) error) error {
 	s.mu.Lock()
 	insts := append([]*instance(nil), s.instances...)
 	s.mu.Unlock()
-	var out []ConnStats
+	var rows []ConnStats
 	for _, i := range insts {
 		for n, r := range i.reactorList() {
-			var rows []ConnStats
+			rows = rows[:0]
 			err := r.onLoop(ctx, func() {
 				for _, x := range r.sessions {
 					m := x.member()
@@ -174,11 +193,15 @@ func (s *Server) Connections(ctx context.Context) ([]ConnStats, error) {
 				}
 			})
 			if err != nil {
-				return nil, err
+				return err
 			}
-			out = append(out, rows...)
+			if len(rows) == 0 {
+				continue
+			}
+			if err := emit(rows); err != nil {
+				return err
+			}
 		}
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].UID < out[b].UID })
-	return out, nil
+	return nil
 }

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -39,7 +41,7 @@ func Query(ctx context.Context, path string) (Snapshot, error) {
 	return *r.Status, nil
 }
 
-// QueryConnections returns every connection of the daemon, by uid; an
+// QueryConnections returns every connection of the daemon, sorted by uid; an
 // empty, non-nil slice when there is none. ctx bounds the whole exchange;
 // the daemon gives up on a request after 5s.
 func QueryConnections(ctx context.Context, path string) ([]Connection, error) {
@@ -53,7 +55,9 @@ func QueryConnections(ctx context.Context, path string) ([]Connection, error) {
 	if r.Connections.Connections == nil {
 		return []Connection{}, nil
 	}
-	return r.Connections.Connections, nil
+	cs := r.Connections.Connections
+	slices.SortFunc(cs, func(a, b Connection) int { return cmp.Compare(a.UID, b.UID) })
+	return cs, nil
 }
 
 // Reload asks the daemon to re-read its config file and waits until it has.
@@ -98,6 +102,9 @@ func roundTrip(ctx context.Context, path string, req request) (*response, error)
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
+	if dl, ok := ctx.Deadline(); ok {
+		req.Deadline = dl.UTC().Format(time.RFC3339Nano)
+	}
 	line, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)

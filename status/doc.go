@@ -21,6 +21,7 @@
 //
 //	request  = {"cmd":"status"} | {"cmd":"connections"} | {"cmd":"reload"}
 //	         | {"cmd":"stop"} | {"cmd":"stop","timeout":"10s"}
+//	           any of them may add "deadline":"2026-01-02T15:04:05.25Z"
 //	reply    = {"ok":true,"status":SNAPSHOT}
 //	         | {"ok":true,"connections":{"connections":[CONNECTION, ...]}}
 //	         | {"ok":true}                    (reload, stop)
@@ -31,6 +32,18 @@
 // gives a reload as long as it takes. stop's timeout is a Go duration;
 // without it the daemon's stopTimeout applies. stop replies once the stop
 // has begun; the daemon then closes the socket and removes it.
+//
+// deadline, RFC 3339, is when the client stops waiting (the Go client sends
+// its context's deadline). A request the daemon reaches after its deadline
+// (the daemon was stopped with SIGSTOP, or busy) is not carried out: the
+// reply is {"ok":false,"error":"request expired ..."}, to nobody. So a
+// reload or stop that the CLI gave up on does not happen later behind the
+// operator's back.
+//
+// The connections reply is streamed, rows as each event loop yields them,
+// and "ok" comes last: {"connections":{"connections":[...]},"ok":true}, or
+// "ok":false with "error" if the listing failed part way (the rows before
+// it are then incomplete). Rows come in no particular order.
 //
 // # The JSON schema
 //
@@ -60,7 +73,9 @@
 //	    "goroutines": 23,
 //	    "members": 3,
 //	    "openFiles": 57,
-//	    "maxOpenFiles": 20000
+//	    "maxOpenFiles": 20000,
+//	    "startedBy": "systemd",
+//	    "serviceUnit": "fastws.service"
 //	  },
 //	  "instances": [
 //	    {

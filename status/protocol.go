@@ -28,9 +28,13 @@ var (
 const (
 	// maxRequest is the longest request line, without its newline.
 	maxRequest = 4 << 10
-	// maxResponse caps what a client reads: a listing of 20,000
-	// connections is about 5 MB.
-	maxResponse = 64 << 20
+	// maxResponse caps what a client reads. A connection's row is about 260
+	// bytes of JSON, up to about 600 with the longest nick; the cap leaves
+	// room for a listing of 1,000,000 connections (ten instances at
+	// maxConnections' default of 100,000) at that worst case. It guards
+	// against a reply that never ends, not against a big one: the daemon
+	// streams the listing, and the CLI holds it whole to sort and print.
+	maxResponse = 1_000_000 * 600
 )
 
 // errLineTooLong is returned by readLine for a line over its limit.
@@ -40,6 +44,11 @@ var errLineTooLong = fmt.Errorf("request line too long (max %d bytes)", maxReque
 type request struct {
 	Cmd     string `json:"cmd"`
 	Timeout string `json:"timeout,omitempty"` // stop only: a Go duration; omitted = the daemon's stopTimeout
+	// Deadline is when the client gives up waiting, RFC 3339 with
+	// fractional seconds. A daemon that gets to the request later (it was
+	// stopped with SIGSTOP, say) drops it: nobody waits for the answer any
+	// more, and a client that retries would otherwise see it done twice.
+	Deadline string `json:"deadline,omitempty"`
 }
 
 // response is the one reply to a request. Exactly one of Status and
@@ -53,8 +62,9 @@ type response struct {
 
 // call is a decoded, validated request.
 type call struct {
-	cmd     string
-	timeout time.Duration // stop: 0 means the daemon's default
+	cmd      string
+	timeout  time.Duration // stop: 0 means the daemon's default
+	deadline time.Time     // zero: none
 }
 
 // parseRequest decodes and validates one request line. Its errors are
@@ -82,6 +92,13 @@ func parseRequest(line []byte) (call, error) {
 		return call{}, fmt.Errorf(`bad request: no "cmd" (commands: %s)`, commandList)
 	default:
 		return call{}, fmt.Errorf("unknown command %q (commands: %s)", req.Cmd, commandList)
+	}
+	if req.Deadline != "" {
+		d, err := time.Parse(time.RFC3339Nano, req.Deadline)
+		if err != nil {
+			return call{}, fmt.Errorf("bad request: deadline %q is not an RFC 3339 time such as 2006-01-02T15:04:05.5Z", req.Deadline)
+		}
+		c.deadline = d
 	}
 	return c, nil
 }

@@ -34,6 +34,11 @@ func TestParseRequest(t *testing.T) {
 		{"timeout as number", `{"cmd":"stop","timeout":10}`, call{}, "bad request"},
 		{"negative timeout", `{"cmd":"stop","timeout":"-2s"}`, call{}, "is not a duration"},
 		{"timeout on reload", `{"cmd":"reload","timeout":"2s"}`, call{}, "timeout applies to stop only"},
+		{"deadline", `{"cmd":"reload","deadline":"2026-01-02T15:04:05.25Z"}`, call{cmd: cmdReload, deadline: time.Date(2026, 1, 2, 15, 4, 5, 250e6, time.UTC)}, ""},
+		{"deadline with zone", `{"cmd":"status","deadline":"2026-01-02T16:04:05+01:00"}`, call{cmd: cmdStatus, deadline: time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)}, ""},
+		{"deadline as number", `{"cmd":"status","deadline":1700000000}`, call{}, "bad request"},
+		{"deadline not a time", `{"cmd":"status","deadline":"soon"}`, call{}, "not an RFC 3339 time"},
+		{"deadline without zone", `{"cmd":"status","deadline":"2026-01-02T15:04:05"}`, call{}, "not an RFC 3339 time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,7 +49,7 @@ func TestParseRequest(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tt.want {
+			if err != nil || got.cmd != tt.want.cmd || got.timeout != tt.want.timeout || !got.deadline.Equal(tt.want.deadline) {
 				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
@@ -106,6 +111,8 @@ func FuzzParseRequest(f *testing.F) {
 		`{"cmd":"stop","timeout":"10s"}`, `{"cmd":"stop","timeout":"-1s"}`,
 		`{"cmd":"nope"}`, `{}`, `null`, `[]`, `{"cmd":"status"`, "\xff",
 		`{"cmd":"stop","timeout":"9223372036854775807ns"}`,
+		`{"cmd":"reload","deadline":"2026-01-02T15:04:05.25Z"}`, `{"cmd":"status","deadline":"9999-12-31T23:59:59.999999999-23:59"}`,
+		`{"cmd":"status","deadline":"0000-01-01T00:00:00Z"}`,
 	} {
 		f.Add([]byte(s))
 		// Prefixes: what a client cut off mid-line sends.
@@ -116,7 +123,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte) {
 		c, err := parseRequest(line)
 		if err != nil {
-			if c != (call{}) {
+			if c.cmd != "" || c.timeout != 0 || !c.deadline.IsZero() {
 				t.Errorf("got %+v with error %v, want the zero call", c, err)
 			}
 			if err.Error() == "" {

@@ -37,15 +37,20 @@ type fakeHandler struct {
 
 func (h *fakeHandler) Status() Snapshot { return h.snap }
 
-func (h *fakeHandler) Connections(ctx context.Context) ([]Connection, error) {
+// enter counts a call in flight until the returned func.
+func (h *fakeHandler) enter() func() {
 	n := h.inFlight.Add(1)
-	defer h.inFlight.Add(-1)
 	for {
 		m := h.maxInFlight.Load()
 		if n <= m || h.maxInFlight.CompareAndSwap(m, n) {
 			break
 		}
 	}
+	return func() { h.inFlight.Add(-1) }
+}
+
+func (h *fakeHandler) Connections(ctx context.Context, emit func([]Connection) error) error {
+	defer h.enter()()
 	if h.entered != nil {
 		h.entered <- struct{}{}
 	}
@@ -53,13 +58,19 @@ func (h *fakeHandler) Connections(ctx context.Context) ([]Connection, error) {
 		select {
 		case <-h.block:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return h.conns, nil
+	for _, c := range h.conns { // one batch per row
+		if err := emit([]Connection{c}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *fakeHandler) Reload() error {
+	defer h.enter()()
 	h.reloads.Add(1)
 	if h.entered != nil {
 		h.entered <- struct{}{}
@@ -444,10 +455,7 @@ func TestAtMostMaxClients(t *testing.T) {
 	const n = maxClients + 4
 	errs := make(chan error, n)
 	for range n {
-		go func() {
-			_, err := QueryConnections(ctx, path)
-			errs <- err
-		}()
+		go func() { errs <- Reload(ctx, path) }()
 	}
 	for i := range maxClients {
 		select {
@@ -470,6 +478,46 @@ func TestAtMostMaxClients(t *testing.T) {
 	}
 	if got := h.maxInFlight.Load(); got != maxClients {
 		t.Errorf("got at most %d clients at once, want %d", got, maxClients)
+	}
+}
+
+// TestAtMostMaxListings checks that connections listings, which hold
+// rows, are made at most maxListings at a time, and the others wait for
+// their turn rather than fail.
+func TestAtMostMaxListings(t *testing.T) {
+	h := &fakeHandler{
+		snap:    testSnapshot(),
+		conns:   testConnections(),
+		entered: make(chan struct{}, 2*maxClients),
+		block:   make(chan struct{}),
+	}
+	_, path := startServer(t, h, nil)
+	ctx := testCtx(t)
+	const n = maxListings + 3
+	errs := make(chan error, n)
+	for range n {
+		go func() { _, err := QueryConnections(ctx, path); errs <- err }()
+	}
+	for i := range maxListings {
+		select {
+		case <-h.entered:
+		case <-ctx.Done():
+			t.Fatalf("%d of %d listings began", i, maxListings)
+		}
+	}
+	select {
+	case <-h.entered:
+		t.Fatalf("got %d listings at once, want at most %d", h.inFlight.Load(), maxListings)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(h.block)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := h.maxInFlight.Load(); got != maxListings {
+		t.Errorf("got at most %d listings at once, want %d", got, maxListings)
 	}
 }
 

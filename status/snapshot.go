@@ -34,6 +34,11 @@ type Daemon struct {
 	Members       int       `json:"members"`      // chat room members online now
 	OpenFiles     int       `json:"openFiles"`    // open file descriptors; see OpenFiles
 	MaxOpenFiles  uint64    `json:"maxOpenFiles"` // soft RLIMIT_NOFILE; see MaxOpenFiles
+	// StartedBy says who runs the daemon, and so who restarts it: "start -d"
+	// (fastws restart can), "systemd" (systemctl restart ServiceUnit), or
+	// "foreground" (fastws start in a terminal, or another supervisor).
+	StartedBy   string `json:"startedBy"`
+	ServiceUnit string `json:"serviceUnit"` // the systemd unit, such as "fastws.service"; "" if not under systemd
 }
 
 // Instance describes one config.ini instance: a listener and its reactors.
