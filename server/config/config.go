@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"runtime"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -129,16 +129,20 @@ func (i Instance) Network() string {
 }
 
 // Same reports whether i and o are equal in every field, so that a reload
-// can leave an unchanged instance (and its connections) alone.
+// can leave an unchanged instance (and its connections) alone; any other
+// difference restarts it. The whole struct is compared, not a list of
+// fields, so that a field added later (a TLS certificate, say) restarts
+// the instance unless Same is taught otherwise, and a reload cannot miss
+// it. A nil and an empty AllowedOrigins both allow any origin, so they
+// are alike. TestSameFields lists every field with whether it restarts.
 func (i Instance) Same(o Instance) bool {
-	return i.Section == o.Section &&
-		i.Name == o.Name &&
-		i.Protocol == o.Protocol &&
-		i.Host == o.Host &&
-		i.Port == o.Port &&
-		i.ChildProcessCount == o.ChildProcessCount &&
-		i.Limits == o.Limits &&
-		slices.Equal(i.AllowedOrigins, o.AllowedOrigins)
+	if len(i.AllowedOrigins) == 0 {
+		i.AllowedOrigins = nil
+	}
+	if len(o.AllowedOrigins) == 0 {
+		o.AllowedOrigins = nil
+	}
+	return reflect.DeepEqual(i, o)
 }
 
 // defaultChildProcessCount is one reactor per CPU, within the allowed range.

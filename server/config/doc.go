@@ -21,8 +21,9 @@
 //
 // Values are parsed here rather than with ini.v1's MustInt and friends,
 // which write the default back into the key on a parse error and so hide
-// it. ini.v1 keeps no line numbers either; a scanner that follows ini.v1's
-// line grammar finds them (scan.go).
+// it. ini.v1 keeps no line numbers either; scan.go finds them by handing
+// ini.v1 the file one statement at a time, so that ini.v1 alone decides
+// what each line is.
 //
 // Relative paths anchor at the config file, not the working folder: runDir
 // resolves against the config file's folder and logFile against runDir, so

@@ -9,8 +9,8 @@ import (
 )
 
 // FuzzParse checks that any input yields either a valid Config or Errors of
-// one-line messages, and that the line scanner agrees with ini.v1 (a
-// disagreement surfaces as an "ini: " error without a line).
+// one-line messages, and that scan's statement-by-statement reading agrees
+// with ini.v1's reading of the whole file (agree).
 func FuzzParse(f *testing.F) {
 	shipped, err := os.ReadFile(shippedPath)
 	if err != nil {
@@ -23,26 +23,13 @@ func FuzzParse(f *testing.F) {
 			f.Add(shipped[:i+1])
 		}
 	}
-	for _, s := range []string{
-		"",
-		"[fastws\n",
-		"[]\n",
-		"key\n",
-		"= v\n",
-		"\"k = v\n",
-		"k = \"\"\"open\n",
-		"[instance.a]\nk = `open\nstill open\n",
-		"[instance.a]\nk = `a\nb`\nport = 1\n",
-		"[instance.a]\n-\t= x\n- = y\n",
-		"\ufeff[instance.a]\r\ninstanceName = A\r\nprotocol = telnet\r\nport = 1\r\n",
-		"\xff\xfe[instance.a]\n",
-		"[instance.a]\nport = 99999999999999999999999\nmaxSendBuffer = 9999999999G\n",
-		"[DEFAULT]\n[instance]\n[instance.a.b]\nhost = ::ffff:1.2.3.4%eth0\n",
-		"[instance.a]\ninstanceName = A\nprotocol = telnet\nport = 1\n[instance.b]\ninstanceName = B\nprotocol = websocket\nhost = ::\nport = 1\n",
-	} {
+	for _, s := range scanSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := agree(data); err != nil {
+			t.Fatalf("scan disagrees with ini.v1: %v\ninput: %q", err, data)
+		}
 		c, err := Parse("config.ini", data)
 		if err != nil {
 			if c != nil {

@@ -24,8 +24,8 @@ const (
 // and value, names are case-sensitive, a ";" or "#" after a space starts a
 // comment ("port = 19910 ; note") while one inside a value does not
 // ("a = x;y" is "x;y"), a double-quoted value is taken as is ("a = "x ; y""
-// is "x ; y"), and no line continues onto the next. scan mirrors these
-// choices; change both together.
+// is "x ; y"), and no line continues onto the next. scan reads each
+// statement with these same options, so they are set here only.
 var loadOptions = ini.LoadOptions{
 	KeyValueDelimiters:        "=",
 	IgnoreContinuation:        true,
@@ -129,7 +129,7 @@ func (p *parser) parse() *Config {
 // outside reports keys that precede every section header. An explicit
 // [DEFAULT] header is an unknown section instead.
 func (p *parser) outside(s *ini.Section) {
-	for _, k := range p.ix.implicit {
+	for _, k := range p.ix.order[implicitSection] {
 		p.keyErr("", k, p.value(s, k, implicitSection), "outside any section; put it under [fastws] or [instance.NAME]")
 	}
 	if p.ix.headerLine(ini.DefaultSection) > 0 {
