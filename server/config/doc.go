@@ -30,4 +30,15 @@
 // the shipped config.ini runs from anywhere as an ordinary user.
 //
 // A Config is read-only once returned and safe for concurrent use.
+//
+// # How to add a config key
+//
+// Add the key to daemonKeys, instanceKeys or limitKeys (parse.go), parse it
+// in daemon, instance or setLimit with an error that names the file,
+// section and key and says what is allowed, and document it with its
+// default in the shipped config.ini (a test parses it). A new field of
+// Instance or Limits restarts the instance on reload by default (Same
+// compares the whole struct); TestSameFields fails until the field is
+// listed in its restarts table, with false only if Same is taught to
+// leave it out.
 package config
