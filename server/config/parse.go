@@ -91,7 +91,7 @@ func (p *parser) parse() *Config {
 		MaxRooms:      defaultMaxRooms,
 
 		MaxRoomsPerMember: defaultRoomsPerMember,
-		Defaults:      DefaultLimits(),
+		Defaults:          DefaultLimits(),
 
 		MaxSendBufferTotal: defaultSendTotal,
 	}
