@@ -191,7 +191,7 @@ func TestRoomNames(t *testing.T) {
 		{2, "/join games", map[uint64][]string{2: {"* you are now in #Games (2 members)"}, 1: {"* uid 2 joined #Games"}}},
 		{2, "/leave #GAMES", map[uint64][]string{1: {"* uid 2 left #Games"}, 2: {"* uid 2 left #Games"}}},
 		{2, "/join ｇａｍｅｓ", map[uint64][]string{2: {"* you are now in #Games (2 members)"}, 1: {"* uid 2 joined #Games"}}}, // fullwidth: NFKC
-		{2, "/leave ɡames", map[uint64][]string{1: {"* uid 2 left #Games"}, 2: {"* uid 2 left #Games"}}},                   // script g: a look-alike
+		{2, "/leave ɡames", map[uint64][]string{1: {"* uid 2 left #Games"}, 2: {"* uid 2 left #Games"}}},                  // script g: a look-alike
 		{2, "/join gаmes", map[uint64][]string{2: {"! bad room name"}}},                                                   // a Cyrillic а among Latin letters
 		{2, "/join 游戏", map[uint64][]string{2: {"* you are now in #游戏 (1 member)"}}},
 		{2, "/join a_b-c.9", map[uint64][]string{2: {"* you are now in #a_b-c.9 (1 member)"}}},
