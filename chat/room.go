@@ -162,6 +162,9 @@ func (m *Member) Rooms() []string {
 	return names
 }
 
+// Lobby returns the lobby. It is safe for concurrent use.
+func (h *Hub) Lobby() *Room { return h.lobby }
+
 // roomState returns m's rooms, allocating them at the first change.
 func (h *Hub) roomState(m *Member) *memberRooms {
 	if m.rooms == nil {
