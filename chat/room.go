@@ -186,21 +186,6 @@ func (h *Hub) lobbyCount() int {
 	return int(h.members.online.Load() - h.outOfLobby.Load())
 }
 
-// roomName returns how a room is named in an error line: as first
-// written if it exists, else as typed.
-func (h *Hub) roomName(shown, key string) string {
-	if key == LobbyName {
-		return LobbyName
-	}
-	h.roomsMu.Lock()
-	r := h.rooms[key]
-	h.roomsMu.Unlock()
-	if r != nil {
-		return r.name
-	}
-	return shown
-}
-
 // joinRoom makes m a member of the room key (shown as shown if it is
 // new) and its current room. m's goroutine only.
 func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
