@@ -18,6 +18,10 @@ const (
 	OpWho                 // /who [+PAGE]
 	OpQuit                // /quit
 	OpUnknown             // /anything-else
+	OpJoin                // /join NAME
+	OpLeave               // /leave [NAME]
+	OpRooms               // /rooms
+	OpRoomSay             // #NAME text
 )
 
 // Command is a parsed client line.
@@ -26,18 +30,29 @@ type Command struct {
 	To   uint64 // OpPrivate: the recipient; 0 if the digits typed are not a valid uid
 	Text string // OpBroadcast, OpPrivate: the message; OpNick: the name; OpUnknown: the command word
 	Page int    // OpWho: the page asked for with +PAGE; 0 = the first; -1 = not a page number
+	// Room is the room named by OpJoin, OpLeave, OpWho and OpRoomSay, as
+	// shown ("" = none named: the current room); RoomKey is its key (see
+	// checkRoom). A name that is not a valid room name is kept in Room as
+	// typed, with RoomKey "": the room answers "! bad room name".
+	Room, RoomKey string
 }
 
 // parse reads one client line of the text protocol, without its line
 // ending:
 //
-//	line    = "/" command [ " " arg ] | "$" uid ":" text | text
-//	uid     = 1*DIGIT
-//	who-arg = "+" 1*DIGIT     ; a page of /who (a room name can not start with "+")
+//	line     = "/" command [ " " arg ] | "$" uid ":" text | "#" room " " text | text
+//	uid      = 1*DIGIT
+//	room     = 1*32( letter / digit / "_" / "-" / "." )  ; see checkRoom
+//	join-arg = [ "#" ] room                ; /join, /leave
+//	who-arg  = [ [ "#" ] room ] [ " " page ] | "all" [ " " page ]
+//	page     = "+" 1*DIGIT                 ; a page of /who (a room name can not start with "+")
 //
 // "$" not followed by digits and ":" is ordinary text ("$5 is cheap" is a
-// broadcast). Surrounding spaces are kept in messages and trimmed from
-// commands. parse never fails; it does not validate nicks.
+// broadcast), and so is "#" not followed by a valid room name and a space
+// ("# notes", "#!" and "#games" alone are text). "/who all" lists the
+// lobby (everyone online), as before rooms; "/who #all" is the room all. Surrounding spaces are kept in messages and trimmed from
+// commands. parse never fails; it does not validate nicks. It validates
+// room names: a name enters the room only through here (or checkRoom).
 //
 // For OpPrivate it also returns the uid's digits as typed, as a part of
 // line: the room needs them only for an error line, so a private message
@@ -55,11 +70,17 @@ func parse(line []byte) (cmd Command, target []byte) {
 		case "/help":
 			return Command{Op: OpHelp}, nil
 		case "/who":
-			return Command{Op: OpWho, Page: whoPage(bytes.TrimSpace(arg))}, nil
+			return whoCommand(bytes.TrimSpace(arg)), nil
 		case "/quit":
 			return Command{Op: OpQuit}, nil
 		case "/nick":
 			return Command{Op: OpNick, Text: string(bytes.TrimSpace(arg))}, nil
+		case "/join":
+			return roomCommand(OpJoin, bytes.TrimSpace(arg)), nil
+		case "/leave":
+			return roomCommand(OpLeave, bytes.TrimSpace(arg)), nil
+		case "/rooms":
+			return Command{Op: OpRooms}, nil
 		}
 		return Command{Op: OpUnknown, Text: string(word)}, nil
 	case '$':
@@ -76,8 +97,52 @@ func parse(line []byte) (cmd Command, target []byte) {
 			to = 0
 		}
 		return Command{Op: OpPrivate, To: to, Text: string(line[i+1:])}, target
+	case '#':
+		name, text, found := bytes.Cut(line[1:], []byte{' '})
+		if !found {
+			break
+		}
+		if shown, key, ok := checkRoom(string(name)); ok {
+			return Command{Op: OpRoomSay, Text: string(text), Room: shown, RoomKey: key}, nil
+		}
 	}
 	return Command{Op: OpBroadcast, Text: string(line)}, nil
+}
+
+// roomCommand returns op for the room named by arg ("" = none named).
+func roomCommand(op Op, arg []byte) Command {
+	if len(arg) == 0 {
+		return Command{Op: op}
+	}
+	shown, key, ok := roomArg(arg)
+	if !ok {
+		return Command{Op: op, Room: string(arg)}
+	}
+	return Command{Op: op, Room: shown, RoomKey: key}
+}
+
+// whoCommand reads the arguments of /who: a room name, a page, both (in
+// either order) or neither. "all" is the lobby, where everyone online is
+// listed, as before rooms.
+func whoCommand(arg []byte) Command {
+	cmd := Command{Op: OpWho}
+	named, paged := false, false
+	for f := range bytes.FieldsSeq(arg) {
+		switch {
+		case f[0] == '+' && !paged:
+			cmd.Page, paged = whoPage(f), true
+		case f[0] == '+' || named:
+			return Command{Op: OpWho, Page: -1}
+		case string(f) == "all":
+			named = true
+			cmd.Room, cmd.RoomKey = LobbyName, LobbyName
+		default:
+			named = true
+			rc := roomCommand(OpWho, f)
+			cmd.Room, cmd.RoomKey = rc.Room, rc.RoomKey
+		}
+	}
+	return cmd
 }
 
 // whoPage reads the argument of /who: "+N" is page N; any other argument

@@ -193,6 +193,20 @@ var parseSeeds = []string{
 	"a\x00b",
 	"\r\n",
 	"\u0085/who",
+	"/join games",
+	"/JOIN #Games",
+	"/join ｇａｍｅｓ",
+	"/join gаmes",
+	"/leave",
+	"/leave #games",
+	"/rooms",
+	"/who games +2",
+	"/who +2 #games",
+	"/who all",
+	"#games hello there",
+	"#游戏 你好",
+	"#bad! x",
+	"# x",
 }
 
 func addSeeds(f *testing.F) {
@@ -220,9 +234,29 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q): got %+v, want To and Target only for OpPrivate", line, cmd)
 		}
 		switch cmd.Op {
-		case OpNone, OpHelp, OpWho, OpQuit:
+		case OpNone, OpHelp, OpWho, OpQuit, OpJoin, OpLeave, OpRooms:
 			if cmd.Text != "" {
 				t.Fatalf("Parse(%q): got %+v, want no Text", line, cmd)
+			}
+			checkRoomField(t, line, cmd.Command)
+			if cmd.Op == OpJoin || cmd.Op == OpLeave {
+				word := map[Op]string{OpJoin: "/join ", OpLeave: "/leave "}[cmd.Op]
+				if cmd.RoomKey != "" {
+					if again := parseLine([]byte(word + "#" + cmd.Room)); again != cmd {
+						t.Fatalf("Parse(%q) = %+v rendered back parses to %+v", line, cmd, again)
+					}
+				}
+			}
+		case OpRoomSay:
+			if cmd.RoomKey == "" || line[0] != '#' {
+				t.Fatalf("Parse(%q): got %+v, want a valid room after \"#\"", line, cmd)
+			}
+			checkRoomField(t, line, cmd.Command)
+			if !bytes.HasSuffix(line, []byte(" "+cmd.Text)) {
+				t.Fatalf("Parse(%q): got Text %q, want the line's end", line, cmd.Text)
+			}
+			if again := parseLine([]byte("#" + cmd.Room + " " + cmd.Text)); again != cmd {
+				t.Fatalf("Parse(%q) = %+v rendered back parses to %+v", line, cmd, again)
 			}
 		case OpBroadcast:
 			if cmd.Text != string(line) {
@@ -258,7 +292,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse(%q): got command word %q, want a prefix of the trimmed line", line, cmd.Text)
 			}
 			switch cmd.Text {
-			case "/help", "/who", "/quit", "/nick":
+			case "/help", "/who", "/quit", "/nick", "/join", "/leave", "/rooms":
 				t.Fatalf("Parse(%q): got %+v, want a known command", line, cmd)
 			}
 		default:
@@ -268,6 +302,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q): got a broadcast, want a command", line)
 		}
 	})
+}
+
+// checkRoomField checks a parsed room name: none, a valid one with its
+// key, or an invalid one as typed without a key, never holding a space or
+// a control.
+func checkRoomField(t *testing.T, line []byte, cmd Command) {
+	t.Helper()
+	switch {
+	case cmd.Op == OpRooms || cmd.Op == OpNone || cmd.Op == OpHelp || cmd.Op == OpQuit:
+		if cmd.Room != "" || cmd.RoomKey != "" {
+			t.Fatalf("Parse(%q): got %+v, want no room", line, cmd)
+		}
+	case cmd.RoomKey != "":
+		shown, key, ok := checkRoom(cmd.Room)
+		if !ok || shown != cmd.Room || key != cmd.RoomKey {
+			t.Fatalf("Parse(%q): got room %q key %q; checkRoom says %q %q %v", line, cmd.Room, cmd.RoomKey, shown, key, ok)
+		}
+		if firstUnclean(cmd.Room) >= 0 || strings.ContainsAny(cmd.Room, " #") {
+			t.Fatalf("Parse(%q): got room name %q", line, cmd.Room)
+		}
+	}
 }
 
 // FuzzHandle feeds arbitrary bytes from a member to a room of three and

@@ -18,6 +18,17 @@
 // then whatever a Session or Fanout takes inside Send or Broadcast; a
 // Session never calls back into the Hub from Send.
 //
+// Rooms: Hub.roomsMu guards the table of rooms and is taken before a
+// Room's mu, which guards its uid-ordered member list and the
+// replacement of its per-fanout lists; neither is held while an event is
+// handed to a Fanout. A member's rooms (memberRooms) and the per-fanout
+// list of each room are owned by the goroutine that handles the member's
+// lines, the same for every member of a fanout (in the server, the
+// reactor's event loop): a member joins, leaves and closes there, and
+// the fanout walks the lists there when it delivers a room event (see
+// [Room.Local]). So a room event costs no lock on the way out, and only
+// the fanouts holding members of the room get it.
+//
 // Events are immutable once handed out and are shared by every recipient; a
 // transport caches its encoding of an event with [Event.Encoded], so a
 // broadcast is encoded once per wire format, not once per recipient. A

@@ -24,11 +24,14 @@ const (
 	KindError                // a refusal; Text is the message without "! "
 	KindShutdown             // the daemon is stopping
 	KindBye                  // to a member who typed /quit, before the close
+	KindEntered              // to a member who joined Room: Online is its member count
+	KindRooms                // the room list, to the asker
 	numKinds
 )
 
 var kindNames = [numKinds]string{
 	"welcome", "join", "leave", "message", "nick", "who", "info", "error", "shutdown", "bye",
+	"entered", "rooms",
 }
 
 // String returns the kind's JSON type name.
@@ -44,6 +47,12 @@ type MemberInfo struct {
 	UID      uint64
 	Nick     string
 	Protocol string
+}
+
+// RoomInfo describes one room in a /rooms listing.
+type RoomInfo struct {
+	Name    string // as first written
+	Members int
 }
 
 // Event is something the room tells one or more sessions. Events are
@@ -72,6 +81,13 @@ type Event struct {
 	Page    int          // KindWho: the page listed, from 1
 	More    int          // KindWho: members online after this page
 	Except  uint64       // Fanout.Broadcast: skip this member
+	// Room is the room of a join, leave, broadcast message, /who listing
+	// or KindEntered; nil for what is not about a room (a welcome, a
+	// private message, a nick change, which every member sees). The
+	// lobby's lines read as before rooms: only another room's carry its
+	// name.
+	Room  *Room
+	Rooms []RoomInfo // KindRooms: the busiest rooms, busiest first; Online is the number of rooms
 
 	enc [MaxFormats]atomic.Pointer[[]byte]
 }
@@ -122,6 +138,12 @@ func appendName(b []byte, uid uint64, nick string) []byte {
 // Lines returns ev as lines of the text protocol, without line endings.
 func (ev *Event) Lines() []string {
 	switch ev.Kind {
+	case KindRooms:
+		lines := make([]string, 0, len(ev.Rooms)+1)
+		for _, r := range ev.Rooms {
+			lines = append(lines, "* #"+r.Name+" ("+members(r.Members)+")")
+		}
+		return append(lines, "* "+strconv.Itoa(ev.Online)+" rooms")
 	case KindWho:
 		lines := make([]string, 0, len(ev.Members)+2)
 		for _, m := range ev.Members {
@@ -130,6 +152,12 @@ func (ev *Event) Lines() []string {
 				line += " " + m.Nick
 			}
 			lines = append(lines, line+" ("+m.Protocol+")")
+		}
+		if r := ev.Room; r != nil && !r.lobby {
+			if ev.More > 0 {
+				lines = append(lines, "* "+strconv.Itoa(ev.More)+" more: /who #"+r.name+" +"+strconv.Itoa(max(ev.Page, 1)+1))
+			}
+			return append(lines, "* "+strconv.Itoa(ev.Online)+" in #"+r.name)
 		}
 		if ev.More > 0 {
 			lines = append(lines, "* "+strconv.Itoa(ev.More)+" more: /who +"+strconv.Itoa(max(ev.Page, 1)+1))
@@ -143,7 +171,25 @@ func (ev *Event) Lines() []string {
 
 // Multiline reports whether ev is several lines of the text protocol (a
 // /who listing, the help text): see [Event.Lines].
-func (ev *Event) Multiline() bool { return ev.Kind == KindWho || ev.Kind == KindInfo }
+func (ev *Event) Multiline() bool {
+	return ev.Kind == KindWho || ev.Kind == KindInfo || ev.Kind == KindRooms
+}
+
+// members returns "1 member" or "N members".
+func members(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return strconv.Itoa(n) + " members"
+}
+
+// appendRoom appends " #name" for a room other than the lobby.
+func appendRoom(b []byte, r *Room) []byte {
+	if r == nil || r.lobby {
+		return b
+	}
+	return append(append(b, " #"...), r.name...)
+}
 
 // Line returns ev as one line of the text protocol, without a line ending.
 // A /who listing or help text is several lines: use [Event.Lines].
@@ -158,12 +204,18 @@ func (ev *Event) AppendLine(b []byte) []byte {
 		b = appendName(append(b, "Welcome to fastws! You are "...), ev.UID, ev.Nick)
 		return append(b, ". Type to talk to everyone, $uid:text to talk to one user, /help for commands."...)
 	case KindJoin:
-		return append(appendName(append(b, "* "...), ev.UID, ev.Nick), " joined"...)
+		return appendRoom(append(appendName(append(b, "* "...), ev.UID, ev.Nick), " joined"...), ev.Room)
 	case KindLeave:
-		return append(appendName(append(b, "* "...), ev.UID, ev.Nick), " left"...)
+		return appendRoom(append(appendName(append(b, "* "...), ev.UID, ev.Nick), " left"...), ev.Room)
+	case KindEntered:
+		b = append(append(append(b, "* you are now in #"...), ev.Room.Name()...), " ("...)
+		return append(append(b, members(ev.Online)...), ')')
 	case KindMessage:
 		switch {
 		case !ev.Private:
+			if r := ev.Room; r != nil && !r.lobby {
+				b = append(append(append(b, "[#"...), r.name...), "] "...)
+			}
 			b = append(appendName(b, ev.UID, ev.Nick), ": "...)
 		case ev.Echo:
 			b = append(appendName(append(b, "(to "...), ev.To, ev.ToNick), "): "...)
@@ -180,7 +232,7 @@ func (ev *Event) AppendLine(b []byte) []byte {
 		return append(b, "* server is shutting down"...)
 	case KindBye:
 		return append(b, "* bye"...)
-	case KindWho, KindInfo:
+	case KindWho, KindInfo, KindRooms:
 		return append(b, strings.Join(ev.Lines(), "\n")...)
 	}
 	return append(append(append(b, "* "...), ev.Kind.String()...), " event"...)
@@ -188,10 +240,14 @@ func (ev *Event) AppendLine(b []byte) []byte {
 
 var helpLines = []string{
 	"* commands:",
-	"*   text          talk to everyone",
+	"*   text          talk to everyone in your current room",
 	"*   $uid:text     talk to uid only, e.g. $3:hi",
+	"*   #room text    talk to a room you are in, e.g. #games hi",
+	"*   /join ROOM    join a room (created if new) and make it current",
+	"*   /leave [ROOM] leave a room (the current one by default)",
+	"*   /rooms        list the busiest rooms",
 	"*   /nick NAME    set your nick (letters, digits, _ - .; up to 24)",
-	"*   /who [+PAGE]  list who is online, " + strconv.Itoa(WhoMax) + " a page",
+	"*   /who [ROOM] [+PAGE]  list a room's members, " + strconv.Itoa(WhoMax) + " a page",
 	"*   /help         this text",
 	"*   /quit         leave",
 }

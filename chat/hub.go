@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,22 @@ type Hub struct {
 	mu      sync.RWMutex
 	nicks   map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid
 	fanouts []Fanout          // guarded by mu
+	homes   map[home]*home    // guarded by mu: one per protocol and fanout, shared by their members
+
+	lobby        *Room
+	roomsMu      sync.Mutex       // taken before any Room.mu
+	rooms        map[string]*Room // guarded by roomsMu: key (see checkRoom) -> room; not the lobby
+	numRooms     atomic.Int64     // len(rooms)
+	outOfLobby   atomic.Int64     // members who left the lobby
+	maxRooms     atomic.Int64     // 0 = unlimited
+	maxPerMember atomic.Int64     // 0 = unlimited
+}
+
+// home is what members of one protocol on one fanout share: kept once,
+// so that a member stays small enough for a transport to embed.
+type home struct {
+	protocol string
+	fanout   Fanout
 }
 
 // Options configures a [Hub]. The zero value is valid.
@@ -36,6 +53,11 @@ type Options struct {
 	// announced to everyone; 0 = any size. Each announcement goes to every
 	// member, so without a limit N clients joining cost N² lines.
 	AnnounceLimit int
+	// MaxRooms is the most rooms, the lobby aside, that may exist at once;
+	// MaxRoomsPerMember the most one member may be in, the lobby aside.
+	// 0 = unlimited.
+	MaxRooms          int
+	MaxRoomsPerMember int
 }
 
 // NewHub returns an empty room.
@@ -44,6 +66,9 @@ func NewHub(o Options) *Hub {
 		broker: o.Broker,
 		now:    o.Now,
 		nicks:  make(map[string]uint64),
+		homes:  make(map[home]*home),
+		rooms:  make(map[string]*Room),
+		lobby:  &Room{name: LobbyName, key: LobbyName, lobby: true},
 	}
 	if h.broker == nil {
 		h.broker = NewMemoryBroker()
@@ -53,6 +78,7 @@ func NewHub(o Options) *Hub {
 	}
 	h.members.init()
 	h.announce.Store(int64(o.AnnounceLimit))
+	h.SetRoomLimits(o.MaxRooms, o.MaxRoomsPerMember)
 	h.broker.Subscribe(h.deliver)
 	return h
 }
@@ -69,11 +95,23 @@ func (h *Hub) AddFanout(g Fanout) {
 func (h *Hub) RemoveFanout(g Fanout) {
 	h.mu.Lock()
 	h.fanouts = slices.DeleteFunc(h.fanouts, func(x Fanout) bool { return x == g })
+	maps.DeleteFunc(h.homes, func(k home, _ *home) bool { return k.fanout == g })
 	h.mu.Unlock()
 }
 
-// deliver hands a published event to every local fanout.
+// deliver hands a published event to every local fanout: for a room other
+// than the lobby, to those that hold its members.
 func (h *Hub) deliver(ev *Event) {
+	if r := ev.Room; r != nil && !r.lobby {
+		if p := r.locals.Load(); p != nil {
+			for _, l := range *p {
+				if l.fanout != nil {
+					l.fanout.Broadcast(ev)
+				}
+			}
+		}
+		return
+	}
 	h.mu.RLock()
 	for _, g := range h.fanouts {
 		g.Broadcast(ev)
@@ -91,6 +129,10 @@ type JoinOptions struct {
 	// unlimited. A line longer than BytesBurst passes on a full bucket.
 	BytesRate  float64
 	BytesBurst int
+	// Fanout is the fanout that delivers room-wide events to the session
+	// (its reactor): room events go to the fanouts of the room's members.
+	// A member without one is in rooms but hears nothing of them.
+	Fanout Fanout
 }
 
 // Join admits s as a new member with a fresh uid: s gets the welcome and
@@ -107,7 +149,7 @@ func (h *Hub) Join(s Session, o JoinOptions) *Member {
 func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	m.uid = h.lastUID.Add(1)
 	m.session = s
-	m.protocol = o.Protocol
+	m.home = h.home(o.Protocol, o.Fanout)
 	m.rate = float32(o.Rate)
 	m.burst = float32(max(o.Burst, 1))
 	m.tokens = float64(m.burst)
@@ -122,13 +164,33 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	s.Reply(&Event{Kind: KindWelcome, UID: m.uid, Time: now})
 	n := h.members.add(m)
 	if h.announced(n) {
-		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Time: now})
+		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Room: h.lobby, Time: now})
 	}
 	return m
 }
 
-// Leave removes m and tells everyone else. It is idempotent and safe for
-// concurrent use.
+// home returns the shared home of protocol and f.
+func (h *Hub) home(protocol string, f Fanout) *home {
+	k := home{protocol: protocol, fanout: f}
+	h.mu.RLock()
+	p := h.homes[k]
+	h.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p = h.homes[k]; p == nil {
+		p = &k
+		h.homes[k] = p
+	}
+	return p
+}
+
+// Leave removes m from every room and tells their members. It is
+// idempotent. A member that joined or left a room must be left on the
+// goroutine that handles its lines (in the server, its event loop, in
+// OnClose); one that never did may be left from any goroutine.
 func (h *Hub) Leave(m *Member) {
 	// Under mu, so that a nick set meanwhile is not left behind in nicks.
 	h.mu.Lock()
@@ -142,9 +204,21 @@ func (h *Hub) Leave(m *Member) {
 		delete(h.nicks, m.nick.Load().key)
 	}
 	h.mu.Unlock()
-	if h.announced(n) {
-		h.broker.Publish(&Event{Kind: KindLeave, UID: m.uid, Nick: nick, Except: m.uid, Time: h.now()})
+	now := h.now()
+	if !h.leaveAll(m, now) {
+		return // out of the lobby: nothing to tell it
 	}
+	if n -= h.outOfLobby.Load(); h.announced(n) {
+		h.broker.Publish(&Event{Kind: KindLeave, UID: m.uid, Nick: nick, Except: m.uid, Room: h.lobby, Time: now})
+	}
+}
+
+// SetRoomLimits changes Options.MaxRooms and Options.MaxRoomsPerMember
+// (on reload); rooms and memberships past a new limit stay. It is safe
+// for concurrent use.
+func (h *Hub) SetRoomLimits(maxRooms, perMember int) {
+	h.maxRooms.Store(int64(maxRooms))
+	h.maxPerMember.Store(int64(perMember))
 }
 
 // SetAnnounceLimit changes Options.AnnounceLimit (on reload). It is safe
@@ -165,31 +239,54 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	cmd, target := parse(line)
 	now := h.now() // one clock read per line, for the rate limit and the event
 	cost := 1
-	if cmd.Op == OpWho {
-		cost = h.whoCost(m, cmd.Page)
+	switch cmd.Op {
+	case OpWho:
+		cost = h.whoCost(m, cmd)
+	case OpRooms:
+		cost = h.roomsCost(m)
 	}
 	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost, len(line))) {
 		return
 	}
 	switch cmd.Op {
 	case OpBroadcast:
-		h.say(m, now, 0, nil, cmd.Text)
+		r := h.current(m)
+		if r == nil {
+			h.Refuse(m, "you are in no room: /join NAME")
+			return
+		}
+		h.say(m, now, 0, nil, cmd.Text, r)
+	case OpRoomSay:
+		h.sayRoom(m, cmd.Room, cmd.RoomKey, cmd.Text, now)
+	case OpJoin:
+		switch {
+		case cmd.Room == "":
+			h.Refuse(m, "usage: /join NAME")
+		case cmd.RoomKey == "":
+			h.Refuse(m, "bad room name")
+		default:
+			h.joinRoom(m, cmd.Room, cmd.RoomKey, now)
+		}
+	case OpLeave:
+		if cmd.Room != "" && cmd.RoomKey == "" {
+			h.Refuse(m, "bad room name")
+			return
+		}
+		h.leaveRoom(m, cmd.Room, cmd.RoomKey, now)
+	case OpRooms:
+		m.session.Reply(h.roomList(m, now))
 	case OpPrivate:
 		if cmd.To == 0 {
 			h.Refuse(m, "uid "+string(target)+" is not online")
 			return
 		}
-		h.say(m, now, cmd.To, target, cmd.Text)
+		h.say(m, now, cmd.To, target, cmd.Text, nil)
 	case OpHelp:
 		m.session.Reply(&Event{Kind: KindInfo, UID: m.uid, Time: now})
 	case OpNick:
 		h.setNick(m, cmd.Text)
 	case OpWho:
-		if cmd.Page < 0 {
-			h.Refuse(m, "usage: /who [+PAGE]")
-			return
-		}
-		m.session.Reply(h.who(m, cmd.Page, now))
+		h.whoCommand(m, cmd, now)
 	case OpQuit:
 		m.session.Reply(&Event{Kind: KindBye, UID: m.uid, Text: "bye", Time: now})
 		m.session.Close(ReasonClientQuit)
@@ -203,8 +300,64 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
 	if now := h.now(); h.allow(m, now, 1, len(text)) {
-		h.say(m, now, to, nil, text)
+		var r *Room
+		if to == 0 {
+			if r = h.current(m); r == nil {
+				h.Refuse(m, "you are in no room: /join NAME")
+				return
+			}
+		}
+		h.say(m, now, to, nil, text, r)
 	}
+}
+
+// SayRoom sends text from m to the room named room ("#" in front
+// optional), which m must be in: the structured form of "#room text".
+// Like Handle, it is called on the goroutine that handles m's lines.
+func (h *Hub) SayRoom(m *Member, room, text string) {
+	now := h.now()
+	if !h.allow(m, now, 1, len(text)) {
+		return
+	}
+	shown, key, ok := roomArg([]byte(room))
+	if !ok {
+		h.Refuse(m, "bad room name")
+		return
+	}
+	h.sayRoom(m, shown, key, text, now)
+}
+
+// JoinRoom is "/join room" from m; LeaveRoom is "/leave room" (room ""
+// = the current one). Like Handle, they are called on the goroutine that
+// handles m's lines.
+func (h *Hub) JoinRoom(m *Member, room string) {
+	now := h.now()
+	if !h.allow(m, now, 1, len(room)) {
+		return
+	}
+	shown, key, ok := roomArg([]byte(room))
+	if !ok {
+		h.Refuse(m, "bad room name")
+		return
+	}
+	h.joinRoom(m, shown, key, now)
+}
+
+// LeaveRoom: see [Hub.JoinRoom].
+func (h *Hub) LeaveRoom(m *Member, room string) {
+	now := h.now()
+	if !h.allow(m, now, 1, len(room)) {
+		return
+	}
+	var shown, key string
+	if room != "" {
+		var ok bool
+		if shown, key, ok = roomArg([]byte(room)); !ok {
+			h.Refuse(m, "bad room name")
+			return
+		}
+	}
+	h.leaveRoom(m, shown, key, now)
 }
 
 // allow applies m's rate limits to one line of size bytes that costs
@@ -223,9 +376,9 @@ func (h *Hub) allow(m *Member, now time.Time, cost, size int) bool {
 	return false
 }
 
-// say sends text from m to everyone (to = 0) or to uid to; target is the
+// say sends text from m to room r (to = 0) or to uid to; target is the
 // uid as the member typed it, for the error line (nil = format to).
-func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text string) {
+func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text string, r *Room) {
 	// Here, where a line enters the room from every transport, and once:
 	// nothing downstream prints it with any more care.
 	text = CleanLine(text)
@@ -235,7 +388,7 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text strin
 	}
 	nick := m.Nick()
 	if to == 0 {
-		h.broker.Publish(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, Text: text, Time: now})
+		h.broker.Publish(&Event{Kind: KindMessage, UID: m.uid, Nick: nick, Text: text, Room: r, Time: now})
 		return
 	}
 	dst := h.members.load(to)
@@ -303,13 +456,59 @@ const WhoMax = 100
 // whoLinesPerToken is how many listed members cost one rate-limit token.
 const whoLinesPerToken = 10
 
-// whoCost returns the rate-limit tokens a /who of page costs m: one per
+// whoCost returns the rate-limit tokens a /who costs m: one per
 // whoLinesPerToken members it would list, at least 1, and at most m's
 // burst, so that a page is never out of reach.
-func (h *Hub) whoCost(m *Member, page int) int {
-	n := int(h.members.online.Load()) - max(page-1, 0)*WhoMax
-	n = min(max(n, 0), WhoMax)
-	return min(max(1, (n+whoLinesPerToken-1)/whoLinesPerToken), max(int(m.burst), 1))
+func (h *Hub) whoCost(m *Member, cmd Command) int {
+	n := int(h.members.online.Load())
+	if r := h.whoRoom(m, cmd); r != nil && !r.lobby {
+		n = int(r.count.Load())
+	}
+	return roomWhoCost(m, n, cmd.Page)
+}
+
+// whoRoom returns the room a /who lists, if it exists (nil if not).
+func (h *Hub) whoRoom(m *Member, cmd Command) *Room {
+	switch {
+	case cmd.RoomKey == LobbyName:
+		return h.lobby
+	case cmd.RoomKey != "":
+		h.roomsMu.Lock()
+		defer h.roomsMu.Unlock()
+		return h.rooms[cmd.RoomKey]
+	}
+	return h.current(m)
+}
+
+// whoCommand carries out /who [NAME] [+PAGE].
+func (h *Hub) whoCommand(m *Member, cmd Command, now time.Time) {
+	switch {
+	case cmd.Page < 0:
+		h.Refuse(m, "usage: /who [+PAGE]")
+		return
+	case cmd.Room != "" && cmd.RoomKey == "":
+		h.Refuse(m, "bad room name")
+		return
+	}
+	key := cmd.RoomKey
+	if key == "" {
+		r := h.current(m)
+		if r == nil {
+			h.Refuse(m, "you are in no room: /join NAME")
+			return
+		}
+		key = r.key
+	}
+	if key == LobbyName {
+		m.session.Reply(h.who(m, cmd.Page, now))
+		return
+	}
+	ev := h.roomWho(m, key, cmd.Page, now)
+	if ev == nil {
+		h.Refuse(m, "no room #"+cmd.Room)
+		return
+	}
+	m.session.Reply(ev)
 }
 
 // who returns page (0 or 1 = the first) of the member list, at most
@@ -322,12 +521,12 @@ func (h *Hub) who(m *Member, page int, now time.Time) *Event {
 	skip := min((page-1)*WhoMax, online)
 	ms := make([]MemberInfo, 0, min(WhoMax, online-skip))
 	h.members.ranked(skip, WhoMax, func(x *Member) {
-		ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.protocol})
+		ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.home.protocol})
 	})
 	// online is read once, before the walk: members may join or leave
 	// meanwhile, and the count and the rest add up to what was online.
 	more := max(online-skip-len(ms), 0)
-	return &Event{Kind: KindWho, UID: m.uid, Members: ms, Online: online, Page: page, More: more, Time: now}
+	return &Event{Kind: KindWho, UID: m.uid, Members: ms, Online: online, Page: page, More: more, Room: h.lobby, Time: now}
 }
 
 // Refuse sends m an error line ("! " + text). Transports use it for their
@@ -346,6 +545,9 @@ type Member struct {
 	uid     uint64
 	session Session
 	nick    atomic.Pointer[nickName] // nil if none; set under Hub.mu
+	// rooms is read by the lobby's fan-out for every recipient: next to
+	// uid, in the cache line it reads anyway.
+	rooms *memberRooms // nil until the first /join or /leave; owned by the member's goroutine
 
 	// Rate limiting: touched only by the member's reader goroutine. Two
 	// token buckets, refilled together: lines and bytes (byteRate 0 = no
@@ -358,7 +560,7 @@ type Member struct {
 	byteBurst          float32
 	refused            int
 
-	protocol string
+	home *home // protocol and fanout
 }
 
 // nickName is a member's nick as shown and its key in Hub.nicks (see
@@ -412,11 +614,12 @@ func (m *Member) allow(now time.Time, cost, size int) bool {
 type Stats struct {
 	Members     int    // online now
 	JoinedTotal uint64 // members ever joined
+	Rooms       int    // rooms that exist now, the lobby aside
 }
 
 // Stats returns a snapshot of the room's counters. It is safe for
 // concurrent use.
 func (h *Hub) Stats() Stats {
 	// Every uid handed out is a member that joined.
-	return Stats{Members: int(h.members.online.Load()), JoinedTotal: h.lastUID.Load()}
+	return Stats{Members: int(h.members.online.Load()), JoinedTotal: h.lastUID.Load(), Rooms: int(h.numRooms.Load())}
 }

@@ -204,12 +204,20 @@ func (r *reactor) encodeOne(s *session, ev *chat.Event) []byte {
 	return r.scratch[start:len(r.scratch):len(r.scratch)]
 }
 
-// fanOut appends ev to the batch of every joined session but ev.Except.
+// fanOut appends ev to the batch of every joined session but ev.Except
+// that is in ev's room: for a room other than the lobby, the room's
+// members on this loop, which chat lists for it; for the lobby and what
+// is for everyone (a nick change, the shutdown notice), every session.
 func (r *reactor) fanOut(ev *chat.Event) {
+	if room := ev.Room; room != nil && !room.IsLobby() {
+		r.roomFanOut(ev, room)
+		return
+	}
+	lobby := ev.Room != nil
 	var enc [chat.MaxFormats][]byte
 	var n uint64
 	for _, s := range r.sessions {
-		if !s.welcomed || s.closing || s.m.UID() == ev.Except {
+		if !s.welcomed || s.closing || s.m.UID() == ev.Except || lobby && !s.m.InLobby() {
 			continue
 		}
 		f := s.dec.format()
@@ -227,6 +235,30 @@ func (r *reactor) fanOut(ev *chat.Event) {
 		for _, s := range r.sessions {
 			s.startClose(chat.ReasonShutdown)
 		}
+	}
+}
+
+// roomFanOut is fanOut for a room other than the lobby: it walks only the
+// room's members on this loop. A member joins, leaves and closes on this
+// loop, so the list is as it is now, not as when ev was published: one
+// that left meanwhile does not get ev, one that joined meanwhile does.
+func (r *reactor) roomFanOut(ev *chat.Event, room *chat.Room) {
+	var enc [chat.MaxFormats][]byte
+	var n uint64
+	for _, m := range room.Local(r) {
+		s, ok := m.Session().(*session)
+		if !ok || s.closing || m.UID() == ev.Except {
+			continue
+		}
+		f := s.dec.format()
+		if enc[f] == nil {
+			enc[f] = s.encoded(ev)
+		}
+		s.push(enc[f])
+		n++
+	}
+	if ev.Kind == chat.KindMessage {
+		r.counters.broadcasts.Add(n)
 	}
 }
 

@@ -45,6 +45,7 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 		return ReloadResult{}, ErrStopping
 	}
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
+	s.hub.SetRoomLimits(cfg.MaxRooms, cfg.MaxRoomsPerMember)
 	s.budget.limit.Store(int64(cfg.MaxSendBufferTotal)) // applies at the next flush or tick
 
 	s.mu.Lock()

@@ -62,6 +62,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.hub.SetAnnounceLimit(cfg.AnnounceLimit)
+	s.hub.SetRoomLimits(cfg.MaxRooms, cfg.MaxRoomsPerMember)
 	s.budget.limit.Store(int64(cfg.MaxSendBufferTotal))
 	var started []*instance
 	for _, ic := range cfg.Instances {

@@ -122,6 +122,7 @@ func (s *session) join() {
 		// of long lines overflows every reader's maxSendBuffer.
 		BytesRate:  float64(i.limits.BytesPerSecond),
 		BytesBurst: i.limits.BytesBurst,
+		Fanout:     s.r,
 	})
 }
 

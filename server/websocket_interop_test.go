@@ -137,9 +137,9 @@ func TestWSInterop(t *testing.T) {
 
 	js := dialCoder(t, ctx, addrs["ws"], true)
 	tx := dialCoder(t, ctx, addrs["ws"], false)
-	js.expect(fmt.Sprintf(`{"type":"join","uid":%d,"nick":"","time":"T"}`, tx.uid))
+	js.expect(fmt.Sprintf(`{"type":"join","room":"lobby","uid":%d,"nick":"","time":"T"}`, tx.uid))
 	tel := dial(t, addrs["tel"])
-	js.expect(fmt.Sprintf(`{"type":"join","uid":%d,"nick":"","time":"T"}`, tel.uid))
+	js.expect(fmt.Sprintf(`{"type":"join","room":"lobby","uid":%d,"nick":"","time":"T"}`, tel.uid))
 	tx.expect(fmt.Sprintf("* uid %d joined", tel.uid))
 	J, T, L := js.uid, tx.uid, tel.uid
 	// step runs a subtest whose clients fail the subtest, not the test.
@@ -155,19 +155,19 @@ func TestWSInterop(t *testing.T) {
 		tel.send("你好 <b>&amp;</b>\r\n")
 		tel.expect(fmt.Sprintf("uid %d: 你好 <b>&amp;</b>", L))
 		tx.expect(fmt.Sprintf("uid %d: 你好 <b>&amp;</b>", L))
-		js.expect(fmt.Sprintf(`{"type":"message","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"你好 <b>&amp;</b>","time":"T"}`, L))
+		js.expect(fmt.Sprintf(`{"type":"message","room":"lobby","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"你好 <b>&amp;</b>","time":"T"}`, L))
 	})
 	step("broadcast_from_text", func(t *testing.T, js, tx *coderClient, tel *client) {
 		tx.send("from text\n")
 		tel.expect(fmt.Sprintf("uid %d: from text", T))
 		tx.expect(fmt.Sprintf("uid %d: from text", T))
-		js.expect(fmt.Sprintf(`{"type":"message","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"from text","time":"T"}`, T))
+		js.expect(fmt.Sprintf(`{"type":"message","room":"lobby","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"from text","time":"T"}`, T))
 	})
 	step("broadcast_from_json", func(t *testing.T, js, tx *coderClient, tel *client) {
 		js.send(`{"text":"from \"json\""}`)
 		tel.expect(fmt.Sprintf(`uid %d: from "json"`, J))
 		tx.expect(fmt.Sprintf(`uid %d: from "json"`, J))
-		js.expect(fmt.Sprintf(`{"type":"message","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"from \"json\"","time":"T"}`, J))
+		js.expect(fmt.Sprintf(`{"type":"message","room":"lobby","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"from \"json\"","time":"T"}`, J))
 	})
 	step("nick_from_json", func(t *testing.T, js, tx *coderClient, tel *client) {
 		js.send(`{"text":"/nick alice"}`)
@@ -189,7 +189,7 @@ func TestWSInterop(t *testing.T) {
 		tel.send("next\n")
 		tel.expect(fmt.Sprintf("uid %d: next", L))
 		tx.expect(fmt.Sprintf("uid %d: next", L))
-		js.expect(fmt.Sprintf(`{"type":"message","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"next","time":"T"}`, L))
+		js.expect(fmt.Sprintf(`{"type":"message","room":"lobby","from":%d,"nick":"","to":0,"toNick":"","private":false,"text":"next","time":"T"}`, L))
 	})
 	step("json_errors", func(t *testing.T, js, tx *coderClient, tel *client) {
 		js.send(`{"to":999,"text":"anyone?"}`)
@@ -209,7 +209,7 @@ func TestWSInterop(t *testing.T) {
 			tx.expect(l)
 		}
 		js.send(`{"text":"/who"}`)
-		js.expect(fmt.Sprintf(`{"type":"who","members":[{"uid":%d,"nick":"alice","protocol":"websocket"},`+
+		js.expect(fmt.Sprintf(`{"type":"who","room":"lobby","members":[{"uid":%d,"nick":"alice","protocol":"websocket"},`+
 			`{"uid":%d,"nick":"","protocol":"websocket"},{"uid":%d,"nick":"","protocol":"telnet"}],"online":3,"page":1,"more":0,"time":"T"}`, J, T, L))
 	})
 	step("help", func(t *testing.T, js, tx *coderClient, tel *client) {

@@ -25,8 +25,15 @@ type Config struct {
 	// the most are disconnected as slow consumers. Default 256M; 0 =
 	// unlimited; else at least 64K. Daemon-wide: [fastws] only.
 	MaxSendBufferTotal int
-	Defaults           Limits     // the [fastws] limit keys
-	Instances          []Instance // in file order
+	// MaxRooms (maxRooms) is the most rooms, the lobby aside, that may
+	// exist at once in the daemon; default 10000, 0 = unlimited.
+	// MaxRoomsPerMember (maxRoomsPerMember) is the most rooms, the lobby
+	// aside, one member may be in; default 16, 0 = unlimited. [fastws]
+	// only: rooms are shared by every instance.
+	MaxRooms          int
+	MaxRoomsPerMember int
+	Defaults          Limits     // the [fastws] limit keys
+	Instances         []Instance // in file order
 }
 
 // Limits are the per-connection and per-instance limits the daemon
@@ -55,14 +62,16 @@ type Limits struct {
 
 // Defaults and bounds of the daemon keys and limits.
 const (
-	defaultRunDir        = "./run"
-	defaultLogFile       = "fastws.log"
-	defaultMetricsListen = "127.0.0.1:19990"
-	defaultStopTimeout   = 10 * time.Second
-	defaultAnnounceLimit = 1000
-	defaultSendTotal     = 256 << 20
-	minSendTotal         = 64 << 10
-	defaultHost          = "0.0.0.0"
+	defaultRunDir         = "./run"
+	defaultLogFile        = "fastws.log"
+	defaultMetricsListen  = "127.0.0.1:19990"
+	defaultStopTimeout    = 10 * time.Second
+	defaultAnnounceLimit  = 1000
+	defaultMaxRooms       = 10000
+	defaultRoomsPerMember = 16
+	defaultSendTotal      = 256 << 20
+	minSendTotal          = 64 << 10
+	defaultHost           = "0.0.0.0"
 
 	minPackageSize    = 16
 	maxPackageSize    = 64 << 20

@@ -24,7 +24,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown key",
 			text: "[fastws]\nfoo = 1\n" + oneInstance,
-			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxSendBufferTotal, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
+			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxSendBufferTotal, maxRooms, maxRoomsPerMember, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
 		},
 		{
 			name: "key in the wrong case",

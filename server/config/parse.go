@@ -35,7 +35,7 @@ var loadOptions = ini.LoadOptions{
 
 // Keys of each section, in the order the shipped config.ini lists them.
 var (
-	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit", "maxSendBufferTotal"}
+	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit", "maxSendBufferTotal", "maxRooms", "maxRoomsPerMember"}
 	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins"}
 	limitKeys    = []string{"maxPackageSize", "maxSendBuffer", "idleTimeout", "maxConnections",
 		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "bytesPerSecond", "bytesBurst",
@@ -88,7 +88,10 @@ func (p *parser) parse() *Config {
 		MetricsListen: defaultMetricsListen,
 		StopTimeout:   defaultStopTimeout,
 		AnnounceLimit: defaultAnnounceLimit,
-		Defaults:      DefaultLimits(),
+		MaxRooms:      defaultMaxRooms,
+
+		MaxRoomsPerMember: defaultRoomsPerMember,
+		Defaults:          DefaultLimits(),
 
 		MaxSendBufferTotal: defaultSendTotal,
 	}
@@ -187,6 +190,18 @@ func (p *parser) daemon(c *Config, s *ini.Section) {
 					return "must be 0 (unlimited) or at least 64K (bytes queued for all clients together, e.g. 256M)"
 				}
 				c.MaxSendBufferTotal = n
+			case "maxRooms":
+				n, ok := parseInt(v, 0, math.MaxInt32)
+				if !ok {
+					return "must be a whole number >= 0 (rooms that may exist at once, the lobby aside; 0 = unlimited)"
+				}
+				c.MaxRooms = n
+			case "maxRoomsPerMember":
+				n, ok := parseInt(v, 0, math.MaxInt32)
+				if !ok {
+					return "must be a whole number >= 0 (rooms one member may be in, the lobby aside; 0 = unlimited)"
+				}
+				c.MaxRoomsPerMember = n
 			default:
 				return setLimit(&c.Defaults, key, v)
 			}
