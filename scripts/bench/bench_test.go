@@ -261,7 +261,7 @@ func TestRowsCarryBothBaselines(t *testing.T) {
 	if !strings.Contains(sum.String(), "| naive | /naive |") || !strings.Contains(sum.String(), "(generator-bound: fastws, naive)") {
 		t.Errorf("summary lacks the naive column or the generator-bound mark:\n%s", sum.String())
 	}
-	if svg := (&Report{Rows: rows}).chart(); !strings.Contains(svg, "naive: one AsyncWrite per line per connection") || !strings.Contains(svg, barColors[2]) {
+	if svg := (&Report{Rows: rows}).chart(); !strings.Contains(svg, "naive (one AsyncWrite per line per connection)") || !strings.Contains(svg, barColors[2]) {
 		t.Error("the chart has no naive bars")
 	}
 }

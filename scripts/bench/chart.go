@@ -39,7 +39,7 @@ func (r *Report) chart() string {
 		top, left      = 84, 60
 		bottom         = 40
 		width          = left + 2*panelW + 40
-		height         = top + panelH + bottom + 30
+		height         = top + panelH + bottom + 50
 	)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
@@ -111,11 +111,11 @@ func (r *Report) chart() string {
 	panel(left+panelW+40, "p99 delivery latency at 100 messages/s, log scale (lower is better)", "ms", 1, true, func(g group) [3]*float64 { return g.p99Lat })
 	ly := top + panelH + 36
 	x := left
-	for j, name := range []string{"fastws", "raw gnet baseline: per read, one write per connection", "naive: one AsyncWrite per line per connection"} {
+	for j, name := range []string{"fastws", "baseline (per read, one write per connection)", "naive (one AsyncWrite per line per connection)"} {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", x, ly, barColors[j], x+18, ly+10, html.EscapeString(name))
-		x += 40 + 6*len(name)
+		x += 40 + 7*len(name)
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">groups: protocol/receivers</text>`+"\n", x, ly+10)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">baselines: raw gnet v2 (scripts/bench/baseline); groups: protocol/receivers</text>`+"\n", left, ly+30)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
