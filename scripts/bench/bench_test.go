@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,6 +154,177 @@ func TestRatioShowsTheVerdict(t *testing.T) {
 	} {
 		if got := ratio(c.row); got != c.want {
 			t.Errorf("case %d: ratio = %q, want %q", k, got, c.want)
+		}
+	}
+}
+
+// TestGeneratorBound checks the rule: the load tool is the limit where it
+// used more than 80% of the CPUs the server left.
+func TestGeneratorBound(t *testing.T) {
+	for _, c := range []struct {
+		tool, srv float64
+		cpus      int
+		want      bool
+	}{
+		{0.9, 0.9, 2, true},    // 0.9 > 0.8 × 1.1
+		{0.87, 0.9, 2, false},  // 0.87 < 0.88
+		{0.5, 1.4, 2, true},    // the server left 0.6: 0.5 > 0.48
+		{0.4, 1.4, 2, false},   // 0.4 < 0.48
+		{1.0, 1.0, 4, false},   // 1.0 < 2.4
+		{0.2, 2.0, 2, false},   // the server took every CPU: it is the limit
+		{0.95, 0.05, 1, true},  // 0.95 > 0.76
+		{0.01, 0.01, 2, false}, // idle
+	} {
+		if got := generatorBound(c.tool, c.srv, c.cpus); got != c.want {
+			t.Errorf("generatorBound(tool %v, server %v, %d CPUs) = %v, want %v", c.tool, c.srv, c.cpus, got, c.want)
+		}
+	}
+}
+
+// fanoutRun is a fan-out run at saturation: deliveries/s, server CPU
+// µs/delivery, and CPU seconds of server and tool over a 4 s window.
+func fanoutRun(server string, perS, srvUs, srvCPU, toolCPU float64) *Run {
+	return &Run{Case: "fanout/telnet/1000", Server: server, Round: 1, Metrics: map[string]float64{
+		"sat_deliveries_per_s": perS, "sat_server_us_per_delivery": srvUs, "sat_seconds": 4,
+		"sat_server_cpu_s": srvCPU, "sat_tool_cpu_s": toolCPU, "sat_lost": 0, "rate_lost": 0,
+	}}
+}
+
+// TestRowsCarryBothBaselines checks that the baseline (per read) is the
+// headline column whose ratio the targets check, that the naive server
+// has a column and a ratio of its own, that only the generator-bound
+// runs are named on the rate row, and that cases 1 and 2 have no naive
+// column (both baselines echo there).
+func TestRowsCarryBothBaselines(t *testing.T) {
+	runs := []*Run{
+		fanoutRun(kindFastws, 2.4e6, 0.44, 4.2, 3.4),  // tool 0.85 CPUs > 0.8 × 0.95
+		fanoutRun(kindBaseline, 2.0e6, 0.5, 4.0, 3.0), // tool 0.75 CPUs < 0.8 × 1.0
+		fanoutRun(kindNaive, 0.3e6, 3.3, 4.56, 2.8),   // tool 0.7 CPUs > 0.8 × 0.86
+		{Case: "case1/telnet", Server: kindFastws, Round: 1, Metrics: map[string]float64{
+			"rt_per_s": 1000, "round_trips": 5000, "server_us_per_rt": 14, "server_cpu_s": 1, "tool_cpu_s": 3, // no "seconds": an old file
+		}},
+		{Case: "case1/telnet", Server: kindBaseline, Round: 1, Metrics: map[string]float64{
+			"rt_per_s": 1000, "seconds": 5, "server_us_per_rt": 10, "server_cpu_s": 1, "tool_cpu_s": 1,
+		}},
+	}
+	rows := buildRows(runs, casesOf(runs), 2)
+	find := func(c, key string) Row {
+		for _, r := range rows {
+			if r.Case == c && r.Key == key {
+				return r
+			}
+		}
+		t.Fatalf("no row %s %s in %+v", c, key, rows)
+		return Row{}
+	}
+	rate := find("fanout/telnet/1000", "sat_deliveries_per_s")
+	if rate.Baseline == nil || *rate.Baseline != 2.0e6 || rate.Naive == nil || *rate.Naive != 0.3e6 {
+		t.Fatalf("deliveries/s row: baseline %v, naive %v; want 2e6, 3e5", num(rate.Baseline), num(rate.Naive))
+	}
+	if *rate.Ratio != 1.2 || *rate.NaiveRatio != 8 {
+		t.Errorf("ratios %v and %v, want 1.2 (to the baseline) and 8 (to naive)", *rate.Ratio, *rate.NaiveRatio)
+	}
+	if got := strings.Join(rate.GeneratorBound, ","); got != "fastws,naive" {
+		t.Errorf("generator-bound %q, want fastws,naive", got)
+	}
+	cpu := find("fanout/telnet/1000", "sat_server_us_per_delivery")
+	if len(cpu.GeneratorBound) != 0 {
+		t.Errorf("CPU per delivery marked generator-bound (%v): it is the ratio to read then", cpu.GeneratorBound)
+	}
+	// ≤1.00× against the baseline: 0.88 passes (against naive it would be 0.13).
+	if cpu.Pass == nil || !*cpu.Pass || cpu.Target != "≤1.00×" {
+		t.Errorf("CPU target %q pass %v, want ≤1.00× pass against the baseline", cpu.Target, cpu.Pass)
+	}
+	rt := find("case1/telnet", "rt_per_s")
+	if rt.Naive != nil || rt.NaiveRatio != nil {
+		t.Errorf("case 1 has a naive column: %v", num(rt.Naive))
+	}
+	// fastws: 5 s from round trips over rate, tool 0.6 CPUs > 0.8 × 1.8 is
+	// false; baseline: 0.2 CPUs.
+	if len(rt.GeneratorBound) != 0 {
+		t.Errorf("case 1 generator-bound %v, want none", rt.GeneratorBound)
+	}
+	runs[3].Metrics["tool_cpu_s"] = 8 // 1.6 CPUs > 0.8 × 1.8
+	rows = buildRows(runs, casesOf(runs), 2)
+	if rt = find("case1/telnet", "rt_per_s"); strings.Join(rt.GeneratorBound, ",") != "fastws" {
+		t.Errorf("case 1 generator-bound %v, want fastws", rt.GeneratorBound)
+	}
+	var table strings.Builder
+	(&Report{Rows: rows, Machine: Machine{CPUs: 2}}).writeTable(&table)
+	for _, want := range []string{"NAIVE", "/NAIVE", "generator-bound: fastws, naive", "300,000", "8.00"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	var sum strings.Builder
+	(&Report{Rows: rows}).writeSummary(&sum)
+	if !strings.Contains(sum.String(), "| naive | /naive |") || !strings.Contains(sum.String(), "(generator-bound: fastws, naive)") {
+		t.Errorf("summary lacks the naive column or the generator-bound mark:\n%s", sum.String())
+	}
+	if svg := (&Report{Rows: rows}).chart(); !strings.Contains(svg, "naive (one AsyncWrite per line per connection)") || !strings.Contains(svg, barColors[2]) {
+		t.Error("the chart has no naive bars")
+	}
+}
+
+// TestFromOldReport checks that -from re-prints a bench.json written
+// before the per-read baseline: its fan-out baseline runs were the naive
+// server, so they land in the naive column and check no target, while
+// case 1 keeps its baseline.
+func TestFromOldReport(t *testing.T) {
+	old := Report{Machine: Machine{CPUs: 2}, Baseline: "raw gnet v2, naive broadcast", Runs: []*Run{
+		fanoutRun(kindFastws, 2.4e6, 0.44, 4.2, 3.4),
+		fanoutRun(kindBaseline, 0.3e6, 3.3, 4.56, 2.8),
+		{Case: "case1/telnet", Server: kindBaseline, Round: 1, Metrics: map[string]float64{"rt_per_s": 1000, "server_us_per_rt": 10}},
+	}}
+	js, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js = bytes.Replace(js, []byte(`"schema":0,`), nil, 1) // as old files have it: no schema
+	file := filepath.Join(t.TempDir(), "bench.json")
+	if err := os.WriteFile(file, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr strings.Builder
+	if code := run([]string{"-from", file, "-out", out}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep Report
+	b, err := os.ReadFile(filepath.Join(out, "bench.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Schema != reportSchema {
+		t.Errorf("schema %d, want %d", rep.Schema, reportSchema)
+	}
+	for _, r := range rep.Rows {
+		switch {
+		case r.Key == "sat_deliveries_per_s":
+			if r.Baseline != nil || r.Naive == nil || *r.Naive != 0.3e6 || r.Pass != nil {
+				t.Errorf("old fan-out row: baseline %v, naive %v, pass %v; want -, 300,000, none", num(r.Baseline), num(r.Naive), r.Pass)
+			}
+		case r.Case == "case1/telnet" && r.Key == "rt_per_s":
+			if r.Baseline == nil || *r.Baseline != 1000 || r.Naive != nil {
+				t.Errorf("old case 1 row: baseline %v, naive %v; want 1000, -", num(r.Baseline), num(r.Naive))
+			}
+		}
+	}
+	if !strings.Contains(stdout.String(), "older than the per-read baseline") {
+		t.Errorf("the table does not say the file is old:\n%s", stdout.String())
+	}
+}
+
+// TestNaiveSkipsEchoCases checks that the naive baseline, the same line
+// echo as the baseline there, does not run cases 1 and 2.
+func TestNaiveSkipsEchoCases(t *testing.T) {
+	all := []string{kindFastws, kindBaseline, kindNaive}
+	for kind, want := range map[string]string{"case1": "fastws,baseline", "case2": "fastws,baseline", "fanout": "fastws,baseline,naive", "idle": "fastws,baseline,naive"} {
+		if got := strings.Join(serversOf(caseDef{kind: kind}, all), ","); got != want {
+			t.Errorf("%s runs against %s, want %s", kind, got, want)
 		}
 	}
 }

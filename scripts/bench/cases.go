@@ -109,6 +109,7 @@ func (f *failures) add(err error) int64 {
 // and f's errors, which the failure message calls what.
 func (r *Run) roundTrips(w window, n int64, f *failures, what string) {
 	r.set("round_trips", float64(n))
+	r.set("seconds", w.Wall.Seconds())
 	r.set("rt_per_s", float64(n)/w.Wall.Seconds())
 	r.set("server_us_per_rt", perOp(w.Srv, n))
 	r.set("tool_us_per_rt", perOp(w.Own, n))

@@ -9,12 +9,13 @@ import (
 
 // chart draws the fan-out results as SVG: grouped bars of deliveries/s at
 // saturation and of p99 latency at the fixed rate, fastws beside the
-// baseline, one group per protocol and receiver count.
+// baseline (per read, one write per connection) and the naive baseline,
+// one group per protocol and receiver count.
 func (r *Report) chart() string {
 	type group struct {
-		label        string
-		fw, bl       *float64
-		fwLat, blLat *float64
+		label  string
+		rate   [3]*float64 // fastws, baseline, naive
+		p99Lat [3]*float64
 	}
 	var gs []group
 	for _, row := range r.Rows {
@@ -28,9 +29,9 @@ func (r *Report) chart() string {
 		g := &gs[len(gs)-1]
 		switch row.Key {
 		case "sat_deliveries_per_s":
-			g.fw, g.bl = row.Fastws, row.Baseline
+			g.rate = [3]*float64{row.Fastws, row.Baseline, row.Naive}
 		case "rate_p99_ms":
-			g.fwLat, g.blLat = row.Fastws, row.Baseline
+			g.p99Lat = [3]*float64{row.Fastws, row.Baseline, row.Naive}
 		}
 	}
 	const (
@@ -38,7 +39,7 @@ func (r *Report) chart() string {
 		top, left      = 84, 60
 		bottom         = 40
 		width          = left + 2*panelW + 40
-		height         = top + panelH + bottom + 30
+		height         = top + panelH + bottom + 50
 	)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
@@ -48,11 +49,10 @@ func (r *Report) chart() string {
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.GoVersion, r.Machine.StartedUTC)))
 	// panel draws one chart; with logScale the axis runs over powers of
 	// ten (latencies span milliseconds to seconds).
-	panel := func(x0 int, title, unit string, scale float64, logScale bool, val func(g group) (*float64, *float64)) {
+	panel := func(x0 int, title, unit string, scale float64, logScale bool, val func(g group) [3]*float64) {
 		maxV, minV := 0.0, math.Inf(1)
 		for _, g := range gs {
-			a, c := val(g)
-			for _, v := range []*float64{a, c} {
+			for _, v := range val(g) {
 				if v != nil && *v > 0 {
 					maxV = max(maxV, *v*scale)
 					minV = min(minV, *v*scale)
@@ -89,13 +89,12 @@ func (r *Report) chart() string {
 			return
 		}
 		gw := float64(panelW-20) / float64(len(gs))
-		bw := gw * 0.3
+		bw := gw * 0.24
 		for i, g := range gs {
 			gx := float64(x0) + gw*float64(i)
-			a, c := val(g)
-			for j, v := range []*float64{a, c} {
-				x := gx + gw*0.18 + float64(j)*(bw+gw*0.04)
-				color := []string{"#2b6cb0", "#c0c4cc"}[j]
+			for j, v := range val(g) {
+				x := gx + gw*0.1 + float64(j)*(bw+gw*0.03)
+				color := barColors[j]
 				if v == nil {
 					continue
 				}
@@ -108,15 +107,21 @@ func (r *Report) chart() string {
 		}
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", x0, top+panelH, x0+panelW-20, top+panelH)
 	}
-	panel(left, "deliveries/s at saturation (higher is better)", "million deliveries/s", 1e-6, false, func(g group) (*float64, *float64) { return g.fw, g.bl })
-	panel(left+panelW+40, "p99 delivery latency at 100 messages/s, log scale (lower is better)", "ms", 1, true, func(g group) (*float64, *float64) { return g.fwLat, g.blLat })
+	panel(left, "deliveries/s at saturation (higher is better)", "million deliveries/s", 1e-6, false, func(g group) [3]*float64 { return g.rate })
+	panel(left+panelW+40, "p99 delivery latency at 100 messages/s, log scale (lower is better)", "ms", 1, true, func(g group) [3]*float64 { return g.p99Lat })
 	ly := top + panelH + 36
-	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="#2b6cb0"/><text x="%d" y="%d">fastws</text>`+"\n", left, ly, left+18, ly+10)
-	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="#c0c4cc"/><text x="%d" y="%d">raw gnet baseline (naive broadcast)</text>`+"\n", left+90, ly, left+108, ly+10)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">groups: protocol/receivers</text>`+"\n", left+380, ly+10)
+	x := left
+	for j, name := range []string{"fastws", "baseline (per read, one write per connection)", "naive (one AsyncWrite per line per connection)"} {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", x, ly, barColors[j], x+18, ly+10, html.EscapeString(name))
+		x += 40 + 7*len(name)
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">baselines: raw gnet v2 (scripts/bench/baseline); groups: protocol/receivers</text>`+"\n", left, ly+30)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
+
+// barColors are fastws's, the baseline's and the naive baseline's.
+var barColors = [3]string{"#2b6cb0", "#718096", "#c0c4cc"}
 
 // niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten.
 func niceCeil(v float64) float64 {

@@ -189,7 +189,7 @@ func (b *bench) phase(ctx context.Context, s *server, p *probe, gs groups, n, ph
 	case lost > 0 && s.kind == kindFastws:
 		r.failf("%s%d messages lost of %d", pre, lost, want)
 	case lost > 0:
-		// The naive baseline falls behind rather than loses: what it has
+		// A baseline falls behind rather than loses: what it has
 		// not delivered by the deadline is reported, not a tool failure.
 		r.notef("%s%d of %d deliveries still queued %s after the last send (counted as lost)", pre, lost, want, b.opt.drain+5*time.Second)
 	}

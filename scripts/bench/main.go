@@ -134,8 +134,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.pprof, "pprof", "", "a daemon that serves net/http/pprof on $FASTWS_PPROF (a patched copy given with -src): set that address and record its allocations per delivery")
 	fs.StringVar(&o.from, "from", "", "run nothing: print the table of this bench.json (and with -out, write the table and chart again)")
 	fs.StringVar(&o.baselineAccept, "baseline-accept", "native", "how the baseline accepts: native (gnet's acceptor) or enroll (as fastws must: net.Listener, then the engine's Register)")
-	servers := "fastws,baseline"
-	fs.StringVar(&servers, "servers", servers, "servers to run each case against")
+	servers := "fastws,baseline,naive"
+	fs.StringVar(&servers, "servers", servers, "servers to run each case against: fastws, baseline (per read, one write per connection), naive (one AsyncWrite per line per connection; not in cases 1 and 2, where both baselines echo)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -153,11 +153,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	for k := range strings.SplitSeq(servers, ",") {
 		switch k = strings.TrimSpace(k); k {
-		case kindFastws, kindBaseline:
+		case kindFastws, kindBaseline, kindNaive:
 			o.servers = append(o.servers, k)
 		case "":
 		default:
-			return nil, fmt.Errorf("-servers: %q is not fastws or baseline", k)
+			return nil, fmt.Errorf("-servers: %q is not fastws, baseline or naive", k)
 		}
 	}
 	if o.smoke {
@@ -315,7 +315,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			first, warmUp = 0, false
 		}
 		for round := first; round <= rounds; round++ {
-			kinds := slices.Clone(opt.servers)
+			kinds := serversOf(c, opt.servers)
 			if round%2 == 0 {
 				slices.Reverse(kinds)
 			}
@@ -368,12 +368,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// redraw renders a previous run's bench.json again.
+// serversOf returns the servers case c runs against: not the naive
+// baseline in cases 1 and 2, where it is the same line echo as the
+// baseline.
+func serversOf(c caseDef, servers []string) []string {
+	var ks []string
+	for _, k := range servers {
+		if k != kindNaive || c.kind != "case1" && c.kind != "case2" {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// redraw renders a previous run's bench.json again, its rows rebuilt
+// from its runs (a file older than the per-read baseline upgraded first).
 func redraw(opt *options, stdout, stderr io.Writer) int {
 	b, err := os.ReadFile(opt.from)
 	if err == nil {
 		var rep Report
 		if err = json.Unmarshal(b, &rep); err == nil {
+			rep.upgrade()
+			rep.Rows = buildRows(rep.Runs, casesOf(rep.Runs), rep.Machine.CPUs)
 			rep.writeTable(stdout)
 			if opt.out != "" {
 				err = rep.write(opt.out)
@@ -396,11 +412,11 @@ func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
 	if kind == kindFastws {
 		s, err = startFastws(ctx, b.bin, b.seq, b.opt.loops, b.opt.sendBuf, b.opt.pprof)
 	} else {
-		mode := "broadcast"
+		mode := map[string]string{kindBaseline: "batch", kindNaive: "naive"}[kind]
 		if c.kind == "case1" || c.kind == "case2" {
 			mode = "echo"
 		}
-		s, err = startBaseline(ctx, b.bin, b.seq, b.opt.loops, mode, c.ws, b.opt.baselineAccept)
+		s, err = startBaseline(ctx, b.bin, b.seq, b.opt.loops, kind, mode, c.ws, b.opt.baselineAccept)
 	}
 	if err != nil {
 		r.failf("start: %v", err)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,28 +18,87 @@ import (
 // Report is what one invocation found: the JSON file, and the source of
 // the table and the chart.
 type Report struct {
+	// Schema is 2 since the baseline column holds the per-read server in
+	// fan-out and idle (and the naive one has its own); 0 before, when
+	// the baseline runs of fan-out and idle were the naive server.
+	Schema   int      `json:"schema"`
 	Machine  Machine  `json:"machine"`
 	Command  string   `json:"command"`
 	Seconds  float64  `json:"seconds"`
 	Fastws   string   `json:"fastws"`
 	Baseline string   `json:"baseline"`
+	Naive    string   `json:"naive"`
 	Rows     []Row    `json:"rows"`
 	Runs     []*Run   `json:"runs"`
 	Notes    []string `json:"notes,omitempty"`
 }
 
-// Row is one line of the table: a metric of a case on both servers.
+// reportSchema is the Schema this code writes.
+const reportSchema = 2
+
+// Row is one line of the table: a metric of a case on each server.
 type Row struct {
-	Case     string   `json:"case"`
-	Target   string   `json:"target,omitempty"` // e.g. "ratio <= 1.25"
-	Pass     *bool    `json:"pass,omitempty"`   // nil: no target
-	Metric   string   `json:"metric"`
-	Key      string   `json:"key"`
-	Fastws   *float64 `json:"fastws"`
-	Baseline *float64 `json:"baseline"`
-	Ratio    *float64 `json:"ratio"` // fastws / baseline
+	Case       string   `json:"case"`
+	Target     string   `json:"target,omitempty"` // e.g. "ratio <= 1.25"
+	Pass       *bool    `json:"pass,omitempty"`   // nil: no target
+	Metric     string   `json:"metric"`
+	Key        string   `json:"key"`
+	Fastws     *float64 `json:"fastws"`
+	Baseline   *float64 `json:"baseline"` // the per-read server (fan-out, idle) or the line echo (cases 1, 2)
+	Ratio      *float64 `json:"ratio"`    // fastws / baseline: the headline, and what targets check
+	Naive      *float64 `json:"naive"`    // one AsyncWrite per line per connection (fan-out, idle)
+	NaiveRatio *float64 `json:"naive_ratio"`
+	// GeneratorBound names the servers whose run of this row's window
+	// had the load tool use more than generatorShare of the CPU the
+	// server left: their rate measures the load tool, not the server.
+	GeneratorBound []string `json:"generator_bound,omitempty"`
 
 	bound float64 // of a ratio target, else 0
+}
+
+// generatorShare is the share of the CPU left by the server above which
+// the load tool, not the server, sets the pace.
+const generatorShare = 0.8
+
+// generatorBound reports whether a load tool that used toolCPUs of the
+// machine's cpus while the server used serverCPUs was the limit: it used
+// more than generatorShare of what the server left.
+func generatorBound(toolCPUs, serverCPUs float64, cpus int) bool {
+	left := float64(cpus) - serverCPUs
+	return left > 0 && toolCPUs > generatorShare*left
+}
+
+// windowKeys are the metrics of each measured window of a run: prefix,
+// the CPU seconds of server and tool, and the rows that are rates over
+// that window (those a generator-bound run makes unreadable).
+var windowKeys = []struct {
+	pre   string
+	rates []string
+}{
+	{"", []string{"rt_per_s", "connects_per_s"}},
+	{"sat_", []string{"sat_deliveries_per_s"}},
+	{"rate_", []string{"rate_deliveries_per_s"}},
+}
+
+// load adds to run, for each of its measured windows, the CPUs the server
+// and the tool used (PRE server_cpus, PRE tool_cpus) and whether the tool
+// was the limit (PRE generator_bound, 1 or 0). It works from the raw CPU
+// seconds, so it reads bench.json files older than it.
+func load(run *Run, cpus int) {
+	for _, w := range windowKeys {
+		srv, ok1 := run.Metrics[w.pre+"server_cpu_s"]
+		tool, ok2 := run.Metrics[w.pre+"tool_cpu_s"]
+		secs, ok3 := run.Metrics[w.pre+"seconds"]
+		if !ok3 && w.pre == "" && run.Metrics["rt_per_s"] > 0 {
+			secs, ok3 = run.Metrics["round_trips"]/run.Metrics["rt_per_s"], true
+		}
+		if !ok1 || !ok2 || !ok3 || secs <= 0 {
+			continue
+		}
+		run.set(w.pre+"server_cpus", srv/secs)
+		run.set(w.pre+"tool_cpus", tool/secs)
+		run.set(w.pre+"generator_bound", map[bool]float64{true: 1}[generatorBound(tool/secs, srv/secs, cpus)])
+	}
 }
 
 // A target compares the ratio (fastws/baseline) or fastws's own value
@@ -96,7 +156,7 @@ var rowDefs = map[string][]rowDef{
 		{"rate_p50_ms", "latency p50 ms, 100 msg/s", nil},
 		{"rate_p99_ms", "latency p99 ms, 100 msg/s", ratioAtMost(1.5)},
 		{"rate_max_ms", "latency max ms, 100 msg/s", nil},
-		{"lost", "messages lost (baseline: still queued at the deadline)", zero},
+		{"lost", "messages lost (baselines: still queued at the deadline)", zero},
 		{"setup_s", "set-up s (connect + join notices)", nil},
 		{"setup_server_cpu_s", "set-up server CPU s", nil},
 	},
@@ -120,58 +180,21 @@ var rowDefs = map[string][]rowDef{
 }
 
 func newReport(m Machine, o *options, args []string, runs []*Run, took time.Duration) *Report {
+	accept := map[bool]string{true: "; accepting as fastws does (net.Listener, then the engine's Register), not with gnet's acceptor"}[o.baselineAccept == "enroll"]
 	r := &Report{
+		Schema:  reportSchema,
 		Machine: m,
 		Command: strings.TrimSpace("go run ./scripts/bench " + strings.Join(args, " ")),
 		Seconds: math.Round(took.Seconds()),
-		Baseline: "raw gnet v2 (scripts/bench/baseline), " + strconv.Itoa(o.loops) + " event loops: line echo for cases 1 and 2, " +
-			"naive broadcast (one AsyncWrite per line per connection) for fan-out and idle; minimal websocket framing for the websocket cases" +
-			map[bool]string{true: "; accepting as fastws does (net.Listener, then the engine's Register), not with gnet's acceptor"}[o.baselineAccept == "enroll"],
+		Baseline: "raw gnet v2 (scripts/bench/baseline), " + strconv.Itoa(o.loops) + " event loops: line echo for cases 1 and 2; " +
+			"for fan-out and idle the strongest simple server: per read, one write per connection with all the read's complete lines " +
+			"(its own event loop's connections written directly, the others' by one AsyncWrite each); minimal websocket framing for the websocket cases" + accept,
+		Naive: "the same raw gnet server, naive: one AsyncWrite per line per connection (fan-out and idle; in cases 1 and 2 both baselines are the same line echo, run once)" + accept,
 		Fastws: "childProcessCount " + strconv.Itoa(o.loops) + " on both instances, messagesPerSecond 0, bytesPerSecond 0, maxSendBuffer " + o.sendBuf +
 			", started fresh for every run",
 		Runs: runs,
 	}
-	for _, run := range runs {
-		// "lost" sums both fan-out phases.
-		if _, ok := run.Metrics["sat_lost"]; ok {
-			run.Metrics["lost"] = run.Metrics["sat_lost"] + run.Metrics["rate_lost"]
-		}
-	}
-	for _, c := range o.cases() {
-		var fws, bls []*Run
-		for _, run := range runs {
-			if run.Case == c.name {
-				if run.Server == kindFastws {
-					fws = append(fws, run)
-				} else {
-					bls = append(bls, run)
-				}
-			}
-		}
-		fw, bl := median(fws), median(bls)
-		if fw == nil && bl == nil {
-			continue
-		}
-		for _, d := range rowDefs[c.kind] {
-			row := Row{Case: c.name, Metric: d.label, Key: d.key, Fastws: metric(fw, d.key), Baseline: metric(bl, d.key)}
-			if row.Fastws == nil && row.Baseline == nil {
-				continue
-			}
-			if row.Fastws != nil && row.Baseline != nil && *row.Baseline != 0 {
-				v := *row.Fastws / *row.Baseline
-				row.Ratio = &v
-			}
-			if d.tgt != nil {
-				if t := d.tgt(c); t != nil {
-					row.Target, row.Pass = t.check(row)
-					if t.ratio {
-						row.bound = t.bound
-					}
-				}
-			}
-			r.Rows = append(r.Rows, row)
-		}
-	}
+	r.Rows = buildRows(runs, o.cases(), m.CPUs)
 	for _, run := range runs {
 		who := run.Case + " " + run.Server
 		if o.rounds > 1 && run.Round > 0 && (strings.HasPrefix(run.Case, "case1") || strings.HasPrefix(run.Case, "case2")) {
@@ -185,6 +208,111 @@ func newReport(m Machine, o *options, args []string, runs []*Run, took time.Dura
 		}
 	}
 	return r
+}
+
+// buildRows makes the table's rows of cases from runs: per case and
+// server the median run, the ratios to both baselines, the targets
+// (checked against the baseline, the headline) and the generator-bound
+// marks. It adds the derived metrics to runs ("lost", load's).
+func buildRows(runs []*Run, cases []caseDef, cpus int) []Row {
+	for _, run := range runs {
+		// "lost" sums both fan-out phases.
+		if _, ok := run.Metrics["sat_lost"]; ok {
+			run.Metrics["lost"] = run.Metrics["sat_lost"] + run.Metrics["rate_lost"]
+		}
+		load(run, cpus)
+	}
+	var rows []Row
+	for _, c := range cases {
+		by := map[string][]*Run{}
+		for _, run := range runs {
+			if run.Case == c.name {
+				by[run.Server] = append(by[run.Server], run)
+			}
+		}
+		fw, bl, nv := median(by[kindFastws]), median(by[kindBaseline]), median(by[kindNaive])
+		if fw == nil && bl == nil && nv == nil {
+			continue
+		}
+		for _, d := range rowDefs[c.kind] {
+			row := Row{Case: c.name, Metric: d.label, Key: d.key, Fastws: metric(fw, d.key), Baseline: metric(bl, d.key), Naive: metric(nv, d.key)}
+			if row.Fastws == nil && row.Baseline == nil && row.Naive == nil {
+				continue
+			}
+			row.Ratio, row.NaiveRatio = quotient(row.Fastws, row.Baseline), quotient(row.Fastws, row.Naive)
+			if d.tgt != nil {
+				if t := d.tgt(c); t != nil {
+					row.Target, row.Pass = t.check(row)
+					if t.ratio {
+						row.bound = t.bound
+					}
+				}
+			}
+			for _, w := range windowKeys {
+				if slices.Contains(w.rates, d.key) {
+					for _, s := range []struct {
+						kind string
+						run  *Run
+					}{{kindFastws, fw}, {kindBaseline, bl}, {kindNaive, nv}} {
+						if v := metric(s.run, w.pre+"generator_bound"); v != nil && *v >= 0.5 {
+							row.GeneratorBound = append(row.GeneratorBound, s.kind)
+						}
+					}
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+func quotient(a, b *float64) *float64 {
+	if a == nil || b == nil || *b == 0 {
+		return nil
+	}
+	v := *a / *b
+	return &v
+}
+
+// casesOf lists the cases of runs in the order they first appear, for a
+// bench.json read back.
+func casesOf(runs []*Run) []caseDef {
+	var cs []caseDef
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if seen[r.Case] {
+			continue
+		}
+		seen[r.Case] = true
+		f := strings.Split(r.Case, "/")
+		c := caseDef{name: r.Case, kind: f[0], n: 2}
+		if len(f) > 1 {
+			c.ws = f[1] == "websocket"
+		}
+		if len(f) > 2 {
+			c.n, _ = strconv.Atoi(f[2])
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// upgrade brings a bench.json of an older schema to this one: before
+// schema 2 the baseline runs of fan-out and idle were the naive server,
+// so they become naive runs (the per-read server was not measured).
+func (r *Report) upgrade() {
+	if r.Schema >= reportSchema {
+		return
+	}
+	for _, run := range r.Runs {
+		if run.Server == kindBaseline && !strings.HasPrefix(run.Case, "case") {
+			run.Server = kindNaive
+		}
+	}
+	r.Naive = r.Baseline + " (from a bench.json before the per-read baseline: its fan-out and idle baseline runs are this naive server)"
+	r.Baseline = "line echo for cases 1 and 2 (as in the naive column's description); the per-read server was not measured in this file"
+	r.Notes = append(r.Notes, "re-printed from a bench.json older than the per-read baseline: fan-out and idle have only the naive column, so their targets are not checked")
+	r.Schema = reportSchema
 }
 
 // median returns a run whose metrics are the medians of runs' (the lower
@@ -255,9 +383,12 @@ func (r *Report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "command: %s (took %gs)\n", r.Command, r.Seconds)
 	fmt.Fprintf(w, "fastws: commit %s, %s\n", r.Machine.Commit, r.Fastws)
 	fmt.Fprintf(w, "baseline: %s\n", r.Baseline)
-	fmt.Fprintf(w, "ratio = fastws / baseline; CPU is utime+stime from /proc/PID/stat over the measured window\n\n")
+	fmt.Fprintf(w, "naive: %s\n", r.Naive)
+	fmt.Fprintf(w, "ratio = fastws / baseline (the headline; targets check it), /naive = fastws / naive; CPU is utime+stime from /proc/PID/stat over the measured window\n")
+	fmt.Fprintf(w, "generator-bound: the load tool used more than %.0f%% of the CPU the server left (%d CPUs less the server's): that run's rate measures the load tool; read server CPU per delivery (round trip) instead\n\n",
+		generatorShare*100, r.Machine.CPUs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CASE\tTARGET\tMETRIC\tFASTWS\tBASELINE\tRATIO\t")
+	fmt.Fprintln(tw, "CASE\tTARGET\tMETRIC\tFASTWS\tBASELINE\tRATIO\tNAIVE\t/NAIVE\tNOTE\t")
 	last := ""
 	for _, row := range r.Rows {
 		name := row.Case
@@ -273,7 +404,8 @@ func (r *Report) writeTable(w io.Writer) {
 				target += " FAIL"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, target, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, target, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row),
+			num(row.Naive), ratio(Row{Ratio: row.NaiveRatio}), row.note())
 	}
 	_ = tw.Flush()
 	if len(r.Notes) > 0 {
@@ -282,6 +414,14 @@ func (r *Report) writeTable(w io.Writer) {
 			fmt.Fprintf(w, "  - %s\n", n)
 		}
 	}
+}
+
+// note says which servers' runs were generator-bound in row's window.
+func (row Row) note() string {
+	if len(row.GeneratorBound) == 0 {
+		return ""
+	}
+	return "generator-bound: " + strings.Join(row.GeneratorBound, ", ")
 }
 
 func num(v *float64) string {
@@ -340,7 +480,7 @@ var summaryKeys = map[string]bool{"rt_per_s": true, "rss_kib_per_conn": true, "s
 // writeSummary prints the rows with a target (and a few more) as a
 // markdown table, for README.md.
 func (r *Report) writeSummary(w io.Writer) {
-	fmt.Fprintf(w, "| case | metric | fastws | baseline | ratio | target |\n|---|---|--:|--:|--:|---|\n")
+	fmt.Fprintf(w, "| case | metric | fastws | baseline | ratio | naive | /naive | target |\n|---|---|--:|--:|--:|--:|--:|---|\n")
 	for _, row := range r.Rows {
 		if row.Target == "" && !summaryKeys[row.Key] || row.Key == "errors" || row.Key == "status_ok" {
 			continue
@@ -349,7 +489,11 @@ func (r *Report) writeSummary(w io.Writer) {
 		if row.Pass != nil {
 			target += map[bool]string{true: " pass", false: " **FAIL**"}[*row.Pass]
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", row.Case, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row), target)
+		if n := row.note(); n != "" {
+			target = strings.TrimSpace(target + " (" + n + ")")
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Case, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row),
+			num(row.Naive), ratio(Row{Ratio: row.NaiveRatio}), target)
 	}
 	var failed []string
 	for _, row := range r.Rows {

@@ -20,10 +20,14 @@ import (
 	"time"
 )
 
-// Server kinds: the daemon under test and the raw gnet baseline.
+// Server kinds: the daemon under test, the raw gnet baseline (the
+// strongest simple server: per read, one write per connection) and the
+// same baseline naive (one AsyncWrite per line per connection). In cases
+// 1 and 2 both baselines are the same line echo: only kindBaseline runs.
 const (
 	kindFastws   = "fastws"
 	kindBaseline = "baseline"
+	kindNaive    = "naive"
 )
 
 // binaries are the programs the bench builds once per invocation.
@@ -175,14 +179,15 @@ func memStats(addr string) (mallocs, bytes uint64, err error) {
 	return mallocs, bytes, sc.Err()
 }
 
-// startBaseline runs the raw gnet baseline in mode (echo or broadcast).
-func startBaseline(ctx context.Context, bin *binaries, seq, loops int, mode string, ws bool, accept string) (*server, error) {
+// startBaseline runs the raw gnet baseline in mode (echo, batch or
+// naive) as server kind.
+func startBaseline(ctx context.Context, bin *binaries, seq, loops int, kind, mode string, ws bool, accept string) (*server, error) {
 	p, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(p)
-	s := &server{kind: kindBaseline, telnet: addr, ws: addr, log: filepath.Join(bin.dir, fmt.Sprintf("baseline-%d.log", seq))}
+	s := &server{kind: kind, telnet: addr, ws: addr, log: filepath.Join(bin.dir, fmt.Sprintf("baseline-%d.log", seq))}
 	return s, s.start(ctx, "ready", bin.baseline, "-addr", addr, "-mode", mode, "-ws="+strconv.FormatBool(ws), "-loops", strconv.Itoa(loops), "-accept", accept)
 }
 

@@ -5,12 +5,22 @@
 //	line  = *( any byte but LF ) LF      ; telnet, as received
 //	frame = RFC 6455 client text frame   ; websocket (-ws), after a 101
 //
-// In echo mode every line (or text frame) goes back to its sender; in
-// broadcast mode every line is written to every connection, the sender
-// included, with one AsyncWrite per connection and per line across the
-// event loops: the naive chat server that batches nothing. The websocket
-// framing is minimal: the upgrade, masked client frames, text and close;
-// no ping, fragmentation, UTF-8 or size checks.
+// In echo mode every line (or text frame) goes back to its sender. The
+// two broadcast modes write every line to every connection, the sender
+// included:
+//
+//   - batch, the strongest simple server: per read, all of its complete
+//     lines in one write per connection. gnet lets an event handler call
+//     Write on any connection of its own event loop (Write is not
+//     concurrency-safe, and the loop's goroutine is the only one touching
+//     those connections), so the reading loop's connections are written
+//     directly; every other loop's get one AsyncWrite each, with all the
+//     lines.
+//   - naive: one AsyncWrite per line and connection, across the event
+//     loops: the chat server that batches nothing.
+//
+// The websocket framing is minimal: the upgrade, masked client frames,
+// text and close; no ping, fragmentation, UTF-8 or size checks.
 //
 // With -accept enroll it accepts the way fastws's acceptor must (gnet
 // v2.10's own acceptor shuts the engine down on EMFILE): on Go's
@@ -43,16 +53,16 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
-	mode := flag.String("mode", "broadcast", "echo | broadcast")
+	mode := flag.String("mode", modeBatch, "echo | batch (per read, one write per connection) | naive (one AsyncWrite per line per connection)")
 	ws := flag.Bool("ws", false, "speak websocket instead of lines")
 	loops := flag.Int("loops", 2, "gnet event loops")
 	accept := flag.String("accept", "native", "native (gnet's acceptor) | enroll (net.Listener, then Engine.Register)")
 	flag.Parse()
-	if *mode != "echo" && *mode != "broadcast" {
-		fmt.Fprintf(os.Stderr, "baseline: -mode %q: want echo or broadcast\n", *mode)
+	if *mode != modeEcho && *mode != modeBatch && *mode != modeNaive {
+		fmt.Fprintf(os.Stderr, "baseline: -mode %q: want echo, batch or naive\n", *mode)
 		os.Exit(2)
 	}
-	s := &server{broadcast: *mode == "broadcast", ws: *ws}
+	s := &server{mode: *mode, ws: *ws, byLoop: map[gnet.EventLoop]*loopConns{}}
 	listen := "tcp://" + *addr
 	var dir string
 	switch *accept {
@@ -94,22 +104,42 @@ func main() {
 	}
 }
 
+// The modes.
+const (
+	modeEcho  = "echo"
+	modeBatch = "batch"
+	modeNaive = "naive"
+)
+
 type server struct {
 	gnet.BuiltinEventEngine
-	broadcast, ws bool
-	ln            net.Listener // -accept enroll: the TCP listener, accepted on by acceptLoop
-	eng           gnet.Engine  // -accept enroll: set by OnBoot
-	accepting     bool         // -accept enroll: acceptLoop runs (OnTick's)
+	mode      string
+	ws        bool
+	ln        net.Listener // -accept enroll: the TCP listener, accepted on by acceptLoop
+	eng       gnet.Engine  // -accept enroll: set by OnBoot
+	accepting bool         // -accept enroll: acceptLoop runs (OnTick's)
 
+	loopsMu sync.RWMutex
+	byLoop  map[gnet.EventLoop]*loopConns // guarded by loopsMu
+	loops   []*loopConns                  // guarded by loopsMu; only appended to
+}
+
+// loopConns are one event loop's connections. Only that loop's goroutine
+// changes them (OnOpen, OnClose), under mu, so it reads them without it;
+// other loops read them under mu.RLock.
+type loopConns struct {
 	mu    sync.RWMutex
-	conns []gnet.Conn // guarded by mu; each conn's *peer holds its index
+	conns []gnet.Conn // each conn's *peer holds its index
 }
 
 // peer is a connection's state, kept in its context.
 type peer struct {
-	idx      int // in server.conns, guarded by server.mu
+	home     *loopConns
+	idx      int // in home.conns
 	upgraded bool
+	closed   bool   // OnClose ran, perhaps from a write of its own OnTraffic
 	scratch  []byte // the echo frame
+	batch    []byte // batch mode: the read's lines (frames), to go out together
 }
 
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
@@ -133,30 +163,67 @@ func (s *server) OnTick() (time.Duration, gnet.Action) {
 }
 
 func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	p := &peer{}
+	p := &peer{home: s.home(c.EventLoop())}
 	c.SetContext(p)
-	s.mu.Lock()
-	p.idx = len(s.conns)
-	s.conns = append(s.conns, c)
-	s.mu.Unlock()
+	l := p.home
+	l.mu.Lock()
+	p.idx = len(l.conns)
+	l.conns = append(l.conns, c)
+	l.mu.Unlock()
 	return nil, gnet.None
+}
+
+// home returns the connections of event loop el.
+func (s *server) home(el gnet.EventLoop) *loopConns {
+	s.loopsMu.RLock()
+	l := s.byLoop[el]
+	s.loopsMu.RUnlock()
+	if l != nil {
+		return l
+	}
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	if l = s.byLoop[el]; l == nil {
+		l = &loopConns{}
+		s.byLoop[el] = l
+		s.loops = append(s.loops, l)
+	}
+	return l
 }
 
 func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	p := c.Context().(*peer)
-	s.mu.Lock()
-	last := len(s.conns) - 1
-	moved := s.conns[last]
-	s.conns[p.idx] = moved
+	p.closed = true
+	l := p.home
+	l.mu.Lock()
+	last := len(l.conns) - 1
+	moved := l.conns[last]
+	l.conns[p.idx] = moved
 	moved.Context().(*peer).idx = p.idx
-	s.conns[last] = nil
-	s.conns = s.conns[:last]
-	s.mu.Unlock()
+	l.conns[last] = nil
+	l.conns = l.conns[:last]
+	l.mu.Unlock()
 	return gnet.None
 }
 
 func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	p := c.Context().(*peer)
+	p.batch = p.batch[:0]
+	act := s.read(c, p)
+	if len(p.batch) > 0 {
+		s.fanOut(p)
+	}
+	if p.closed {
+		// A write of fanOut failed and gnet closed c: Close makes gnet
+		// skip it as closed instead of buffering into its released input.
+		return gnet.Close
+	}
+	return act
+}
+
+// read handles c's complete lines (frames); in batch mode it collects
+// them in p.batch.
+func (s *server) read(c gnet.Conn, p *peer) gnet.Action {
 	for {
 		buf, _ := c.Peek(-1)
 		var msg []byte // what to send: the line, or a server frame
@@ -194,17 +261,53 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 			p.scratch = appendTextFrame(p.scratch[:0], msg)
 			msg = p.scratch
 		}
-		if s.broadcast {
+		switch s.mode {
+		case modeBatch:
+			p.batch = append(p.batch, msg...)
+		case modeNaive:
 			out := bytes.Clone(msg) // AsyncWrite keeps it until written
-			s.mu.RLock()
-			for _, x := range s.conns {
-				_ = x.AsyncWrite(out, nil)
+			for _, l := range s.loopList() {
+				l.mu.RLock()
+				for _, x := range l.conns {
+					_ = x.AsyncWrite(out, nil)
+				}
+				l.mu.RUnlock()
 			}
-			s.mu.RUnlock()
-		} else {
+		default:
 			_, _ = c.Write(msg)
 		}
 		_, _ = c.Discard(n)
+	}
+}
+
+func (s *server) loopList() []*loopConns {
+	s.loopsMu.RLock()
+	defer s.loopsMu.RUnlock()
+	return s.loops
+}
+
+// fanOut writes p.batch, a read's lines, to every connection: those of
+// p's own event loop directly (this is their loop's goroutine), every
+// other one with one AsyncWrite.
+func (s *server) fanOut(p *peer) {
+	out := bytes.Clone(p.batch) // AsyncWrite keeps it until written
+	for _, l := range s.loopList() {
+		if l != p.home {
+			l.mu.RLock()
+			for _, x := range l.conns {
+				_ = x.AsyncWrite(out, nil)
+			}
+			l.mu.RUnlock()
+			continue
+		}
+		// A failed write closes its connection at once, and OnClose moves
+		// the last one into its place: going down, that one was written
+		// already.
+		for i := len(l.conns) - 1; i >= 0; i-- {
+			if i < len(l.conns) {
+				_, _ = l.conns[i].Write(out)
+			}
+		}
 	}
 }
 
