@@ -27,6 +27,7 @@ func writeMetricsConfig(t *testing.T, extra string, port int, ports ...int) stri
 }
 
 func TestMetricsBindFailure(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -58,4 +59,3 @@ func TestMetricsBindFailure(t *testing.T) {
 		})
 	}
 }
-
