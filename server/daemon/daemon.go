@@ -189,7 +189,7 @@ func (d *Daemon) Wait() error {
 func (d *Daemon) Addrs() map[string]string {
 	m := map[string]string{}
 	for _, i := range d.srv.Stats().Instances {
-		m[i.Name] = i.Addr
+		m[i.Name] = i.Listen
 	}
 	return m
 }
@@ -332,15 +332,7 @@ func (d *Daemon) Status() status.Snapshot {
 		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: status.MaxOpenFiles(),
 		StartedBy: d.startedBy, ServiceUnit: d.serviceUnit,
 	}}
-	for _, i := range st.Instances {
-		snap.Instances = append(snap.Instances, status.Instance{
-			Name: i.Name, Protocol: i.Protocol, Listen: i.Addr, Reactors: i.Reactors,
-			Connections: i.Conns, ConnectionsTotal: i.ConnsTotal,
-			MessagesIn: i.MsgsIn, MessagesOut: i.MsgsOut, BytesIn: i.BytesIn, BytesOut: i.BytesOut, Errors: i.Errors,
-			Listening: i.Listening, Error: i.Error, BroadcastDeliveries: i.Broadcasts, PrivateMessages: i.Privates,
-			SlowConsumers: i.Slow, AcceptStalls: i.AcceptStalls, ClosedByReason: i.ClosedBy, ProtocolErrors: i.ProtoErrors,
-		})
-	}
+	snap.Instances = st.Instances
 	return snap
 }
 
@@ -351,7 +343,7 @@ func (d *Daemon) healthy() error {
 	d.mu.Lock()
 	want := d.cfg.Instances
 	d.mu.Unlock()
-	byName := make(map[string]server.InstanceStats, len(want))
+	byName := make(map[string]status.Instance, len(want))
 	for _, i := range d.srv.Stats().Instances {
 		byName[i.Name] = i
 	}
