@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/server/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -210,7 +211,7 @@ func (e *env) check(args []string) (int, error) {
 	}
 	// A runDir that does not exist yet is created with mode 0700 by start.
 	if _, err := os.Lstat(cfg.RunDir); err == nil {
-		if err := checkRunDir(cfg.RunDir); err != nil {
+		if err := daemon.CheckRunDir(cfg.RunDir); err != nil {
 			return exitFailure, err
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -39,9 +40,21 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build:", err)
 		os.Exit(1)
 	}
+	// The tests here mostly wait, on processes and on timeouts; -parallel's
+	// default, GOMAXPROCS, would run two at a time on a 2-core machine.
+	flag.Parse()
+	if !parallelSet() {
+		_ = flag.Set("test.parallel", "16")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// parallelSet reports whether -test.parallel was given.
+func parallelSet() (set bool) {
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	return set
 }
 
 // freePort returns a port that was free a moment ago.
@@ -248,6 +261,7 @@ func (tc *telnet) expect(t *testing.T, line string) {
 }
 
 func TestRealTelnetClientsChatAndGracefulStop(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	d := startForeground(t, writeConfig(t, "", port))
 	a := startTelnet(t, port)
@@ -277,6 +291,7 @@ func TestRealTelnetClientsChatAndGracefulStop(t *testing.T) {
 }
 
 func TestSecondSignalForcesExit(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	d := startForeground(t, writeConfig(t, "maxSendBuffer = 256M\nstopTimeout = 1m", port))
 	// A client that never reads: the graceful stop waits for it.
@@ -308,14 +323,16 @@ func TestSecondSignalForcesExit(t *testing.T) {
 // exit 1, naming the instance and address, and leaves nothing listening and
 // no pidfile or socket behind.
 func TestBindFailure(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() }) // not defer: the subtests run after this function returns
 	taken := ln.Addr().(*net.TCPAddr).Port
 	for _, args := range [][]string{{"start"}, {"start", "-d"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
 			free := freePort(t)
 			cfg := writeConfig(t, "", free, taken)
 			_, stderr, code := runCLI(t, append([]string{"-c", cfg}, args...)...)
@@ -345,6 +362,7 @@ func TestBindFailure(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ config, want string }{
 		{writeConfig(t, "", 19000), "config OK: 1 instance (Telnet-0)\n"},
 		{writeConfig(t, "", 19000, 19001), "config OK: 2 instances (Telnet-0, Telnet-1)\n"},
@@ -379,9 +397,11 @@ func TestCheck(t *testing.T) {
 // TestMissingDefaultConfig: with no -c and no config.ini in the working
 // folder, every verb that needs one says where it looked and what to do.
 func TestMissingDefaultConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, verb := range []string{"start", "start -d", "check", "status", "stop", "reload"} {
 		t.Run(verb, func(t *testing.T) {
+			t.Parallel()
 			cmd := exec.Command(binary, strings.Fields(verb)...)
 			cmd.Dir = dir
 			var errOut bytes.Buffer
@@ -402,9 +422,11 @@ func TestMissingDefaultConfig(t *testing.T) {
 // TestNotRunningSaidOnce: the verbs that need a running daemon say once
 // that it is not running, and why.
 func TestNotRunningSaidOnce(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "", freePort(t))
 	for _, verb := range []string{"status", "connections", "stop", "kill", "reload"} {
 		t.Run(verb, func(t *testing.T) {
+			t.Parallel()
 			_, stderr, code := runCLI(t, "-c", cfg, verb)
 			if code != 1 || strings.Count(stderr, "not running") != 1 || !strings.Contains(stderr, "does not exist") {
 				t.Errorf("got exit %d, stderr %q; want 1 and 'not running' once, with the reason", code, stderr)
@@ -414,6 +436,7 @@ func TestNotRunningSaidOnce(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string
@@ -434,6 +457,7 @@ func TestUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			out, errOut, code := runCLI(t, tt.args...)
 			if code != tt.code || !strings.Contains(out+errOut, tt.out) {
 				t.Errorf("got exit %d, output %q; want %d and %q", code, out+errOut, tt.code, tt.out)
@@ -452,6 +476,7 @@ func TestUsage(t *testing.T) {
 // 1 on Ctrl-C whatever the program does: the go command records the
 // interrupt itself, golang/go#40467; README says to build first.)
 func TestInterruptExitsZero(t *testing.T) {
+	t.Parallel()
 	d := startForeground(t, writeConfig(t, "", freePort(t)))
 	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fastws/fastws/pidfile"
 	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/server/daemon"
 	"github.com/fastws/fastws/status"
 )
 
@@ -31,7 +32,7 @@ const exitGrace = 2 * time.Second
 // running returns the pid of the daemon of cfg, or an error that says
 // nothing runs and what to do.
 func running(cfg *config.Config) (int, error) {
-	pid, err := pidfile.Read(pidPath(cfg))
+	pid, err := pidfile.Read(daemon.PidPath(cfg))
 	if errors.Is(err, fs.ErrPermission) {
 		return 0, notYours(cfg)
 	}
@@ -61,7 +62,7 @@ func notYours(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("permission denied: the daemon's runDir %s: %w", cfg.RunDir, err)
 	}
-	uid := owner(fi)
+	uid := daemon.Owner(fi)
 	who := strconv.Itoa(uid)
 	if u, err := user.LookupId(who); err == nil {
 		who = u.Username
@@ -254,7 +255,7 @@ func (e *env) stopPID(cfg *config.Config, pid int, timeout time.Duration) error 
 			return fmt.Errorf("stop pid %d: %w", pid, err)
 		}
 	}
-	if !waitGone(ctx, pid, pidPath(cfg), total) {
+	if !waitGone(ctx, pid, daemon.PidPath(cfg), total) {
 		if e.ctx.Err() != nil {
 			return interrupted()
 		}
@@ -306,13 +307,13 @@ func (e *env) kill(args []string) (int, error) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 		return exitFailure, fmt.Errorf("kill pid %d: %w", pid, err)
 	}
-	if !waitGone(e.ctx, pid, pidPath(cfg), 10*time.Second) {
+	if !waitGone(e.ctx, pid, daemon.PidPath(cfg), 10*time.Second) {
 		if e.ctx.Err() != nil {
 			return exitFailure, fmt.Errorf("interrupted: pid %d was sent SIGKILL; its pidfile and status socket are left", pid)
 		}
 		return exitFailure, fmt.Errorf("pid %d survived SIGKILL for 10s", pid)
 	}
-	if err := removeStale(pidPath(cfg)); err != nil {
+	if err := removeStale(daemon.PidPath(cfg)); err != nil {
 		return exitFailure, err
 	}
 	if err := os.Remove(status.SocketPath(cfg.RunDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -353,7 +354,7 @@ func (e *env) restart(args []string) (int, error) {
 // start a second one).
 func (e *env) mayRestart(cfg *config.Config, pid int) error {
 	if fi, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-		if uid, me := owner(fi), os.Geteuid(); uid != me {
+		if uid, me := daemon.Owner(fi), os.Geteuid(); uid != me {
 			name := strconv.Itoa(uid)
 			if u, err := user.LookupId(name); err == nil {
 				name = u.Username

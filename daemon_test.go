@@ -121,6 +121,7 @@ func statusJSON(t *testing.T, cfg string) map[string]any {
 }
 
 func TestDaemonLifecycle(t *testing.T) {
+	t.Parallel()
 	pa, pb := freePort(t), freePort(t)
 	cfg := writeConfig(t, "", pa, pb)
 	pid := startDaemon(t, cfg)
@@ -223,6 +224,7 @@ func TestDaemonLifecycle(t *testing.T) {
 }
 
 func TestStartAfterKill9ReplacesStalePidfile(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	cfg := writeConfig(t, "", port)
 	pid := startDaemon(t, cfg)
@@ -254,51 +256,17 @@ func TestStartAfterKill9ReplacesStalePidfile(t *testing.T) {
 }
 
 func TestNotRunning(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "", freePort(t))
 	for _, verb := range []string{"stop", "status", "connections", "kill", "reload"} {
 		t.Run(verb, func(t *testing.T) {
+			t.Parallel()
 			_, stderr, code := runCLI(t, "-c", cfg, verb)
 			if code != 1 || !strings.Contains(stderr, "fastws is not running") || !strings.Contains(stderr, "start -d") {
 				t.Errorf("got exit %d, stderr %q; want 1, 'not running' and what to do", code, stderr)
 			}
 		})
 	}
-}
-
-func TestReload(t *testing.T) {
-	pa, pb := freePort(t), freePort(t)
-	cfg := writeConfig(t, "", pa)
-	startDaemon(t, cfg)
-	old := connect(t, pa)
-
-	// Add an instance.
-	added := writeConfig(t, "", pa, pb)
-	copyFile(t, added, cfg)
-	out, stderr, code := runCLI(t, "-c", cfg, "reload")
-	if code != 0 {
-		t.Fatalf("reload: exit %d, %s%s", code, out, stderr)
-	}
-	fresh := connect(t, pb)
-	old.waitFor("* uid " + fresh.uid + " joined")
-	old.say("still here")
-	old.waitFor("uid " + old.uid + ": still here")
-	fresh.waitFor("uid " + old.uid + ": still here")
-
-	// A broken config is refused; the daemon keeps running as it was.
-	if err := os.WriteFile(cfg, []byte("[fastws]\nport = 1\n[instance.x]\nprotocol = udp\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, stderr, code = runCLI(t, "-c", cfg, "reload")
-	if code != 2 || !strings.Contains(stderr, "unknown key") || !strings.Contains(stderr, "keeps its config") {
-		t.Errorf("reload of a broken config: got exit %d, stderr %q; want 2 with the errors", code, stderr)
-	}
-	copyFile(t, added, cfg)
-	doc := statusJSON(t, cfg)
-	if n := len(doc["instances"].([]any)); n != 2 {
-		t.Errorf("after a refused reload: got %d instances, want 2", n)
-	}
-	fresh.say("after")
-	old.waitFor("uid " + fresh.uid + ": after")
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -313,6 +281,7 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 func TestRestartAndLogReopen(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	cfg := writeConfig(t, "", port)
 	pid := startDaemon(t, cfg)

@@ -129,6 +129,7 @@ func statusOpenFiles(t *testing.T, cfg string) (n, limit int) {
 // wait and are welcomed as soon as descriptors free up, and the shortage
 // is logged once, not once per attempt.
 func TestDaemonAtFileLimit(t *testing.T) {
+	t.Parallel()
 	const (
 		nofile  = 64
 		storm   = 10 // connections made while at the limit, after the first
@@ -238,6 +239,7 @@ func TestDaemonAtFileLimit(t *testing.T) {
 // Without the reserve, one address took every descriptor and everyone
 // else waited in the kernel's queue.
 func TestDaemonReserveAnswersOtherAddresses(t *testing.T) {
+	t.Parallel()
 	const nofile = 64
 	port := freePort(t)
 	cfg := writeConfig(t, "maxConnectionsPerIP = 0", port)

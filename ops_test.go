@@ -115,108 +115,11 @@ func setReactors(t *testing.T, cfg string, n int) {
 	}
 }
 
-// TestSignalsDuringSlowReload is issue 22's reproduction: a reload that
-// waits stopTimeout for a client that does not read, seven SIGHUPs, then
-// a SIGTERM. The daemon exits at once, not after stopTimeout, and the
-// HUPs coalesce into at most one more reload.
-func TestSignalsDuringSlowReload(t *testing.T) {
-	port := freePort(t)
-	cfg := writeConfig(t, "maxSendBuffer = 64M\nbytesPerSecond = 0\nstopTimeout = 60s\n", port)
-	d := startOps(t, cfg)
-	stuckClient(t, port, 14<<20)
-
-	setReactors(t, cfg, 3)
-	if err := syscall.Kill(d.pid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	// The replacement listens: the reload now waits for the stuck client.
-	var logged []string
-	collect := func(re *regexp.Regexp) {
-		t.Helper()
-		deadline := time.After(testTimeout)
-		for {
-			select {
-			case l, ok := <-d.log:
-				if !ok {
-					t.Fatalf("log ended before %q; it said:\n%s", re, strings.Join(logged, "\n"))
-				}
-				logged = append(logged, l)
-				if re.MatchString(l) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no log line %q within %s; it said:\n%s", re, testTimeout, strings.Join(logged, "\n"))
-			}
-		}
-	}
-	collect(regexp.MustCompile(`msg=listening .*reactors=3`))
-	for range 6 {
-		if err := syscall.Kill(d.pid(), syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sent := time.Now()
-	if err := syscall.Kill(d.pid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the daemon still runs %s after SIGTERM (stopTimeout 60s): the TERM waited behind the reload or was lost", time.Since(sent).Round(time.Millisecond))
-	}
-	took := time.Since(sent)
-	for l := range d.log {
-		logged = append(logged, l)
-	}
-	if code := d.cmd.ProcessState.ExitCode(); code != exitOK {
-		t.Errorf("exit %d, want 0; log:\n%s", code, strings.Join(logged, "\n"))
-	}
-	reloads := 0
-	for _, l := range logged {
-		if regexp.MustCompile(`msg=(reloaded|"reload (refused|incomplete)")`).MatchString(l) {
-			reloads++
-		}
-	}
-	if reloads > 2 {
-		t.Errorf("%d reloads ran for 7 SIGHUPs during a reload, want at most 2; log:\n%s", reloads, strings.Join(logged, "\n"))
-	}
-	t.Logf("exited %s after SIGTERM; %d reload outcomes logged", took.Round(time.Millisecond), reloads)
-}
-
-// TestReloadWhileStoppingRefused checks that a reload sent while the
-// daemon stops gracefully (here waiting for a client that does not read)
-// fails and says why, rather than starting listeners in an exiting process
-// and printing "reloaded".
-func TestReloadWhileStoppingRefused(t *testing.T) {
-	port := freePort(t)
-	cfg := writeConfig(t, "maxSendBuffer = 64M\nbytesPerSecond = 0\nstopTimeout = 60s\n", port)
-	d := startOps(t, cfg)
-	stuckClient(t, port, 4<<20)
-	if err := syscall.Kill(d.pid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitLine(t, "daemon", d.stdout, regexp.MustCompile(`^stopping \(up to 1m0s`))
-	out, stderr, code := runCLI(t, "-c", cfg, "reload")
-	if code != exitFailure || !strings.Contains(stderr, "stopping") || strings.Contains(out, "reloaded") {
-		t.Errorf("reload while stopping: exit %d, stdout %q, stderr %q; want exit 1 and a refusal that says the daemon is stopping", code, out, stderr)
-	}
-	// The listener stays closed.
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
-		c.Close()
-		t.Errorf("port %d accepts connections after a reload during the stop", port)
-	}
-	_ = syscall.Kill(d.pid(), syscall.SIGTERM) // the second one forces the exit
-	select {
-	case <-d.exited:
-	case <-time.After(testTimeout):
-		t.Fatal("the daemon did not exit on a second SIGTERM")
-	}
-}
-
 // TestLogReopenMovesStdoutToo checks that after logrotate's rename and
 // SIGUSR1 neither stdout nor stderr of the daemon is left on the old file,
 // which would then stay on the disk, deleted, as long as the daemon runs.
 func TestLogReopenMovesStdoutToo(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "", freePort(t))
 	pid := startDaemon(t, cfg)
 	logPath := runDir(cfg) + "/fastws.log"
@@ -251,32 +154,11 @@ func TestLogReopenMovesStdoutToo(t *testing.T) {
 	}
 }
 
-// TestRestartRefusesForegroundDaemon: a daemon that `start -d` did not
-// start (here a foreground one; under systemd the same) is not replaced by
-// restart with a detached one its supervisor knows nothing of.
-func TestRestartRefusesForegroundDaemon(t *testing.T) {
-	port := freePort(t)
-	cfg := writeConfig(t, "", port)
-	d := startOps(t, cfg)
-	if by := statusSnapshot(t, cfg).Daemon.StartedBy; by != "foreground" {
-		t.Errorf("status startedBy %q, want foreground", by)
-	}
-	out, stderr, code := runCLI(t, "-c", cfg, "restart")
-	if code != exitFailure || !strings.Contains(stderr, "runs in the foreground") || !strings.Contains(stderr, "systemctl restart fastws") {
-		t.Errorf("restart of a foreground daemon: exit %d, stdout %q, stderr %q; want exit 1 naming systemctl restart", code, out, stderr)
-	}
-	select {
-	case <-d.exited:
-		t.Fatal("restart stopped the foreground daemon")
-	default:
-	}
-	connect(t, port) // still serving
-}
-
 // TestStoppedDaemon is issue 22's kill -STOP: each verb returns within
 // its timeout and names the stopped process, and after kill -CONT the
 // reload and stop the CLI gave up on are not carried out.
 func TestStoppedDaemon(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	cfg := writeConfig(t, "", port)
 	d := startOps(t, cfg)
@@ -420,6 +302,7 @@ func runCmd(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
 // TestPrivilegedPortMessage: binding a port below 1024 without the
 // privilege says so, not "is another program using that port?".
 func TestPrivilegedPortMessage(t *testing.T) {
+	t.Parallel()
 	asNobody(t) // skips unless it can
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 	if err != nil {
@@ -448,6 +331,7 @@ func TestPrivilegedPortMessage(t *testing.T) {
 // told whose it is, by status and by restart, which must not report the
 // daemon "not running" and start a second one.
 func TestAnotherUsersRunDir(t *testing.T) {
+	t.Parallel()
 	asNobody(t) // skips unless it can
 	dir := publicDir(t, -1)
 	cfg := filepath.Join(dir, "config.ini")
@@ -471,6 +355,7 @@ func TestAnotherUsersRunDir(t *testing.T) {
 // service user's daemon: it would stop it and start a root one, with
 // root's pidfile, socket and log that the service could not open again.
 func TestRestartRefusesAnotherUsersDaemon(t *testing.T) {
+	t.Parallel()
 	asNobody(t) // skips unless it can
 	u, _ := user.Lookup("nobody")
 	uid, _ := strconv.Atoi(u.Uid)

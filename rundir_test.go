@@ -61,6 +61,7 @@ func killPID(t *testing.T, pid int) {
 // check refuse a runDir that others could write into, say how to fix it,
 // and write nothing there.
 func TestRunDirRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		mode os.FileMode
@@ -95,6 +96,7 @@ func TestRunDirRefused(t *testing.T) {
 
 // TestRunDirNotOwned checks that a runDir owned by another user is refused.
 func TestRunDirNotOwned(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a folder to another user")
 	}
@@ -115,6 +117,7 @@ func TestRunDirNotOwned(t *testing.T) {
 // TestRunDirCreatedPrivate checks that the runDir fastws creates is
 // writable by its owner only, and that check accepts a missing one.
 func TestRunDirCreatedPrivate(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "", freePort(t))
 	if out, stderr, code := runBounded(t, "-c", cfg, "check"); code != 0 {
 		t.Fatalf("check without runDir: got exit %d, %q %q; want 0", code, out, stderr)
@@ -136,6 +139,7 @@ func TestRunDirCreatedPrivate(t *testing.T) {
 // file or the pidfile is refused, not followed: the file it names is left
 // as it was.
 func TestRunDirSymlinksRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, file string
 		verb       []string

@@ -54,6 +54,7 @@ func stubbornDaemon(t *testing.T, cfg string) (int, <-chan string) {
 // for a daemon slow to exit at once, with a message that says what state
 // it leaves, rather than at the end of its --timeout.
 func TestStopInterrupted(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "", freePort(t))
 	pid, shOut := stubbornDaemon(t, cfg)
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fastws/fastws/pidfile"
 	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/server/daemon"
 	godaemon "github.com/sevlyar/go-daemon"
 	"golang.org/x/sys/unix"
 )
@@ -55,24 +56,31 @@ func (e *env) start(args []string) (int, error) {
 		return e.launch(cfg)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return e.serve(cfg, log, "", func(msg string) {
-		switch {
-		case msg == "ready":
-			e.banner(cfg)
-		default:
-			fmt.Fprintln(e.stderr, msg)
-		}
+	err = daemon.Run(e.ctx, cfg, daemon.Options{
+		Log: log, Version: version, Signals: e.signals, Stdout: e.stdout,
+		Notify: func(msg string) {
+			switch {
+			case msg == "ready":
+				e.banner(cfg)
+			default:
+				fmt.Fprintln(e.stderr, msg)
+			}
+		},
 	})
+	if err != nil {
+		return exitFailure, err
+	}
+	return exitOK, nil
 }
 
 // launch is `start -d` in the parent: it re-executes the binary detached
 // and returns once the daemon reports that every instance listens (exit 0)
 // or fails (its own error, exit 1).
 func (e *env) launch(cfg *config.Config) (int, error) {
-	if pid, err := pidfile.Read(pidPath(cfg)); err == nil {
-		return exitFailure, &pidfile.RunningError{PID: pid, Path: pidPath(cfg)}
+	if pid, err := pidfile.Read(daemon.PidPath(cfg)); err == nil {
+		return exitFailure, &pidfile.RunningError{PID: pid, Path: daemon.PidPath(cfg)}
 	}
-	if err := makeRunDir(cfg.RunDir); err != nil {
+	if err := daemon.MakeRunDir(cfg.RunDir); err != nil {
 		return exitFailure, err
 	}
 	readyPath := filepath.Join(cfg.RunDir, fmt.Sprintf("start-%d.sock", os.Getpid()))
@@ -86,7 +94,7 @@ func (e *env) launch(cfg *config.Config) (int, error) {
 
 	// The log is opened here, not by go-daemon: its LogFileName would
 	// follow a symbolic link planted at that path.
-	logf, err := openLog(cfg.LogFile)
+	logf, err := daemon.OpenLog(cfg.LogFile)
 	if err != nil {
 		return exitFailure, err
 	}
@@ -184,17 +192,21 @@ func (e *env) runDetached(cfg *config.Config) (int, error) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e.stdout, e.stderr = io.Discard, os.Stderr
-	code, err := e.serve(cfg, log, cfg.LogFile, func(msg string) {
-		tell(msg)
-		if msg == "ready" && ready != nil {
-			ready.Close()
-			ready = nil
-		}
+	err := daemon.Run(e.ctx, cfg, daemon.Options{
+		Log: log, LogFile: cfg.LogFile, Version: version, Signals: e.signals,
+		Notify: func(msg string) {
+			tell(msg)
+			if msg == "ready" && ready != nil {
+				ready.Close()
+				ready = nil
+			}
+		},
 	})
 	if err != nil {
 		// Reported here, to the log and to start -d, not again by run.
 		log.Error("exit", "err", err)
 		tell("error: " + err.Error())
+		return exitFailure, nil
 	}
-	return code, nil
+	return exitOK, nil
 }

@@ -16,6 +16,7 @@ import (
 // Without TRANSMIT-BINARY, telnet strips the 8th bit of typed input: the
 // 0x9d of 李 became Ctrl-], its escape to the telnet> prompt.
 func TestRealTelnetInTerminalIs8BitClean(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"telnet", "tmux"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed (scripts/test.sh installs it)", tool)

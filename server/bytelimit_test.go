@@ -96,11 +96,11 @@ func TestOneSenderCannotCutReaders(t *testing.T) {
 		}
 	}
 	st := s.Stats().Instances[0]
-	if st.Slow != 0 || st.ClosedBy["slow_consumer"] != 0 {
-		t.Errorf("got %d slow consumers, %d closed as slow_consumer; want none", st.Slow, st.ClosedBy["slow_consumer"])
+	if st.SlowConsumers != 0 || st.ClosedByReason["slow_consumer"] != 0 {
+		t.Errorf("got %d slow consumers, %d closed as slow_consumer; want none", st.SlowConsumers, st.ClosedByReason["slow_consumer"])
 	}
-	if st.Conns != readers+1 {
-		t.Errorf("got %d connections open, want %d", st.Conns, readers+1)
+	if st.Connections != readers+1 {
+		t.Errorf("got %d connections open, want %d", st.Connections, readers+1)
 	}
 }
 

@@ -88,19 +88,19 @@ func TestChurnReturnsToBaseline(t *testing.T) {
 		st := s.Stats()
 		var accepted uint64
 		for k, in := range st.Instances {
-			accepted += in.ConnsTotal - before.Instances[k].ConnsTotal
+			accepted += in.ConnectionsTotal - before.Instances[k].ConnectionsTotal
 		}
 		return accepted == cycles && openConns(s) == 0 && st.Room.Members == 0
 	})
 	after := s.Stats()
 	var total, closed, byReason uint64
 	for k, in := range after.Instances {
-		total += in.ConnsTotal - before.Instances[k].ConnsTotal
-		closed += in.Closed - before.Instances[k].Closed
-		for r, n := range in.ClosedBy {
-			byReason += n - before.Instances[k].ClosedBy[r]
+		total += in.ConnectionsTotal - before.Instances[k].ConnectionsTotal
+		closed += in.Closed() - before.Instances[k].Closed()
+		for r, n := range in.ClosedByReason {
+			byReason += n - before.Instances[k].ClosedByReason[r]
 		}
-		t.Logf("%s: closed by %v", in.Name, in.ClosedBy)
+		t.Logf("%s: closed by %v", in.Name, in.ClosedByReason)
 	}
 	if total != cycles || closed != cycles || byReason != cycles {
 		t.Errorf("got %d accepted, %d closed, %d closes with a reason; want %d of each", total, closed, byReason, cycles)

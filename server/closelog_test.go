@@ -52,9 +52,9 @@ func TestLogFloodIsBounded(t *testing.T) {
 		c.Close()
 	}
 	waitFor(t, "every connection to close", func() bool {
-		return s.Stats().Instances[0].Closed == conns
+		return s.Stats().Instances[0].Closed() == conns
 	})
-	if got := s.Stats().Instances[0].ClosedBy["protocol_error"]; got != conns {
+	if got := s.Stats().Instances[0].ClosedByReason["protocol_error"]; got != conns {
 		t.Fatalf("got %d closed as protocol_error, want %d", got, conns)
 	}
 	log := out.String()

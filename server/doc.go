@@ -60,7 +60,7 @@
 //
 // Count it where it happens, on the event loop, in reactorCounters
 // (reactor.go: one atomic per reactor, no shared cache line), or in the
-// room (chat.Stats); add the field to InstanceStats (stats.go), which
+// room (chat.Stats); add the field to status.Instance (status/snapshot.go, SCHEMA.md) and fill it in stats.go, which
 // feeds the status socket, the CLI table and /metrics alike; then give it
 // a series in status/metrics.go, a column or line in status/render.go if
 // people read it there, a row in status/SCHEMA.md, and a test in

@@ -29,7 +29,7 @@ import (
 func openConns(s *Server) int64 {
 	var n int64
 	for _, st := range s.Stats().Instances {
-		n += st.Conns
+		n += st.Connections
 	}
 	return n
 }
@@ -166,11 +166,11 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		t.Errorf("heap in use peaked at %d MiB during the burst, want under %d MiB", peak>>20, heapBound>>20)
 	}
 	st := s.Stats().Instances[0]
-	if st.Slow != 1 || st.ClosedBy["slow_consumer"] != 1 {
-		t.Errorf("got %d slow consumers, %d closed as slow_consumer; want 1 and 1", st.Slow, st.ClosedBy["slow_consumer"])
+	if st.SlowConsumers != 1 || st.ClosedByReason["slow_consumer"] != 1 {
+		t.Errorf("got %d slow consumers, %d closed as slow_consumer; want 1 and 1", st.SlowConsumers, st.ClosedByReason["slow_consumer"])
 	}
-	if st.Conns != int64(len(all)) {
-		t.Errorf("got %d connections open, want %d", st.Conns, len(all))
+	if st.Connections != int64(len(all)) {
+		t.Errorf("got %d connections open, want %d", st.Connections, len(all))
 	}
 
 	// The slow consumer got far less than the burst, then the close.
@@ -331,8 +331,8 @@ func TestIdleTimeoutClosesIdleTelnet(t *testing.T) {
 	}
 	active.sync()
 	st := s.Stats().Instances[0]
-	if st.ClosedBy["idle"] != 1 || st.Conns != 1 {
-		t.Errorf("got %d closed as idle and %d open, want 1 and 1 (the active client)", st.ClosedBy["idle"], st.Conns)
+	if st.ClosedByReason["idle"] != 1 || st.Connections != 1 {
+		t.Errorf("got %d closed as idle and %d open, want 1 and 1 (the active client)", st.ClosedByReason["idle"], st.Connections)
 	}
 }
 
@@ -430,8 +430,8 @@ func TestWSKeepalive(t *testing.T) {
 		t.Fatalf("alive after %v: %v", time.Since(start), err)
 	}
 	st := s.Stats().Instances[0]
-	if st.ClosedBy["ping_timeout"] != 1 || st.Conns != 1 {
-		t.Errorf("got %d closed as ping_timeout, %d open; want 1 and 1", st.ClosedBy["ping_timeout"], st.Conns)
+	if st.ClosedByReason["ping_timeout"] != 1 || st.Connections != 1 {
+		t.Errorf("got %d closed as ping_timeout, %d open; want 1 and 1", st.ClosedByReason["ping_timeout"], st.Connections)
 	}
 }
 
@@ -483,11 +483,11 @@ func TestMaxConnections(t *testing.T) {
 	c.sync()
 
 	st := s.Stats().Instances[0]
-	if st.ProtoErrors["refused"] != 2 || st.Conns != 3 {
-		t.Errorf("got %d refused, %d open; want 2 and 3", st.ProtoErrors["refused"], st.Conns)
+	if st.ProtocolErrors["refused"] != 2 || st.Connections != 3 {
+		t.Errorf("got %d refused, %d open; want 2 and 3", st.ProtocolErrors["refused"], st.Connections)
 	}
-	if st.ClosedBy["client_closed"] != 1 {
-		t.Errorf("got closed by reason %v, want one client_closed", st.ClosedBy)
+	if st.ClosedByReason["client_closed"] != 1 {
+		t.Errorf("got closed by reason %v, want one client_closed", st.ClosedByReason)
 	}
 }
 
@@ -518,15 +518,15 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	other2.sync()
 
 	st := s.Stats().Instances[0]
-	if st.ProtoErrors["refused"] < 2 || st.Conns != 4 {
-		t.Errorf("got %d refused, %d open; want at least 2 and 4", st.ProtoErrors["refused"], st.Conns)
+	if st.ProtocolErrors["refused"] < 2 || st.Connections != 4 {
+		t.Errorf("got %d refused, %d open; want at least 2 and 4", st.ProtocolErrors["refused"], st.Connections)
 	}
 	// A refusal is a close with its reason, as the metric and status say.
-	if got, want := st.ClosedBy["refused"], st.ProtoErrors["refused"]; got != want {
+	if got, want := st.ClosedByReason["refused"], st.ProtocolErrors["refused"]; got != want {
 		t.Errorf("got %d closed as refused, want %d (every refusal)", got, want)
 	}
-	if open := int64(st.ConnsTotal - st.Closed); open != st.Conns {
-		t.Errorf("got %d accepted less %d closed = %d, want the %d open", st.ConnsTotal, st.Closed, open, st.Conns)
+	if open := int64(st.ConnectionsTotal - st.Closed()); open != st.Connections {
+		t.Errorf("got %d accepted less %d closed = %d, want the %d open", st.ConnectionsTotal, st.Closed(), open, st.Connections)
 	}
 }
 
@@ -610,8 +610,8 @@ func TestMessageRateLimit(t *testing.T) {
 		c.skipUntil(fmt.Sprintf("uid %d: unaffected", other.uid))
 	}
 	st := s.Stats().Instances[0]
-	if st.ClosedBy["flood"] != 1 || st.Conns != 3 {
-		t.Errorf("got %d closed as flood, %d open; want 1 and 3", st.ClosedBy["flood"], st.Conns)
+	if st.ClosedByReason["flood"] != 1 || st.Connections != 3 {
+		t.Errorf("got %d closed as flood, %d open; want 1 and 3", st.ClosedByReason["flood"], st.Connections)
 	}
 }
 
@@ -666,7 +666,7 @@ func TestIdleTimeoutClosesManyInOneTick(t *testing.T) {
 	c := dial(t, s.Addrs()["a"])
 	c.send("still here\n")
 	c.expect(fmt.Sprintf("uid %d: still here", c.uid))
-	if st := s.Stats().Instances[0]; st.ClosedBy["idle"] != uint64(len(cs)) {
-		t.Errorf("got %d closed as idle, want %d", st.ClosedBy["idle"], len(cs))
+	if st := s.Stats().Instances[0]; st.ClosedByReason["idle"] != uint64(len(cs)) {
+		t.Errorf("got %d closed as idle, want %d", st.ClosedByReason["idle"], len(cs))
 	}
 }

@@ -45,7 +45,7 @@ func TestLingerIsBounded(t *testing.T) {
 	if took := time.Since(start); took < lingerTimeout {
 		t.Errorf("closed %v after the error, want it to linger %v for the peer", took, lingerTimeout)
 	}
-	if got := s.Stats().Instances[0].ClosedBy["protocol_error"]; got != 1 {
+	if got := s.Stats().Instances[0].ClosedByReason["protocol_error"]; got != 1 {
 		t.Errorf("got %d closed as protocol_error, want 1", got)
 	}
 }

@@ -110,10 +110,10 @@ func TestReloadFailureIsKept(t *testing.T) {
 	if len(st) != 2 {
 		t.Fatalf("got %d instances in stats, want 2", len(st))
 	}
-	if in := st[0]; !in.Listening || in.Addr != old || !strings.Contains(in.Error, "keeps serving") {
-		t.Errorf("a: got listening %v on %s, error %q; want listening on %s with the error", in.Listening, in.Addr, in.Error, old)
+	if in := st[0]; !in.Listening || in.Listen != old || !strings.Contains(in.Error, "keeps serving") {
+		t.Errorf("a: got listening %v on %s, error %q; want listening on %s with the error", in.Listening, in.Listen, in.Error, old)
 	}
-	if in := st[1]; in.Listening || in.Addr != b.Addr() || !strings.Contains(in.Error, "address already in use") || len(in.ClosedBy) != chat.NumReasons {
+	if in := st[1]; in.Listening || in.Listen != b.Addr() || !strings.Contains(in.Error, "address already in use") || len(in.ClosedByReason) != chat.NumReasons {
 		t.Errorf("b: got %+v; want down on %s with the error and every close reason", in, b.Addr())
 	}
 	stay.sync() // a's client stays
@@ -135,8 +135,8 @@ func TestReloadFailureIsKept(t *testing.T) {
 		t.Errorf("got %+v, want a restarted and b started", res)
 	}
 	for k, in := range s.Stats().Instances {
-		if !in.Listening || in.Error != "" || in.Addr != fmt.Sprintf("127.0.0.1:%d", ports[k]) {
-			t.Errorf("%s: got listening %v on %s, error %q; want listening on port %d, no error", in.Name, in.Listening, in.Addr, in.Error, ports[k])
+		if !in.Listening || in.Error != "" || in.Listen != fmt.Sprintf("127.0.0.1:%d", ports[k]) {
+			t.Errorf("%s: got listening %v on %s, error %q; want listening on port %d, no error", in.Name, in.Listening, in.Listen, in.Error, ports[k])
 		}
 	}
 }

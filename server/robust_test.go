@@ -120,11 +120,11 @@ func TestGarbage(t *testing.T) {
 	t.Run("telnet/negotiation_storm_unread", func(t *testing.T) {
 		// Every IAC DO is answered with IAC WONT: a peer that sends them and
 		// never reads makes the server queue answers as fast as it sends.
-		before := s.Stats().Instances[0].Slow
+		before := s.Stats().Instances[0].SlowConsumers
 		o := dialWith(t, smallRcvBuf(), tAddr)
 		wait := writeAsync(o.conn, bytes.Repeat([]byte{telnetIAC, telnetDO, 1}, (16<<20)/3))
 		waitFor(t, "the peer that never reads its answers to be closed as a slow consumer", func() bool {
-			return s.Stats().Instances[0].Slow > before
+			return s.Stats().Instances[0].SlowConsumers > before
 		})
 		expectDrained(t, o.conn)
 		wait()
@@ -197,12 +197,12 @@ func TestGarbage(t *testing.T) {
 	})
 
 	t.Run("ws/ping_flood_unread", func(t *testing.T) {
-		before := s.Stats().Instances[1].Slow
+		before := s.Stats().Instances[1].SlowConsumers
 		o := wsDialWith(t, smallRcvBuf(), wsAddr)
 		ping := clientFrame(true, 0, ws.OpPing, nil) // the smallest pong, the most of them
 		wait := writeAsync(o.conn, bytes.Repeat(ping, (16<<20)/len(ping)))
 		waitFor(t, "the peer that never reads its pongs to be closed as a slow consumer", func() bool {
-			return s.Stats().Instances[1].Slow > before
+			return s.Stats().Instances[1].SlowConsumers > before
 		})
 		expectDrained(t, o.conn)
 		wait()

@@ -141,9 +141,9 @@ func TestSendBufferTotalIsBounded(t *testing.T) {
 	}
 	st := s.Stats().Instances[0]
 	closed := nonReaders - (len(survivors) - 1)
-	if int(st.ClosedBy["slow_consumer"]) != closed || int(st.Slow) != closed || closed == 0 {
+	if int(st.ClosedByReason["slow_consumer"]) != closed || int(st.SlowConsumers) != closed || closed == 0 {
 		t.Errorf("got %d closed as slow_consumer, %d slow consumers; want %d (the non-readers gone), at least one",
-			st.ClosedBy["slow_consumer"], st.Slow, closed)
+			st.ClosedByReason["slow_consumer"], st.SlowConsumers, closed)
 	}
 	// In phase 2, each reactor closed its non-readers holding the most:
 	// every one it closed got more than every one it kept.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/status"
 )
 
 // twoInstances starts two telnet instances of three reactors each and
@@ -140,8 +141,8 @@ func TestOverlongLineClosesOnlyThatConnection(t *testing.T) {
 	good.send("still here\n")
 	good.expect(fmt.Sprintf("uid %d: still here", good.uid))
 	st := s.Stats().Instances[0]
-	if st.ProtoErrors["line_too_long"] != 2 {
-		t.Errorf("got %d line_too_long errors, want 2", st.ProtoErrors["line_too_long"])
+	if st.ProtocolErrors["line_too_long"] != 2 {
+		t.Errorf("got %d line_too_long errors, want 2", st.ProtocolErrors["line_too_long"])
 	}
 }
 
@@ -239,25 +240,25 @@ func TestStatsCount(t *testing.T) {
 	y.expect(fmt.Sprintf("uid %d: one", x.uid))
 	// The counters are added after the write the clients just read.
 	var st Stats
-	var in InstanceStats
+	var in status.Instance
 	deadline := time.Now().Add(testTimeout)
 	for {
 		st = s.Stats()
 		in = st.Instances[0]
-		if in.MsgsOut >= 5 || time.Now().After(deadline) {
+		if in.MessagesOut >= 5 || time.Now().After(deadline) {
 			break
 		}
 		runtime.Gosched()
 	}
-	if in.Conns != 2 || in.ConnsTotal != 2 || in.MsgsIn != 1 {
-		t.Errorf("got conns %d, total %d, msgs in %d; want 2, 2, 1", in.Conns, in.ConnsTotal, in.MsgsIn)
+	if in.Connections != 2 || in.ConnectionsTotal != 2 || in.MessagesIn != 1 {
+		t.Errorf("got conns %d, total %d, msgs in %d; want 2, 2, 1", in.Connections, in.ConnectionsTotal, in.MessagesIn)
 	}
 	// welcome x, join(y) to x, welcome y, two copies of "one".
-	if in.MsgsOut != 5 {
-		t.Errorf("got %d messages out, want 5", in.MsgsOut)
+	if in.MessagesOut != 5 {
+		t.Errorf("got %d messages out, want 5", in.MessagesOut)
 	}
-	if st.Room.Members != 2 || in.Broadcasts != 2 {
-		t.Errorf("got room %+v and %d broadcast deliveries, want 2 members and 2", st.Room, in.Broadcasts)
+	if st.Room.Members != 2 || in.BroadcastDeliveries != 2 {
+		t.Errorf("got room %+v and %d broadcast deliveries, want 2 members and 2", st.Room, in.BroadcastDeliveries)
 	}
 	rows, err := s.Connections(context.Background())
 	if err != nil {

@@ -8,41 +8,16 @@ import (
 
 	"github.com/fastws/fastws/chat"
 	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/status"
 )
-
-// InstanceStats is a snapshot of one instance's counters.
-type InstanceStats struct {
-	Name         string
-	Protocol     string
-	Addr         string // bound address
-	Reactors     int    // configured event loops
-	Conns        int64  // open now
-	ConnsTotal   uint64 // accepted since start
-	Closed       uint64 // closed since start
-	MsgsIn       uint64 // client lines (or frames) handled
-	MsgsOut      uint64 // lines (or frames) written
-	BytesIn      uint64
-	BytesOut     uint64
-	Errors       uint64            // socket errors, protocol errors and refusals
-	Slow         uint64            // slow-consumer disconnects
-	AcceptStalls uint64            // times accepting paused on a shortage (file descriptors)
-	ProtoErrors  map[string]uint64 // protocol errors and refusals by kind; every known kind present
-	ClosedBy     map[string]uint64 // closed connections by chat.CloseReason name; every reason present
-	Broadcasts   uint64            // room-wide chat messages delivered, one per recipient
-	Privates     uint64            // private messages delivered to their recipient
-	Listening    bool              // accepting connections: started and not stopping
-	// Error is why the instance does not run what the config in force
-	// says: it is down because it could not start, or it keeps its
-	// previous settings because a reload could not start their
-	// replacement. "" otherwise.
-	Error string
-}
 
 // Stats is a snapshot of the server.
 type Stats struct {
-	Started   time.Time
-	Room      chat.Stats
-	Instances []InstanceStats
+	Started time.Time
+	Room    chat.Stats
+	// Instances are the instances' counters, in the form the status
+	// socket, /metrics and the CLI table show: one definition, status's.
+	Instances []status.Instance
 }
 
 // Stats returns a snapshot of every counter. It is safe for concurrent use
@@ -58,54 +33,53 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-func (i *instance) stats() InstanceStats {
-	st := InstanceStats{
-		Name:        i.cfg.Name,
-		Protocol:    i.cfg.Protocol.String(),
-		Addr:        i.addr,
-		Reactors:    i.cfg.ChildProcessCount,
-		ProtoErrors: make(map[string]uint64, len(protoErrKinds[i.cfg.Protocol])),
-		ClosedBy:    make(map[string]uint64, chat.NumReasons),
-		Listening:   i.listening(),
+func (i *instance) stats() status.Instance {
+	st := status.Instance{
+		Name:           i.cfg.Name,
+		Protocol:       i.cfg.Protocol.String(),
+		Listen:         i.addr,
+		Reactors:       i.cfg.ChildProcessCount,
+		ProtocolErrors: make(map[string]uint64, len(protoErrKinds[i.cfg.Protocol])),
+		ClosedByReason: make(map[string]uint64, chat.NumReasons),
+		Listening:      i.listening(),
 	}
 	if err := i.faultErr(); err != nil {
 		st.Error = err.Error()
 	}
 	if i.down {
-		st.Addr = i.cfg.Addr() // it binds none: the one it could not
+		st.Listen = i.cfg.Addr() // it binds none: the one it could not
 	}
 	for _, k := range protoErrKinds[i.cfg.Protocol] {
-		st.ProtoErrors[k] = 0
+		st.ProtocolErrors[k] = 0
 	}
 	var closedBy [chat.NumReasons]uint64
 	for _, r := range i.reactorList() {
 		c := &r.counters
-		// conns before closed: OnClose counts the close first, so a
-		// snapshot that sees none open has every close counted.
-		st.Conns += c.conns.Load()
-		st.ConnsTotal += uint64(c.accepted.Load())
-		st.Closed += uint64(c.closed.Load())
-		st.MsgsIn += c.msgsIn.Load()
-		st.MsgsOut += c.msgsOut.Load()
+		// conns before the closes by reason: OnClose counts the close
+		// first, so a snapshot that sees none open has every close counted.
+		st.Connections += c.conns.Load()
+		st.ConnectionsTotal += uint64(c.accepted.Load())
+		st.MessagesIn += c.msgsIn.Load()
+		st.MessagesOut += c.msgsOut.Load()
 		st.BytesIn += c.bytesIn.Load()
 		st.BytesOut += c.bytesOut.Load()
 		st.Errors += c.errors.Load()
-		st.Slow += c.slowConsumers.Load()
-		st.Broadcasts += c.broadcasts.Load()
-		st.Privates += c.privates.Load()
+		st.SlowConsumers += c.slowConsumers.Load()
+		st.BroadcastDeliveries += c.broadcasts.Load()
+		st.PrivateMessages += c.privates.Load()
 		for k := range closedBy {
 			closedBy[k] += c.closedBy[k].Load()
 		}
 	}
 	for k, n := range closedBy {
-		st.ClosedBy[chat.CloseReason(k).String()] = n
+		st.ClosedByReason[chat.CloseReason(k).String()] = n
 	}
 	if i.acc != nil { // nil if down
 		st.AcceptStalls = i.acc.stalls.Load()
 	}
 	i.protoErr.Range(func(k, v any) bool {
 		n := v.(*atomic.Uint64).Load()
-		st.ProtoErrors[k.(string)] = n
+		st.ProtocolErrors[k.(string)] = n
 		st.Errors += n
 		return true
 	})

@@ -130,7 +130,7 @@ func TestWSHandshakeRefusals(t *testing.T) {
 func protoErrors(s *Server, kind string) uint64 {
 	var n uint64
 	for _, st := range s.Stats().Instances {
-		n += st.ProtoErrors[kind]
+		n += st.ProtocolErrors[kind]
 	}
 	return n
 }

@@ -72,6 +72,16 @@ type Instance struct {
 	Error string `json:"error"`
 }
 
+// Closed returns the connections closed since start: the sum of
+// ClosedByReason, where every close is counted once.
+func (i Instance) Closed() uint64 {
+	var n uint64
+	for _, c := range i.ClosedByReason {
+		n += c
+	}
+	return n
+}
+
 // Connection describes one client connection.
 type Connection struct {
 	UID         uint64    `json:"uid"`

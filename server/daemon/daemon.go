@@ -1,9 +1,18 @@
-package main
+// Package daemon is a running fastws: the lifecycle around the server.
+// [Start] takes a validated config through the order STYLE.md prescribes
+// (runDir -> pidfile -> room -> status socket -> metrics endpoint ->
+// instances) and returns once every instance listens; the daemon then
+// serves until a signal, a stop request over the status socket, [Daemon.Stop]
+// or the end of its context, and stops gracefully. The command-line verbs
+// (package main) start it in the foreground or detached; tests start it
+// in-process on port 0.
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,17 +31,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pidPath is the daemon's pidfile in runDir, next to its status socket
-// (status.SocketPath).
-func pidPath(cfg *config.Config) string { return filepath.Join(cfg.RunDir, "fastws.pid") }
+// PidPath returns the daemon's pidfile in runDir, next to its status
+// socket (status.SocketPath).
+func PidPath(cfg *config.Config) string { return filepath.Join(cfg.RunDir, "fastws.pid") }
 
-// daemon is a running fastws: the pidfile, the server and the status
-// socket, and what the status socket asks of them.
-type daemon struct {
+// Options are what a daemon runs with besides its config. The zero value
+// is a daemon that logs nothing, says nothing and reads no signals.
+type Options struct {
+	// Log receives the daemon's log; nil discards it.
+	Log *slog.Logger
+	// LogFile is the file Log writes to, reopened onto stdout and stderr
+	// on SIGUSR1 (logrotate); "" when not detached. It also makes
+	// Status's StartedBy "start -d".
+	LogFile string
+	// Version is the fastws version the status socket and /metrics report.
+	Version string
+	// Notify, if not nil, is told of progress while starting: "note: ..."
+	// lines, then "ready" once every instance listens.
+	Notify func(msg string)
+	// Signals are the process signals the daemon acts on: SIGHUP reloads,
+	// SIGUSR1 reopens LogFile, any other stops it gracefully, and a second
+	// one while stopping forces the exit. nil: none.
+	Signals <-chan os.Signal
+	// Stdout receives the lines a foreground user reads when the daemon
+	// stops ("stopping (up to ...)", "stopped"); nil discards them.
+	Stdout io.Writer
+}
+
+// Daemon is a running fastws: the pidfile, the server, the status socket
+// and the metrics endpoint, and what the status socket asks of them. Its
+// methods are safe for concurrent use.
+type Daemon struct {
 	log     *slog.Logger
 	logFile string // reopened on SIGUSR1 when running detached; "" in the foreground
+	version string
+	stdout  io.Writer
+	signals <-chan os.Signal
 	srv     *server.Server
 	started time.Time
+	metrics *status.MetricsServer // nil without metricsListen
 
 	mu  sync.Mutex
 	cfg *config.Config // guarded by mu: the config in force
@@ -40,56 +77,142 @@ type daemon struct {
 	startedBy   string // status.Daemon.StartedBy
 	serviceUnit string // status.Daemon.ServiceUnit
 
-	stopReq  chan time.Duration // a stop asked for over the status socket
+	stopReq  chan time.Duration // a stop asked for over the status socket or by Stop
 	stopping atomic.Bool        // set once a stop has begun: reloads are refused from then on
+
+	undo []func() // what Start set up, undone in reverse once stopped
+	done chan struct{}
+	err  error // why it exited; read after done
 }
 
-// serve runs the daemon until a signal or a stop request, in the order
-// STYLE.md prescribes: config (done) -> pidfile -> room -> status socket ->
-// metrics endpoint -> instances. notify reports progress to whoever started
-// it: "note: ...", then "ready" once every instance listens. It returns the
-// exit code.
-func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify func(string)) (int, error) {
-	if err := makeRunDir(cfg.RunDir); err != nil {
-		return exitFailure, err
-	}
-	pf, err := pidfile.Acquire(pidPath(cfg))
+// Run starts a daemon and serves until it stops; see [Start] and
+// [Daemon.Wait]. It returns the error that made the daemon exit, if any:
+// a failed start, a forced exit, or a stop that did not finish in time.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	d, err := Start(ctx, cfg, o)
 	if err != nil {
-		return exitFailure, err
+		return err
 	}
-	defer pf.Release()
+	return d.Wait()
+}
+
+// Start starts a daemon for cfg, validated already: runDir, pidfile, room,
+// status socket, metrics endpoint, instances, in that order. It returns
+// once every instance listens; on a failure it undoes what it did and
+// returns the error. The daemon then serves until a stop signal, a stop
+// request, [Daemon.Stop] or the end of ctx.
+func Start(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Notify == nil {
+		o.Notify = func(string) {}
+	}
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	d := &Daemon{
+		log: o.Log, logFile: o.LogFile, version: o.Version, stdout: o.Stdout, signals: o.Signals,
+		srv: server.New(o.Log, chat.Options{}), started: time.Now(), cfg: cfg,
+		stopReq: make(chan time.Duration, 1), done: make(chan struct{}),
+	}
+	d.startedBy, d.serviceUnit = startedBy(o.LogFile != "")
+	if err := d.start(cfg, o.Notify); err != nil {
+		d.cleanup()
+		return nil, err
+	}
+	go d.run(ctx)
+	return d, nil
+}
+
+// start is Start's order of work; d.undo collects what to undo.
+func (d *Daemon) start(cfg *config.Config, notify func(string)) error {
+	if err := MakeRunDir(cfg.RunDir); err != nil {
+		return err
+	}
+	pf, err := pidfile.Acquire(PidPath(cfg))
+	if err != nil {
+		return err
+	}
+	d.undo = append(d.undo, func() { _ = pf.Release() })
 	if pid := pf.Stale(); pid != 0 {
 		note := fmt.Sprintf("note: replaced the stale pidfile %s of pid %d, which is no longer running", pf.Path(), pid)
-		log.Warn(note)
+		d.log.Warn(note)
 		notify(note)
 	}
-
-	d := &daemon{log: log, logFile: logFile, srv: server.New(log, chat.Options{}), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
-	d.startedBy, d.serviceUnit = startedBy(logFile != "")
 	sock, err := status.Listen(status.SocketPath(cfg.RunDir), d)
 	if err != nil {
-		return exitFailure, err
+		return err
 	}
-	defer sock.Close()
+	d.undo = append(d.undo, func() { _ = sock.Close() })
 	if cfg.MetricsListen != "" {
 		// Before the instances, so that /healthz answers 503 until they listen.
-		ms, err := status.ServeMetrics(cfg.MetricsListen, status.NewCollector(d.Status, closeReasons()), d.healthy, log)
+		ms, err := status.ServeMetrics(cfg.MetricsListen, status.NewCollector(d.Status, closeReasons()), d.healthy, d.log)
 		if err != nil {
-			return exitFailure, bindHint(fmt.Errorf("metricsListen: %w", err), cfg.Path, "metricsListen")
+			return bindHint(fmt.Errorf("metricsListen: %w", err), cfg.Path, "metricsListen")
 		}
-		defer func() {
+		d.metrics = ms
+		d.undo = append(d.undo, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_ = ms.Close(ctx)
-		}()
-		log.Info("metrics listening", "addr", ms.Addr())
+		})
+		d.log.Info("metrics listening", "addr", ms.Addr())
 	}
 	if err := d.srv.Start(cfg); err != nil {
-		return exitFailure, bindHint(err, cfg.Path, "the port")
+		return bindHint(err, cfg.Path, "the port")
 	}
-	log.Info("started", "pid", os.Getpid(), "version", version, "config", cfg.Path)
+	d.log.Info("started", "pid", os.Getpid(), "version", d.version, "config", cfg.Path)
 	notify("ready")
+	return nil
+}
 
+// cleanup undoes what start did, last first.
+func (d *Daemon) cleanup() {
+	for k := len(d.undo) - 1; k >= 0; k-- {
+		d.undo[k]()
+	}
+	d.undo = nil
+}
+
+// Wait waits until the daemon has stopped and released its pidfile,
+// status socket and metrics endpoint. It returns why it exited: nil for a
+// graceful stop, else a forced exit or a stop that did not finish within
+// its timeout.
+func (d *Daemon) Wait() error {
+	<-d.done
+	return d.err
+}
+
+// Addrs returns the address each instance is bound to, by instanceName:
+// with port 0 in the config, the port the kernel chose.
+func (d *Daemon) Addrs() map[string]string {
+	m := map[string]string{}
+	for _, i := range d.srv.Stats().Instances {
+		m[i.Name] = i.Listen
+	}
+	return m
+}
+
+// MetricsAddr returns the metrics endpoint's bound address, or "" if
+// metricsListen is empty.
+func (d *Daemon) MetricsAddr() string {
+	if d.metrics == nil {
+		return ""
+	}
+	return d.metrics.Addr()
+}
+
+// run serves until a stop, then stops, and records why it exited.
+func (d *Daemon) run(ctx context.Context) {
+	defer close(d.done)
+	defer d.cleanup()
+	d.err = d.serve(ctx)
+}
+
+// serve reads signals and stop requests until one says stop, then stops
+// the server within the timeout.
+func (d *Daemon) serve(ctx context.Context) error {
 	// Reloads run on their own goroutine, so that this loop reads every
 	// signal as it comes: a reload may wait stopTimeout for the clients of
 	// the instances it replaces, and signal.Notify drops what its channel
@@ -105,11 +228,13 @@ func (e *env) serve(cfg *config.Config, log *slog.Logger, logFile string, notify
 	}()
 	defer func() { close(reloadReq); <-reloaderDone }()
 
-	timeout := cfg.StopTimeout
+	d.mu.Lock()
+	timeout := d.cfg.StopTimeout
+	d.mu.Unlock()
 wait:
 	for {
 		select {
-		case sig := <-e.signals:
+		case sig := <-d.signals:
 			switch sig {
 			case syscall.SIGHUP:
 				select {
@@ -119,40 +244,40 @@ wait:
 			case syscall.SIGUSR1:
 				d.reopenLog()
 			default:
-				log.Info("stopping", "signal", sig.String())
+				d.log.Info("stopping", "signal", sig.String())
 				break wait
 			}
 		case timeout = <-d.stopReq:
-			log.Info("stopping", "requested", "status socket")
+			d.log.Info("stopping", "requested", "status socket")
 			break wait
-		case <-e.ctx.Done():
+		case <-ctx.Done():
 			break wait
 		}
 	}
 	// From here a reload is refused, and srv.Stop cuts short one under way.
 	d.stopping.Store(true)
-	fmt.Fprintf(e.stdout, "stopping (up to %s; Ctrl-C again to force)\n", timeout)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	fmt.Fprintf(d.stdout, "stopping (up to %s; Ctrl-C again to force)\n", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	stopped := make(chan error, 1)
-	go func() { stopped <- d.srv.Stop(ctx) }()
+	go func() { stopped <- d.srv.Stop(sctx) }()
 	for {
 		select {
 		case err := <-stopped:
 			if err != nil {
-				return exitFailure, fmt.Errorf("graceful stop did not finish within %s; remaining connections were closed", timeout)
+				return fmt.Errorf("graceful stop did not finish within %s; remaining connections were closed", timeout)
 			}
-			log.Info("stopped")
-			fmt.Fprintln(e.stdout, "stopped")
-			return exitOK, nil
-		case sig := <-e.signals:
+			d.log.Info("stopped")
+			fmt.Fprintln(d.stdout, "stopped")
+			return nil
+		case sig := <-d.signals:
 			switch sig {
 			case syscall.SIGHUP:
-				log.Warn("reload refused", "signal", sig.String(), "err", server.ErrStopping)
+				d.log.Warn("reload refused", "signal", sig.String(), "err", server.ErrStopping)
 			case syscall.SIGUSR1:
 				d.reopenLog()
 			default:
-				return exitFailure, errors.New("forced exit on second signal")
+				return errors.New("forced exit on second signal")
 			}
 		}
 	}
@@ -193,7 +318,7 @@ func bindHint(err error, path, what string) error {
 }
 
 // Status implements status.Handler.
-func (d *daemon) Status() status.Snapshot {
+func (d *Daemon) Status() status.Snapshot {
 	st := d.srv.Stats()
 	d.mu.Lock()
 	path := d.cfg.Path
@@ -201,32 +326,24 @@ func (d *daemon) Status() status.Snapshot {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	snap := status.Snapshot{Daemon: status.Daemon{
-		PID: os.Getpid(), Version: version, GoVersion: runtime.Version(), Config: path,
+		PID: os.Getpid(), Version: d.version, GoVersion: runtime.Version(), Config: path,
 		Started: d.started, UptimeSeconds: time.Since(d.started).Seconds(),
 		RSSBytes: status.ReadRSS(), HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine(),
 		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: status.MaxOpenFiles(),
 		StartedBy: d.startedBy, ServiceUnit: d.serviceUnit,
 	}}
-	for _, i := range st.Instances {
-		snap.Instances = append(snap.Instances, status.Instance{
-			Name: i.Name, Protocol: i.Protocol, Listen: i.Addr, Reactors: i.Reactors,
-			Connections: i.Conns, ConnectionsTotal: i.ConnsTotal,
-			MessagesIn: i.MsgsIn, MessagesOut: i.MsgsOut, BytesIn: i.BytesIn, BytesOut: i.BytesOut, Errors: i.Errors,
-			Listening: i.Listening, Error: i.Error, BroadcastDeliveries: i.Broadcasts, PrivateMessages: i.Privates,
-			SlowConsumers: i.Slow, AcceptStalls: i.AcceptStalls, ClosedByReason: i.ClosedBy, ProtocolErrors: i.ProtoErrors,
-		})
-	}
+	snap.Instances = st.Instances
 	return snap
 }
 
 // healthy is /healthz: nil when every configured instance listens with
 // the settings in force, else which one does not and why. It is safe for
 // concurrent use.
-func (d *daemon) healthy() error {
+func (d *Daemon) healthy() error {
 	d.mu.Lock()
 	want := d.cfg.Instances
 	d.mu.Unlock()
-	byName := make(map[string]server.InstanceStats, len(want))
+	byName := make(map[string]status.Instance, len(want))
 	for _, i := range d.srv.Stats().Instances {
 		byName[i.Name] = i
 	}
@@ -254,7 +371,7 @@ func closeReasons() []string {
 }
 
 // Connections implements status.Handler: one event loop's rows at a time.
-func (d *daemon) Connections(ctx context.Context, emit func([]status.Connection) error) error {
+func (d *Daemon) Connections(ctx context.Context, emit func([]status.Connection) error) error {
 	var out []status.Connection
 	return d.srv.EachConnection(ctx, func(rows []server.ConnStats) error {
 		out = out[:0]
@@ -273,7 +390,7 @@ func (d *daemon) Connections(ctx context.Context, emit func([]status.Connection)
 // the outcome, once: reloaded, refused (nothing changed), or incomplete
 // (some instances could not start; the others follow the new config). The
 // error also goes back to whoever asked, which the log does not reach.
-func (d *daemon) Reload() error {
+func (d *Daemon) Reload() error {
 	if d.stopping.Load() {
 		d.log.Error("reload refused", "err", server.ErrStopping)
 		return server.ErrStopping
@@ -320,12 +437,14 @@ func reloadable(old *config.Config) (*config.Config, error) {
 }
 
 // Expired implements status.ExpiredLogger.
-func (d *daemon) Expired(cmd string, deadline time.Time) {
+func (d *Daemon) Expired(cmd string, deadline time.Time) {
 	d.log.Warn("request dropped", "cmd", cmd, "err", fmt.Sprintf("its deadline %s passed before the daemon got to it (was it stopped?); the client has given up, so it is not carried out", deadline.Format(time.RFC3339Nano)))
 }
 
-// Stop implements status.Handler: it begins a graceful stop.
-func (d *daemon) Stop(timeout time.Duration) {
+// Stop implements status.Handler: it begins a graceful stop that takes at
+// most timeout (0: the config's stopTimeout), and returns at once. Wait
+// waits for the stop.
+func (d *Daemon) Stop(timeout time.Duration) {
 	if timeout <= 0 {
 		d.mu.Lock()
 		timeout = d.cfg.StopTimeout
@@ -338,13 +457,13 @@ func (d *daemon) Stop(timeout time.Duration) {
 }
 
 // reopenLog reopens the log file onto stdout and stderr, for logrotate:
-// both were the log (see launch), and a descriptor left on the old file
+// both were the log (start -d made them so), and a descriptor left on the old file
 // would keep it, rotated and deleted, on the disk.
-func (d *daemon) reopenLog() {
+func (d *Daemon) reopenLog() {
 	if d.logFile == "" {
 		return
 	}
-	f, err := openLog(d.logFile)
+	f, err := OpenLog(d.logFile)
 	if err != nil {
 		d.log.Error("reopen log", "err", err)
 		return
@@ -358,3 +477,5 @@ func (d *daemon) reopenLog() {
 	}
 	d.log.Info("log reopened", "file", d.logFile)
 }
+
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

@@ -1,19 +1,15 @@
-package main
+package daemon
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"github.com/fastws/fastws/chat"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/fastws/fastws/server"
 	"github.com/fastws/fastws/server/config"
 )
 
@@ -42,6 +38,7 @@ func (b *syncBuffer) take() string {
 // log and checks that each reload logs one line, and the true one: an
 // instance that cannot bind makes the reload incomplete, not "reloaded".
 func TestReloadLogsTheOutcomeOnce(t *testing.T) {
+	t.Parallel()
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,15 +53,7 @@ func TestReloadLogsTheOutcomeOnce(t *testing.T) {
 	}
 	var buf syncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	d := &daemon{log: log, srv: server.New(log, chat.Options{}), started: time.Now(), cfg: cfg, stopReq: make(chan time.Duration, 1)}
-	if err := d.srv.Start(cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		_ = d.srv.Stop(ctx)
-	})
+	d := startDaemon(t, cfg, Options{Log: log})
 	original, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

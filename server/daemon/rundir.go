@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"errors"
@@ -10,16 +10,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// makeRunDir creates runDir with mode 0700 if it does not exist, then
-// checks it with checkRunDir.
-func makeRunDir(dir string) error {
+// MakeRunDir creates runDir with mode 0700 if it does not exist, then
+// checks it with CheckRunDir.
+func MakeRunDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create runDir: %w", err)
 	}
-	return checkRunDir(dir)
+	return CheckRunDir(dir)
 }
 
-// checkRunDir refuses a runDir that anyone but the daemon's user could
+// CheckRunDir refuses a runDir that anyone but the daemon's user could
 // write into. Whoever can write there can plant a symbolic link or a hard
 // link at fastws.pid or fastws.log, and the daemon, perhaps root, would
 // truncate or append to the file it names; or take the status socket's
@@ -29,14 +29,14 @@ func makeRunDir(dir string) error {
 // A runDir that is itself a symbolic link is followed only if the link
 // belongs to the daemon's user or root, the rule of Linux's
 // fs.protected_symlinks for sticky folders.
-func checkRunDir(dir string) error {
+func CheckRunDir(dir string) error {
 	euid := os.Geteuid()
 	li, err := os.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("runDir: %w", err)
 	}
 	if li.Mode().Type() == fs.ModeSymlink {
-		if uid := owner(li); uid != euid && uid != 0 {
+		if uid := Owner(li); uid != euid && uid != 0 {
 			return fmt.Errorf("runDir %s is a symbolic link owned by uid %d, not by you (uid %d) or root: point runDir at the folder itself", dir, uid, euid)
 		}
 	}
@@ -47,7 +47,7 @@ func checkRunDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("runDir %s is not a folder: remove it, or point runDir elsewhere", dir)
 	}
-	if uid := owner(fi); uid != euid {
+	if uid := Owner(fi); uid != euid {
 		return fmt.Errorf("runDir %s is owned by uid %d, not by uid %d that fastws runs as: chown %d %s, or point runDir at a folder of your own", dir, uid, euid, euid, dir)
 	}
 	perm := fi.Mode().Perm()
@@ -63,18 +63,18 @@ func checkRunDir(dir string) error {
 	return fmt.Errorf("runDir %s is writable by %s (mode %#o): chmod 700 %s, or point runDir at a folder only you can write", dir, who, perm, dir)
 }
 
-// owner returns the uid that owns fi's file.
-func owner(fi os.FileInfo) int {
+// Owner returns the uid that owns fi's file, or -1 if fi does not say.
+func Owner(fi os.FileInfo) int {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return int(st.Uid)
 	}
 	return -1
 }
 
-// openLog opens the daemon's log file for appending, creating it with mode
+// OpenLog opens the daemon's log file for appending, creating it with mode
 // 0640. A symbolic link there is refused, not followed, and so is anything
 // but a regular file or a character device (/dev/null).
-func openLog(path string) (*os.File, error) {
+func OpenLog(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_NOFOLLOW, 0o640) // os adds O_CLOEXEC
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
