@@ -143,12 +143,6 @@ func renderLines(tb testing.TB, evs []*Event) []string {
 	return lines
 }
 
-// sessionLines renders every event s received so far.
-func sessionLines(tb testing.TB, s *fakeSession) []string {
-	tb.Helper()
-	return renderLines(tb, s.Events())
-}
-
 // drainLines renders the events s received since the last drain.
 func drainLines(tb testing.TB, s *fakeSession) []string {
 	tb.Helper()

@@ -93,8 +93,9 @@ func TestGarbage(t *testing.T) {
 		o := dial(t, tAddr)
 		start := time.Now()
 		wait := writeAsync(o.conn, append(bytes.Repeat([]byte{telnetIAC, 241}, 100_000), "after the storm\n"...))
-		// Commands between lines are dropped; NOP has no answer.
-		o.expect(fmt.Sprintf("uid %d: after the storm", o.uid))
+		// Commands between lines are dropped; NOP has no answer. The last
+		// subtest's client may leave meanwhile (its leave notice first).
+		o.skipUntil(fmt.Sprintf("uid %d: after the storm", o.uid))
 		wait()
 		t.Logf("100k IAC NOP handled in %v", time.Since(start))
 		alive(t)
