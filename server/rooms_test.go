@@ -297,3 +297,29 @@ func TestRoomChurnOverTCP(t *testing.T) {
 		return st.Rooms == 0 && st.Members == 0
 	})
 }
+
+// TestStatsListRooms checks what status shows of rooms: the count of rooms
+// beside the lobby, and each connection's rooms in join order.
+func TestStatsListRooms(t *testing.T) {
+	s := startServer(t, telnetInstance("t", 2))
+	a := dial(t, s.Addrs()["t"])
+	b := dial(t, s.Addrs()["t"])
+	a.send("/join games\n")
+	a.skipUntil("* you are now in #games (1 member)")
+	if got := s.Stats().Room.Rooms; got != 1 {
+		t.Errorf("got %d rooms, want 1", got)
+	}
+	conns, err := s.Connections(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{a.uid: "lobby,games", b.uid: "lobby"}
+	for _, c := range conns {
+		if got := strings.Join(c.Rooms, ","); got != want[c.UID] {
+			t.Errorf("uid %d: rooms %q, want %q", c.UID, got, want[c.UID])
+		}
+	}
+	a.send("/leave games\n")
+	a.skipUntil(fmt.Sprintf("* uid %d left #games", a.uid))
+	waitFor(t, "the empty room to go", func() bool { return s.Stats().Room.Rooms == 0 })
+}

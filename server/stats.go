@@ -115,6 +115,7 @@ func (i *instance) listening() bool {
 type ConnStats struct {
 	UID      uint64
 	Nick     string
+	Rooms    []string // in join order, the lobby first while it is in it
 	Instance string
 	Reactor  int
 	Remote   string
@@ -160,7 +161,7 @@ func (s *Server) EachConnection(ctx context.Context, emit func([]ConnStats) erro
 						continue // still in its handshake
 					}
 					rows = append(rows, ConnStats{
-						UID: m.UID(), Nick: m.Nick(), Instance: i.cfg.Name, Reactor: n,
+						UID: m.UID(), Nick: m.Nick(), Rooms: m.Rooms(), Instance: i.cfg.Name, Reactor: n,
 						Remote: x.conn.RemoteAddr().String(), Since: time.Unix(0, x.since), MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,
 						Queued: x.conn.OutboundBuffered(),
 					})

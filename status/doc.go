@@ -72,6 +72,7 @@
 //	    "heapBytes": 4299161,
 //	    "goroutines": 23,
 //	    "members": 3,
+//	    "rooms": 1,
 //	    "openFiles": 57,
 //	    "maxOpenFiles": 20000,
 //	    "startedBy": "systemd",
@@ -163,6 +164,10 @@
 //	    {
 //	      "uid": 7,
 //	      "nick": "alice",
+//	      "rooms": [
+//	        "lobby",
+//	        "games"
+//	      ],
 //	      "instance": "FastWS-Telnet",
 //	      "reactor": 1,
 //	      "remote": "203.0.113.5:51234",
@@ -174,6 +179,9 @@
 //	    {
 //	      "uid": 8,
 //	      "nick": "",
+//	      "rooms": [
+//	        "lobby"
+//	      ],
 //	      "instance": "FastWS-WebSocket",
 //	      "reactor": 0,
 //	      "remote": "[2001:db8::1]:40022",

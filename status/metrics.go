@@ -34,12 +34,12 @@ type Collector struct {
 	snapshot func() Snapshot
 	reasons  []string
 
-	connections, accepted, closed   *prometheus.Desc
-	msgsIn, msgsOut                 *prometheus.Desc
-	bytesIn, bytesOut               *prometheus.Desc
-	broadcasts, privates, slow      *prometheus.Desc
-	stalls                          *prometheus.Desc
-	protoErrors, up, members, build *prometheus.Desc
+	connections, accepted, closed          *prometheus.Desc
+	msgsIn, msgsOut                        *prometheus.Desc
+	bytesIn, bytesOut                      *prometheus.Desc
+	broadcasts, privates, slow             *prometheus.Desc
+	stalls                                 *prometheus.Desc
+	protoErrors, up, members, rooms, build *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls snapshot on every scrape;
@@ -69,6 +69,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 		protoErrors: desc("protocol_errors_total", "Protocol errors and refused connections, by kind.", "instance", "kind"),
 		up:          desc("instance_up", "Whether the instance accepts connections (1) or not (0).", inst...),
 		members:     desc("room_members", "Chat room members online now, across all instances."),
+		rooms:       desc("rooms", "Rooms that exist now (/join), the lobby not counted."),
 		build:       desc("build_info", "A metric with a constant '1' value labeled by the fastws version and the Go version that built it.", "version", "goversion"),
 	}
 }
@@ -77,7 +78,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connections, c.accepted, c.closed, c.msgsIn, c.msgsOut, c.bytesIn, c.bytesOut,
-		c.broadcasts, c.privates, c.slow, c.stalls, c.protoErrors, c.up, c.members, c.build,
+		c.broadcasts, c.privates, c.slow, c.stalls, c.protoErrors, c.up, c.members, c.rooms, c.build,
 	} {
 		ch <- d
 	}
@@ -89,6 +90,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.snapshot()
 	ch <- prometheus.MustNewConstMetric(c.build, prometheus.GaugeValue, 1, s.Daemon.Version, s.Daemon.GoVersion)
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(s.Daemon.Members))
+	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(s.Daemon.Rooms))
 	for _, i := range s.Instances {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, i.Name)

@@ -20,7 +20,7 @@ import (
 // it was told about that the snapshot lacks (shutdown).
 func metricsSnapshot() Snapshot {
 	return Snapshot{
-		Daemon: Daemon{Version: "0.1.0", GoVersion: "go1.26.8", Members: 3},
+		Daemon: Daemon{Version: "0.1.0", GoVersion: "go1.26.8", Members: 3, Rooms: 2},
 		Instances: []Instance{
 			{
 				Name: "FastWS-Telnet", Protocol: "telnet", Listening: true,
@@ -99,6 +99,9 @@ fastws_received_bytes_total{instance="FastWS-WebSocket"} 96
 # HELP fastws_room_members Chat room members online now, across all instances.
 # TYPE fastws_room_members gauge
 fastws_room_members 3
+# HELP fastws_rooms Rooms that exist now (/join), the lobby not counted.
+# TYPE fastws_rooms gauge
+fastws_rooms 2
 # HELP fastws_sent_bytes_total Bytes written to clients.
 # TYPE fastws_sent_bytes_total counter
 fastws_sent_bytes_total{instance="FastWS-Telnet"} 3482

@@ -28,7 +28,14 @@ func RenderStatus(w io.Writer, s Snapshot) {
 	if d.Members == 1 {
 		members = "member"
 	}
-	fmt.Fprintf(w, "room    %d %s\n", d.Members, members)
+	rooms := ""
+	switch {
+	case d.Rooms == 1:
+		rooms = ", 1 room beside the lobby"
+	case d.Rooms > 1:
+		rooms = fmt.Sprintf(", %d rooms beside the lobby", d.Rooms)
+	}
+	fmt.Fprintf(w, "room    %d %s%s\n", d.Members, members, rooms)
 
 	var t table
 	t.add("INSTANCE", "PROTOCOL", "LISTEN", "REACTORS", "CONNS", "TOTAL", "MSG IN", "MSG OUT", "BYTES IN", "BYTES OUT", "ERRORS", "STATE")
@@ -66,14 +73,14 @@ func RenderConnections(w io.Writer, cs []Connection) {
 
 func renderConnections(w io.Writer, cs []Connection, now time.Time) {
 	var t table
-	t.add("UID", "NICK", "INSTANCE", "REACTOR", "REMOTE", "SINCE", "MSG IN", "MSG OUT", "QUEUED")
+	t.add("UID", "NICK", "INSTANCE", "REACTOR", "REMOTE", "SINCE", "MSG IN", "MSG OUT", "QUEUED", "ROOMS")
 	for _, c := range cs {
 		since := stamp(c.Since)
 		if !c.Since.IsZero() {
 			since += " (" + duration(now.Sub(c.Since)) + ")"
 		}
 		t.add(utoa(c.UID), text(c.Nick), text(c.Instance), itoa(c.Reactor), text(c.Remote), since,
-			utoa(c.MessagesIn), utoa(c.MessagesOut), size(uint64(max(c.BytesQueued, 0))))
+			utoa(c.MessagesIn), utoa(c.MessagesOut), size(uint64(max(c.BytesQueued, 0))), text(strings.Join(c.Rooms, ",")))
 	}
 	t.write(w)
 }

@@ -246,7 +246,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 			g, w := got[i], want[i]
 			g.Since, w.Since = time.Time{}, time.Time{}
-			if g != w {
+			if !reflect.DeepEqual(g, w) {
 				t.Errorf("connection %d: got %+v, want %+v", i, g, w)
 			}
 		}

@@ -32,6 +32,7 @@ type Daemon struct {
 	HeapBytes     uint64    `json:"heapBytes"`     // Go heap in use (runtime.MemStats.HeapAlloc)
 	Goroutines    int       `json:"goroutines"`
 	Members       int       `json:"members"`      // chat room members online now
+	Rooms         int       `json:"rooms"`        // rooms that exist now, the lobby not counted
 	OpenFiles     int       `json:"openFiles"`    // open file descriptors; see OpenFiles
 	MaxOpenFiles  uint64    `json:"maxOpenFiles"` // soft RLIMIT_NOFILE; see MaxOpenFiles
 	// StartedBy says who runs the daemon, and so who restarts it: "start -d"
@@ -85,7 +86,8 @@ func (i Instance) Closed() uint64 {
 // Connection describes one client connection.
 type Connection struct {
 	UID         uint64    `json:"uid"`
-	Nick        string    `json:"nick"` // "" until the client sets one
+	Nick        string    `json:"nick"`  // "" until the client sets one
+	Rooms       []string  `json:"rooms"` // the rooms it is in, in join order, the lobby first while it is in it
 	Instance    string    `json:"instance"`
 	Reactor     int       `json:"reactor"` // event loop index within the instance, from 0
 	Remote      string    `json:"remote"`  // the client's host:port
@@ -123,6 +125,9 @@ func wireConnections(cs []Connection) Connections {
 	out := make([]Connection, len(cs))
 	for i, c := range cs {
 		c.Since = c.Since.UTC()
+		if c.Rooms == nil {
+			c.Rooms = []string{}
+		}
 		out[i] = c
 	}
 	return Connections{Connections: out}

@@ -329,7 +329,7 @@ func (d *Daemon) Status() status.Snapshot {
 		PID: os.Getpid(), Version: d.version, GoVersion: runtime.Version(), Config: path,
 		Started: d.started, UptimeSeconds: time.Since(d.started).Seconds(),
 		RSSBytes: status.ReadRSS(), HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine(),
-		Members: st.Room.Members, OpenFiles: status.OpenFiles(), MaxOpenFiles: status.MaxOpenFiles(),
+		Members: st.Room.Members, Rooms: st.Room.Rooms, OpenFiles: status.OpenFiles(), MaxOpenFiles: status.MaxOpenFiles(),
 		StartedBy: d.startedBy, ServiceUnit: d.serviceUnit,
 	}}
 	snap.Instances = st.Instances
@@ -377,7 +377,7 @@ func (d *Daemon) Connections(ctx context.Context, emit func([]status.Connection)
 		out = out[:0]
 		for _, r := range rows {
 			out = append(out, status.Connection{
-				UID: r.UID, Nick: r.Nick, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
+				UID: r.UID, Nick: r.Nick, Rooms: r.Rooms, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
 				Since: r.Since, MessagesIn: r.MsgsIn, MessagesOut: r.MsgsOut, BytesQueued: r.Queued,
 			})
 		}
