@@ -66,7 +66,8 @@ func parse(line []byte) (cmd Command, target []byte) {
 		word, arg, _ := bytes.Cut(bytes.TrimSpace(line), []byte{' '})
 		// Commands are case-insensitive (/NICK, /Who); ASCII only, so
 		// that no other script's case folds into a command.
-		switch asciiLower(word) {
+		var lower [16]byte // longer than any command: no allocation per line
+		switch string(appendASCIILower(lower[:0], word)) {
 		case "/help":
 			return Command{Op: OpHelp}, nil
 		case "/who":
@@ -162,15 +163,16 @@ func whoPage(arg []byte) int {
 // small enough that (page-1)*WhoMax never overflows.
 const maxWhoPage = 1 << 20
 
-// asciiLower returns b with its ASCII letters in lower case, as a string
-// (a command word is a few bytes: the copy is cheap).
-func asciiLower(b []byte) string {
-	out := make([]byte, len(b))
-	for i, c := range b {
+// asciiLower returns b with its ASCII letters in lower case, as a string.
+func asciiLower(b []byte) string { return string(appendASCIILower(nil, b)) }
+
+// appendASCIILower appends b to dst with its ASCII letters in lower case.
+func appendASCIILower(dst, b []byte) []byte {
+	for _, c := range b {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		out[i] = c
+		dst = append(dst, c)
 	}
-	return string(out)
+	return dst
 }

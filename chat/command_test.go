@@ -386,3 +386,12 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// TestParseCommandAllocs keeps case-insensitive commands free: folding a
+// command word costs no allocation.
+func TestParseCommandAllocs(t *testing.T) {
+	line := []byte("/WHO +2")
+	if n := testing.AllocsPerRun(100, func() { parse(line) }); n != 0 {
+		t.Errorf("parse(%q): %v allocations, want 0", line, n)
+	}
+}
