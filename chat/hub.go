@@ -236,6 +236,9 @@ func (h *Hub) announced(n int64) bool {
 // It is safe for concurrent use; lines from one member must be handled in
 // order, which the member's reader does.
 func (h *Hub) Handle(m *Member, line []byte) {
+	if m.closed {
+		return
+	}
 	cmd, target := parse(line)
 	now := h.now() // one clock read per line, for the rate limit and the event
 	cost := 1
@@ -289,6 +292,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 		h.whoCommand(m, cmd, now)
 	case OpQuit:
 		m.session.Reply(&Event{Kind: KindBye, UID: m.uid, Text: "bye", Time: now})
+		m.closed = true
 		m.session.Close(ReasonClientQuit)
 	case OpUnknown:
 		h.Refuse(m, "unknown command "+cmd.Text)
@@ -364,11 +368,15 @@ func (h *Hub) LeaveRoom(m *Member, room string) {
 // cost line tokens: past either the line is refused with "! slow down",
 // and persistent flooding closes the session.
 func (h *Hub) allow(m *Member, now time.Time, cost, size int) bool {
+	if m.closed {
+		return false
+	}
 	if m.allow(now, cost, size) {
 		m.refused = 0
 		return true
 	}
-	if m.refused++; m.refused > int(m.burst)*2 {
+	if m.refused++; m.refused > int32(m.burst)*2 {
+		m.closed = true
 		m.session.Close(ReasonFlood)
 		return false
 	}
@@ -558,7 +566,10 @@ type Member struct {
 	rate, burst        float32
 	byteRate           float32
 	byteBurst          float32
-	refused            int
+	refused            int32
+	// closed is set when the room closes the member (/quit, a flood):
+	// what it sent after, even in the same read, is not taken.
+	closed bool
 
 	home *home // protocol and fanout
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,26 @@ func TestLingerIsBounded(t *testing.T) {
 	}
 	if got := s.Stats().Instances[0].ClosedByReason["protocol_error"]; got != 1 {
 		t.Errorf("got %d closed as protocol_error, want 1", got)
+	}
+}
+
+// TestNothingTakenAfterQuit sends /quit and another line in one write:
+// the line after /quit must reach no one, as the connection is closing.
+func TestNothingTakenAfterQuit(t *testing.T) {
+	s := startServer(t, telnetInstance("t", 1))
+	other := dial(t, s.Addrs()["t"])
+	q := dial(t, s.Addrs()["t"])
+	other.expect(fmt.Sprintf("* uid %d joined", q.uid))
+	q.send("/quit\r\nafter quit\r\n")
+	q.expect("* bye")
+	q.expectEOF()
+	for {
+		l := other.line()
+		if l == fmt.Sprintf("uid %d: after quit", q.uid) {
+			t.Fatalf("got %q from a member that had quit", l)
+		}
+		if l == fmt.Sprintf("* uid %d left", q.uid) {
+			break
+		}
 	}
 }
