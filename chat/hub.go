@@ -364,6 +364,17 @@ func (h *Hub) LeaveRoom(m *Member, room string) {
 	h.leaveRoom(m, shown, key, now)
 }
 
+// RefuseInput refuses input of size bytes that the transport could not
+// make a line of (a JSON object of the wrong shape) with "! " + text. It
+// draws on m's rate limits like a line, so bad input is limited, and its
+// flood closes the member, as lines are. Like Handle, it is called on the
+// goroutine that handles m's lines.
+func (h *Hub) RefuseInput(m *Member, text string, size int) {
+	if h.allow(m, h.now(), 1, size) {
+		h.Refuse(m, text)
+	}
+}
+
 // allow applies m's rate limits to one line of size bytes that costs
 // cost line tokens: past either the line is refused with "! slow down",
 // and persistent flooding closes the session.

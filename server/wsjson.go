@@ -228,12 +228,12 @@ func jsonMessage(s *session, b []byte) {
 	}
 	var in wsJSONInput
 	if err := json.Unmarshal(b, &in); err != nil {
-		s.r.hub.Refuse(s.member(), "invalid JSON: "+err.Error())
+		s.r.hub.RefuseInput(s.member(), "invalid JSON: "+err.Error(), len(b))
 		return
 	}
 	switch {
 	case (in.Join != nil || in.Leave != nil) && (in.Join != nil && in.Leave != nil || in.Text != nil || in.To != nil || in.Room != nil):
-		s.r.hub.Refuse(s.member(), `invalid JSON: "join" and "leave" go alone`)
+		s.r.hub.RefuseInput(s.member(), `invalid JSON: "join" and "leave" go alone`, len(b))
 	case in.Join != nil:
 		s.msgsIn++
 		s.r.hub.JoinRoom(s.member(), *in.Join)
@@ -241,9 +241,9 @@ func jsonMessage(s *session, b []byte) {
 		s.msgsIn++
 		s.r.hub.LeaveRoom(s.member(), *in.Leave)
 	case in.Text == nil:
-		s.r.hub.Refuse(s.member(), `invalid JSON: want {"text": "..."} or {"to": uid, "text": "..."}`)
+		s.r.hub.RefuseInput(s.member(), `invalid JSON: want {"text": "..."} or {"to": uid, "text": "..."}`, len(b))
 	case in.Room != nil && in.To != nil:
-		s.r.hub.Refuse(s.member(), `invalid JSON: "room" and "to" do not go together`)
+		s.r.hub.RefuseInput(s.member(), `invalid JSON: "room" and "to" do not go together`, len(b))
 	case in.Room != nil:
 		s.msgsIn++
 		s.r.hub.SayRoom(s.member(), *in.Room, *in.Text)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -213,5 +214,39 @@ func TestValidCloseCode(t *testing.T) {
 		if validCloseCode(code) {
 			t.Errorf("validCloseCode(%d): got true, want false", code)
 		}
+	}
+}
+
+// TestBadJSONIsRateLimited sends 1000 JSON objects of the wrong shape at
+// once: each used to get its error frame, forever. They draw on the rate
+// limit like lines, so the client is refused, then closed for flooding.
+func TestBadJSONIsRateLimited(t *testing.T) {
+	ic := wsInstance("ws", 1)
+	ic.Limits.MessagesPerSecond = 50 // the default
+	s := startServer(t, ic)
+	c := wsRequest(dialRaw(t, s.Addrs()["ws"]), wsUpgradeRequest("Sec-WebSocket-Protocol: fastws.v1.json\r\n"))
+	if resp := c.response(); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: got status %d, want 101", resp.StatusCode)
+	}
+	c.readFrame() // the welcome
+	bad := clientFrame(true, 0, ws.OpText, []byte(`{"join":"a","leave":"b"}`))
+	wait := writeAsync(c.conn, bytes.Repeat(bad, 1000))
+	defer wait()
+	errs := 0
+	for {
+		h, p, err := c.tryReadFrame()
+		if err != nil {
+			t.Fatalf("after %d error frames: %v, want a close 1008", errs, err)
+		}
+		if h.OpCode == ws.OpClose {
+			if code := binary.BigEndian.Uint16(p); code != 1008 {
+				t.Fatalf("got close %d, want 1008 (flood)", code)
+			}
+			break
+		}
+		errs++
+	}
+	if errs > 400 {
+		t.Errorf("got %d error frames for 1000 bad objects, want the flood limit to stop them (about 300)", errs)
 	}
 }
