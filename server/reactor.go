@@ -175,6 +175,9 @@ func (r *reactor) drain() {
 	}
 	clear(q)
 	r.spare = q[:0]
+	if cap(q) > keepOutbox {
+		r.spare = nil // a burst is over: keep no big array
+	}
 	r.flush()
 }
 
@@ -280,6 +283,9 @@ func (r *reactor) flush() {
 			continue
 		}
 		q := s.backlog()
+		if s.slow() {
+			q = 0 // gnet frees its buffer as it closes: held by no one now
+		}
 		// Checked per session that grew, not once per flush: one flush
 		// of a fan-out can queue a line for thousands of sessions.
 		d := r.note(s, q)
@@ -380,6 +386,10 @@ func (r *reactor) onLoop(ctx context.Context, fn func()) error {
 		return ctx.Err()
 	}
 }
+
+// keepOutbox is the most outbox entries a reactor keeps room for between
+// drains (48 bytes each).
+const keepOutbox = 1024
 
 // keepScratch is the largest scratch buffer a reactor keeps after a flush.
 const keepScratch = 64 << 10

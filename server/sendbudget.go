@@ -69,7 +69,14 @@ func (r *reactor) account(d int64) {
 func (r *reactor) refresh() {
 	var d int64
 	for _, s := range r.sessions {
-		if !s.closed {
+		switch {
+		case s.closed:
+		case s.slow():
+			// Closed as a slow consumer in this pass, not gone yet: its
+			// buffer is freed as it closes, so it holds nothing, or a
+			// second eviction would count it and close others for it.
+			d += r.note(s, 0)
+		default:
 			d += r.note(s, s.conn.OutboundBuffered())
 		}
 	}

@@ -187,7 +187,7 @@ func (s *session) writeBatch() (msgs, n uint64) {
 		s.batch = s.batch[:0]
 	}()
 	switch {
-	case s.closed:
+	case s.closed, s.slow():
 		return 0, 0
 	case len(b) == 0:
 		return s.write(1, one)
@@ -226,6 +226,10 @@ func (s *session) send(p []byte) (int, bool) {
 	w, err := s.conn.Write(p)
 	return w, err == nil
 }
+
+// slow reports whether s is closing as a slow consumer: its output is
+// neither written nor counted any more. Event loop only.
+func (s *session) slow() bool { return s.closing && s.reason == chat.ReasonSlowConsumer }
 
 // backlog returns the bytes gnet holds for s, and closes s as a slow
 // consumer past maxSendBuffer: a peer that does not read what it is sent,
