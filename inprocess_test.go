@@ -324,6 +324,20 @@ func TestReloadWhileStoppingRefused(t *testing.T) {
 	stuckClient(t, port, 4<<20)
 	d.signals <- syscall.SIGTERM
 	waitLine(t, "daemon", d.stdout, regexp.MustCompile(`^stopping \(up to 1m0s`))
+	// The stop closes the listener first: wait for that, so that the
+	// check below sees what the reload did, not the stop still starting.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d still accepts connections %v after the stop began", port, testTimeout)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
 	out, stderr, code := runIn(t, "-c", cfg, "reload")
 	if code != exitFailure || !strings.Contains(stderr, "stopping") || strings.Contains(out, "reloaded") {
 		t.Errorf("reload while stopping: exit %d, stdout %q, stderr %q; want exit 1 and a refusal that says the daemon is stopping", code, out, stderr)

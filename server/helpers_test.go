@@ -153,6 +153,9 @@ func (c *client) expectEOF() {
 	if len(rest) > 0 {
 		c.tb.Fatalf("uid %d: got %q before close, want nothing", c.uid, rest)
 	}
+	// Closed on its side too, as a real client does at the end: the
+	// server, which may linger for it, is done with it at once.
+	c.conn.Close()
 }
 
 // sync makes sure every line c sent before has been handled: it sends a

@@ -255,6 +255,7 @@ func readBurst(c *client, from uint64, n int, body func(int) string, gone uint64
 }
 
 func TestIdleTimeoutClosesIdleTelnet(t *testing.T) {
+	t.Parallel() // waits on timers; overlaps with the others
 	// The active client talks every idle/4: it stays unless a loaded
 	// machine holds it back for three quarters of a second.
 	const idle = time.Second
@@ -373,6 +374,7 @@ func wsKeep(c *wsRaw, until time.Time, want string) (int, error) {
 }
 
 func TestWSKeepalive(t *testing.T) {
+	t.Parallel() // waits on timers; overlaps with the others
 	// The live client must answer each ping within timeout: a second
 	// leaves room for a loaded machine to schedule it late.
 	const interval, timeout = 200 * time.Millisecond, time.Second

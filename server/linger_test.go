@@ -34,6 +34,7 @@ func TestErrorLineSurvivesUnreadInput(t *testing.T) {
 // not keep a half-closed connection: the server closes it after
 // lingerTimeout (plus a tick), counted with its reason.
 func TestLingerIsBounded(t *testing.T) {
+	t.Parallel() // waits on timers; overlaps with the others
 	tc := telnetInstance("t", 1)
 	tc.Limits.MaxPackageSize = 64
 	s := startServer(t, tc)
@@ -41,7 +42,11 @@ func TestLingerIsBounded(t *testing.T) {
 	start := time.Now()
 	c.send(strings.Repeat("x", 100) + "\n")
 	c.expect("! line too long (max 64 bytes)")
-	c.expectEOF() // the server's end; the client keeps its own open
+	// The server's end; the client keeps its own open.
+	_ = c.conn.SetReadDeadline(time.Now().Add(testTimeout))
+	if n, err := c.r.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("after the error line: read %d bytes, %v; want the server's end", n, err)
+	}
 	waitFor(t, "the half-closed connection to close", func() bool { return openConns(s) == 0 })
 	if took := time.Since(start); took < lingerTimeout {
 		t.Errorf("closed %v after the error, want it to linger %v for the peer", took, lingerTimeout)

@@ -232,6 +232,7 @@ func (c *wsRaw) expectEOF() {
 	if len(rest) > 0 {
 		c.tb.Fatalf("uid %d: got %q after the close, want nothing", c.uid, clip(rest))
 	}
+	c.conn.Close() // as a real client does: see client.expectEOF
 }
 
 // sync sends a broadcast and waits for its echo, so that every frame c
