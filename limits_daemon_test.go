@@ -146,7 +146,7 @@ func TestDaemonAtFileLimit(t *testing.T) {
 	for k := 0; k < nofile && len(waiting) == 0; k++ {
 		// Patient: a welcome that a loaded machine delays must not be
 		// taken for the limit.
-		c, ok, drop := knock(t, port, 5*time.Second)
+		c, ok, drop := knock(t, port, 3*time.Second)
 		switch {
 		case ok:
 			clients = append(clients, c)
