@@ -255,24 +255,12 @@ type groups []group
 // connections; more are split evenly over worker processes of at most
 // perProc each (this process keeps the sender and the probes).
 func newGroups(ctx context.Context, w *workers, spec groupSpec, perProc int) (groups, error) {
+	specs := splitGroups(spec, perProc)
+	if len(specs) == 1 {
+		return groups{newLocalGroup(specs[0])}, nil
+	}
 	var gs groups
-	first, index := spec.SrcFirst, 0
-	for left := spec.N; left > 0; {
-		s := spec
-		s.N = min(left, perProc)
-		if spec.N > perProc {
-			// Split evenly: 19,000 over two processes is 9,500 each.
-			procs := (spec.N + perProc - 1) / perProc
-			s.N = min(left, (spec.N+procs-1)/procs)
-		}
-		s.SrcFirst, s.First = first, index
-		first += s.N
-		index += s.N
-		left -= s.N
-		if spec.N <= perProc {
-			gs = append(gs, newLocalGroup(s))
-			continue
-		}
+	for _, s := range specs {
 		g, err := w.start(ctx, s)
 		if err != nil {
 			gs.close()
@@ -281,6 +269,26 @@ func newGroups(ctx context.Context, w *workers, spec groupSpec, perProc int) (gr
 		gs = append(gs, g)
 	}
 	return gs, nil
+}
+
+// splitGroups splits spec into groups of at most perProc connections,
+// evenly (19,000 over two processes is 9,500 each), each numbered from
+// where the one before it ends (First, and SrcFirst for the source
+// addresses).
+func splitGroups(spec groupSpec, perProc int) []groupSpec {
+	if spec.N <= perProc {
+		return []groupSpec{spec}
+	}
+	procs := (spec.N + perProc - 1) / perProc
+	var out []groupSpec
+	for first := 0; first < spec.N; {
+		s := spec
+		s.N = min(spec.N-first, (spec.N+procs-1)/procs)
+		s.SrcFirst, s.First = spec.SrcFirst+first, spec.First+first
+		first += s.N
+		out = append(out, s)
+	}
+	return out
 }
 
 // connect sets up every group at once.
