@@ -3,11 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -326,5 +332,291 @@ func TestNaiveSkipsEchoCases(t *testing.T) {
 		if got := strings.Join(serversOf(caseDef{kind: kind}, all), ","); got != want {
 			t.Errorf("%s runs against %s, want %s", kind, got, want)
 		}
+	}
+}
+
+func caseNames(cs []caseDef) string {
+	var names []string
+	for _, c := range cs {
+		n := c.name
+		if c.fastwsOnly {
+			n += "(fastws)"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ",")
+}
+
+// TestSelectCasesAddsTheLobby checks that selecting the busy-room case
+// also runs the lobby fan-out it is compared with (against fastws alone
+// when only the rooms were asked for), and nothing else.
+func TestSelectCasesAddsTheLobby(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := o.cases()
+	for _, tc := range []struct{ only, want string }{
+		{"rooms", "fanout/telnet/1000(fastws),rooms/1000-of-10000,rooms/1000x10"},
+		{"rooms/1000x10", "rooms/1000x10"},
+		{"fanout/telnet", "fanout/telnet/1000,fanout/telnet/10000"},
+		{"fanout/telnet/1000$|rooms/1000-", "fanout/telnet/1000,rooms/1000-of-10000"},
+	} {
+		if got := caseNames(selectCases(all, regexp.MustCompile(tc.only))); got != tc.want {
+			t.Errorf("-only %s: %s, want %s", tc.only, got, tc.want)
+		}
+	}
+	if got := caseNames(selectCases(all, nil)); !strings.Contains(got, "fanout/websocket/10000,rooms/1000-of-10000,rooms/1000x10,idle/") || strings.Contains(got, "(fastws)") {
+		t.Errorf("every case: %s", got)
+	}
+	// A room size -fanout does not list: its lobby fan-out is a case of
+	// its own, fastws alone.
+	o, err = parseFlags([]string{"-fanout", "10000", "-room", "300", "-room-conns", "900"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := caseNames(selectCases(o.cases(), regexp.MustCompile("rooms"))); got != "fanout/telnet/300(fastws),rooms/300-of-900,rooms/1000x10" {
+		t.Errorf("-room 300: %s", got)
+	}
+	if _, err := parseFlags([]string{"-room", "300", "-room-conns", "200"}, io.Discard); err == nil {
+		t.Error("-room-conns below -room accepted")
+	}
+}
+
+// TestRoomsRunOnFastwsAlone checks that the baselines, which have no
+// rooms, never run a rooms case or a lobby fan-out run only to compare.
+func TestRoomsRunOnFastwsAlone(t *testing.T) {
+	all := []string{kindFastws, kindBaseline, kindNaive}
+	for _, tc := range []struct {
+		c       caseDef
+		servers []string
+		want    string
+	}{
+		{caseDef{kind: "rooms"}, all, "fastws"},
+		{caseDef{kind: "fanout", fastwsOnly: true}, all, "fastws"},
+		{caseDef{kind: "fanout"}, all, "fastws,baseline,naive"},
+		{caseDef{kind: "rooms"}, []string{kindBaseline}, ""},
+	} {
+		if got := strings.Join(serversOf(tc.c, tc.servers), ","); got != tc.want {
+			t.Errorf("%+v against %v: %q, want %q", tc.c, tc.servers, got, tc.want)
+		}
+	}
+}
+
+func TestSpreadRooms(t *testing.T) {
+	got := spreadRooms(25, 10)
+	if len(got) != 3 || len(got[0]) != 10 || len(got[2]) != 5 || got[0][0] != "r0" || got[1][9] != "r19" || got[2][4] != "r24" {
+		t.Fatalf("spreadRooms(25, 10) = %v", got)
+	}
+	seen := map[string]bool{}
+	for _, names := range spreadRooms(1000, 10) {
+		if len(names) > 16 {
+			t.Errorf("a sender in %d rooms, past maxRoomsPerMember 16", len(names))
+		}
+		for _, n := range names {
+			if seen[n] {
+				t.Errorf("room %s dealt twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	if len(seen) != 1000 {
+		t.Errorf("%d rooms dealt, want 1000", len(seen))
+	}
+	if p := sayPrefixes([][]string{{"r0", "r1"}}); !slices.Equal(p[0], []string{"#r0 ", "#r1 "}) {
+		t.Errorf("sayPrefixes: %q", p)
+	}
+}
+
+// TestAppendMessage checks that a message said in a room comes back
+// through the receivers' parser from the daemon's room line.
+func TestAppendMessage(t *testing.T) {
+	b := appendMessage([]byte("#r7 "), 1, 42, 1700000000123456789)
+	if string(b) != "#r7 FO|1|42|1700000000123456789" {
+		t.Fatalf("appendMessage: %q", b)
+	}
+	line := "[#r7] uid 9: " + strings.TrimPrefix(string(b), "#r7 ")
+	i := strings.Index(line, tagMessage)
+	ph, ts, ok := parseMessage([]byte(line[i+len(tagMessage):]))
+	if !ok || ph != 1 || ts != 1700000000123456789 {
+		t.Errorf("parseMessage(%q) = %d, %d, %v", line, ph, ts, ok)
+	}
+}
+
+// fakeRooms is a daemon that only welcomes and answers /join (refusing
+// the room named refuse), recording the rooms joined.
+func fakeRooms(t *testing.T, refuse string) (addr string, joins func() []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []string
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	go func() {
+		for uid := 1; ; uid++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() {
+				fmt.Fprintf(c, "* Welcome. You are uid %d.\r\n", uid)
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					name, ok := strings.CutPrefix(sc.Text(), "/join ")
+					if !ok {
+						continue
+					}
+					mu.Lock()
+					got = append(got, name)
+					mu.Unlock()
+					if name == refuse {
+						fmt.Fprintf(c, "! too many rooms (maxRooms 1)\r\n")
+					} else {
+						fmt.Fprintf(c, "* you are now in #%s (1 members)\r\n", name)
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(got))
+	}
+}
+
+// TestGroupJoinsItsRooms checks that a group's connection i joins room
+// (First+i)/RoomSize once welcomed, counts the answers, and counts a
+// refusal as an error.
+func TestGroupJoinsItsRooms(t *testing.T) {
+	addr, joins := fakeRooms(t, "r4")
+	g := newLocalGroup(groupSpec{Target: target{Addr: addr, Welcome: true}, N: 5, SrcAddrs: 1, DialConc: 2, BufSize: 4096, RoomSize: 2, First: 3})
+	defer g.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Connections 3..7 of the run: rooms 1, 2, 2, 3, 3.
+	done := waitFor(ctx, 10*time.Second, func() bool { p := g.progress(); return p.Joined+p.Errors >= 5 })
+	p := g.progress()
+	if !done || p.Joined != 5 || p.Errors != 0 {
+		t.Errorf("joined %d, errors %d (%s); want 5, 0", p.Joined, p.Errors, p.LastError)
+	}
+	if got := strings.Join(joins(), ","); got != "r1,r2,r2,r3,r3" {
+		t.Errorf("joins %s, want r1,r2,r2,r3,r3", got)
+	}
+	g2 := newLocalGroup(groupSpec{Target: target{Addr: addr, Welcome: true}, N: 2, SrcAddrs: 1, DialConc: 2, BufSize: 4096, RoomSize: 1, First: 4})
+	defer g2.close()
+	if err := g2.connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, 10*time.Second, func() bool { p := g2.progress(); return p.Joined+p.Errors >= 2 })
+	if p := g2.progress(); p.Joined != 1 || p.Errors != 1 || !strings.Contains(p.LastError, "too many rooms") {
+		t.Errorf("with r4 refused: joined %d, errors %d (%s); want 1, 1, the refusal", p.Joined, p.Errors, p.LastError)
+	}
+}
+
+// TestSplitGroups checks that the groups of a run split over worker
+// processes number their connections on from each other, so that a
+// connection's room does not depend on the process holding it.
+func TestSplitGroups(t *testing.T) {
+	var got []string
+	for _, s := range splitGroups(groupSpec{N: 19, SrcFirst: 1, RoomSize: 5}, 10) {
+		got = append(got, fmt.Sprintf("%d@%d/%d", s.N, s.First, s.SrcFirst))
+	}
+	if strings.Join(got, " ") != "10@0/1 9@10/11" {
+		t.Errorf("19 over per-proc 10: %v, want 10@0/1 9@10/11", got)
+	}
+	if s := splitGroups(groupSpec{N: 7, SrcFirst: 1}, 10); len(s) != 1 || s[0].N != 7 || s[0].First != 0 {
+		t.Errorf("7 over per-proc 10: %+v", s)
+	}
+}
+
+// roomRuns are a lobby fan-out and the rooms cases' runs, at saturation.
+func roomRuns(roomRate, roomUs float64) []*Run {
+	lobby := fanoutRun(kindFastws, 2.0e6, 0.5, 4, 2)
+	busy := &Run{Case: "rooms/1000-of-10000", Server: kindFastws, Round: 1, Metrics: map[string]float64{
+		"sat_deliveries_per_s": roomRate, "sat_server_us_per_delivery": roomUs, "sat_seconds": 4,
+		"sat_server_cpu_s": 4, "sat_tool_cpu_s": 2, "sat_lost": 0, "rate_lost": 0, "room_receivers": 1000, "vs_lobby": 1,
+	}}
+	many := &Run{Case: "rooms/1000x10", Server: kindFastws, Round: 1, Metrics: map[string]float64{
+		"sat_deliveries_per_s": 1.5e6, "sat_server_us_per_delivery": 0.7, "sat_seconds": 4,
+		"sat_server_cpu_s": 4, "sat_tool_cpu_s": 2, "sat_lost": 0, "room_receivers": 10,
+	}}
+	return []*Run{lobby, busy, many}
+}
+
+// TestRoomRows checks the rooms rows: fastws alone (no baseline, ratio
+// "-"), and the busy room divided by the lobby fan-out of the same
+// invocation, checked against issue 17's 10%.
+func TestRoomRows(t *testing.T) {
+	rows := buildRows(roomRuns(1.9e6, 0.56), casesOf(roomRuns(0, 0)), 2)
+	find := func(c, key string) *Row {
+		for i := range rows {
+			if rows[i].Case == c && rows[i].Key == key {
+				return &rows[i]
+			}
+		}
+		return nil
+	}
+	rate := find("rooms/1000-of-10000", "sat_deliveries_per_s"+vsLobby)
+	if rate == nil || rate.Fastws == nil || *rate.Fastws != 0.95 || rate.Target != "≥0.90× lobby" || rate.Pass == nil || !*rate.Pass {
+		t.Fatalf("deliveries ÷ lobby: %+v, want 0.95, ≥0.90× lobby pass", rate)
+	}
+	cpu := find("rooms/1000-of-10000", "sat_server_us_per_delivery"+vsLobby)
+	if cpu == nil || cpu.Target != "≤1.10× lobby" || cpu.Pass == nil || *cpu.Pass {
+		t.Fatalf("CPU ÷ lobby (1.12): %+v, want ≤1.10× lobby FAIL", cpu)
+	}
+	if r := find("rooms/1000-of-10000", "sat_deliveries_per_s"); r == nil || r.Baseline != nil || r.Ratio != nil || r.Naive != nil {
+		t.Errorf("rooms deliveries row %+v: want no baseline, no ratio", r)
+	}
+	if find("rooms/1000x10", "sat_deliveries_per_s"+vsLobby) != nil {
+		t.Error("rooms/1000x10 is compared with the lobby")
+	}
+	if r := find("rooms/1000x10", "sat_server_us_per_delivery"); r == nil || *r.Fastws != 0.7 {
+		t.Errorf("rooms/1000x10 CPU row %+v", r)
+	}
+	var table strings.Builder
+	(&Report{Rows: rows, Machine: Machine{CPUs: 2}}).writeTable(&table)
+	for _, want := range []string{"÷ fanout/telnet/1000 fastws 2,000,000", "≤1.10× lobby FAIL", "rooms: fastws alone"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	for _, line := range strings.Split(table.String(), "\n") {
+		if strings.Contains(line, "deliveries/s, saturation, ÷ lobby") {
+			if f := strings.Fields(line); !slices.Contains(f, "0.95") || !slices.Contains(f, "-") {
+				t.Errorf("÷ lobby row %q: want 0.95 and no ratio (-)", line)
+			}
+		}
+	}
+	var sum strings.Builder
+	(&Report{Rows: rows}).writeSummary(&sum)
+	if !strings.Contains(sum.String(), "| rooms/1000x10 | deliveries/s, saturation | 1,500,000 | - | - |") {
+		t.Errorf("summary lacks the rooms/1000x10 rate:\n%s", sum.String())
+	}
+	// A quotient just under the bound prints a third decimal.
+	rows = buildRows(roomRuns(1.799e6, 0.5), casesOf(roomRuns(0, 0)), 2)
+	if r := find("rooms/1000-of-10000", "sat_deliveries_per_s"+vsLobby); r.fastws() != "0.899" || *r.Pass {
+		t.Errorf("0.8995× prints %s (pass %v), want 0.899 FAIL", r.fastws(), *r.Pass)
+	}
+	// Without a lobby run nothing is compared.
+	rows = buildRows(roomRuns(1.9e6, 0.5)[1:], casesOf(roomRuns(0, 0)[1:]), 2)
+	if find("rooms/1000-of-10000", "sat_deliveries_per_s"+vsLobby) != nil {
+		t.Error("compared with a lobby run that is not there")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -289,14 +290,17 @@ func (b *bench) case2(ctx context.Context, s *server, ws bool, n int, r *Run) {
 }
 
 // probe is a connection of this process that sends markers and fan-out
-// messages and counts what comes back to it.
+// messages and counts what comes back to it: the sender of a fan-out or
+// rooms case.
 type probe struct {
-	cl    *client
-	marks [maxMarkers]atomic.Int64
-	recv  [numPhases]atomic.Int64
-	err   atomic.Value
-	quiet atomic.Bool
-	done  chan struct{}
+	cl      *client
+	marks   [maxMarkers]atomic.Int64
+	recv    [numPhases]atomic.Int64
+	joined  atomic.Int64 // "* you are now in #..." lines
+	refused atomic.Value // the last "! ..." line (a string)
+	err     atomic.Value
+	quiet   atomic.Bool
+	done    chan struct{}
 }
 
 func (b *bench) newProbe(ctx context.Context, t target) (*probe, error) {
@@ -324,6 +328,10 @@ func (b *bench) newProbe(ctx context.Context, t target) (*probe, error) {
 				}
 			} else if i := bytes.Index(msg, []byte(tagMarker)); i >= 0 {
 				seen = countMarker(msg[i+len(tagMarker):], seen, &p.marks)
+			} else if bytes.HasPrefix(msg, []byte(roomJoined)) {
+				p.joined.Add(1)
+			} else if bytes.HasPrefix(msg, []byte(refusal)) {
+				p.refused.Store(string(msg))
 			}
 		}
 	}()
@@ -336,22 +344,24 @@ func (p *probe) close() {
 	<-p.done
 }
 
-// mark sends marker k and waits until every connection of gs (and the
-// probe) has read it: then whatever was queued before it is delivered.
-// The marker is sent again every 250ms while some have not read it: a
-// client cannot tell when the baseline has registered its connection, so
-// the first marker may miss the last few.
-func (b *bench) mark(ctx context.Context, p *probe, gs groups, n int, k int, timeout time.Duration) error {
-	msg := []byte(tagMarker + strconv.Itoa(k))
+// mark has senders[0] send marker k and waits until every connection
+// of gs and every sender has read it: then whatever was queued before it
+// is delivered. The marker goes with prefix ("#lobby " in the rooms
+// cases, whose senders' current room is another). It is sent again every
+// 250ms while some have not read it: a client cannot tell when the
+// baseline has registered its connection, so the first marker may miss
+// the last few.
+func (b *bench) mark(ctx context.Context, senders []*probe, gs groups, n int, k int, timeout time.Duration, prefix string) error {
+	msg := []byte(prefix + tagMarker + strconv.Itoa(k))
 	var err error
 	next := time.Now()
 	ok := waitFor(ctx, timeout, func() bool {
 		pr := gs.progress()
-		if pr.Marks[k] >= int64(n) && p.marks[k].Load() > 0 {
+		if pr.Marks[k] >= int64(n) && !slices.ContainsFunc(senders, func(p *probe) bool { return p.marks[k].Load() == 0 }) {
 			return true
 		}
 		if err == nil && time.Now().After(next) {
-			err = p.cl.send(msg)
+			err = senders[0].cl.send(msg)
 			next = time.Now().Add(250 * time.Millisecond)
 		}
 		return err != nil

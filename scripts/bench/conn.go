@@ -206,6 +206,14 @@ func (cl *client) write(b0 byte, p []byte) error {
 	return err
 }
 
+// writeRaw writes b, lines or frames made with frame, in one write.
+func (cl *client) writeRaw(b []byte) error {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	_, err := cl.c.Write(b)
+	return err
+}
+
 // frame appends p as a line, or as a masked client frame.
 func (cl *client) frame(b []byte, b0 byte, p []byte) []byte {
 	if !cl.ws {

@@ -12,15 +12,40 @@ import (
 // announced to everyone already there) has been read. It records the
 // set-up costs in r.
 func (b *bench) receivers(ctx context.Context, s *server, ws bool, n int, r *Run) (*probe, groups, error) {
-	t := s.target(ws)
-	p, err := b.newProbe(ctx, t)
+	senders, gs, err := b.setup(ctx, s, ws, n, r, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	return senders[0], gs, nil
+}
+
+// setup is receivers, and with a plan the rooms: receiver i joins room
+// i/plan.size, sender j (senders[0] is the probe) joins plan.senders[j],
+// and the set-up traffic is read once every join is answered. The
+// markers then go to the lobby, where everyone is.
+func (b *bench) setup(ctx context.Context, s *server, ws bool, n int, r *Run, plan *roomPlan) ([]*probe, groups, error) {
+	t := s.target(ws)
+	nsend := 1
+	if plan != nil {
+		nsend = max(len(plan.senders), 1)
+	}
+	var senders []*probe
+	for range nsend {
+		p, err := b.newProbe(ctx, t)
+		if err != nil {
+			closeProbes(senders)
+			return nil, nil, err
+		}
+		senders = append(senders, p)
+	}
 	spec := groupSpec{Target: t, N: n, SrcAddrs: b.opt.srcAddrs, SrcFirst: 1, DialConc: b.opt.dialConc, BufSize: b.opt.bufSize}
+	prefix := ""
+	if plan != nil {
+		spec.RoomSize, prefix = plan.size, "#"+lobbyRoom+" "
+	}
 	gs, err := newGroups(ctx, b.workers, spec, b.opt.perProc)
 	if err != nil {
-		p.close()
+		closeProbes(senders)
 		return nil, nil, err
 	}
 	w := b.begin(s)
@@ -34,8 +59,11 @@ func (b *bench) receivers(ctx context.Context, s *server, ws bool, n int, r *Run
 		if pr.Connected < int64(n) {
 			err = errors.Join(err, errors.New(strconv.FormatInt(pr.Connected, 10)+" of "+strconv.Itoa(n)+" connected; last error: "+pr.LastError))
 		}
+		if err == nil && plan != nil {
+			err = b.join(ctx, senders, plan.senders, gs, n)
+		}
 		if err == nil {
-			err = b.mark(ctx, p, gs, n, 1, b.opt.setupTimeout)
+			err = b.mark(ctx, senders, gs, n, 1, b.opt.setupTimeout, prefix)
 		}
 	})
 	b.end(s, &w)
@@ -44,7 +72,7 @@ func (b *bench) receivers(ctx context.Context, s *server, ws bool, n int, r *Run
 	r.set("setup_server_cpu_s", w.Srv.Seconds())
 	r.set("setup_tool_cpu_s", w.Own.Seconds())
 	if err != nil {
-		b.teardown(s, p, gs)
+		b.teardown(s, senders, gs)
 		return nil, nil, err
 	}
 	where := "this process"
@@ -53,17 +81,25 @@ func (b *bench) receivers(ctx context.Context, s *server, ws bool, n int, r *Run
 	}
 	b.progressf("  %s: %d connected from %s in %.1fs, set-up traffic (%.0f messages) read after %.1fs (server CPU %.1fs)",
 		s.kind, n, where, connected.Seconds(), r.Metrics["setup_messages"], w.Wall.Seconds(), w.Srv.Seconds())
-	return p, gs, nil
+	return senders, gs, nil
+}
+
+func closeProbes(ps []*probe) {
+	for _, p := range ps {
+		p.close()
+	}
 }
 
 // teardown stops the server before the clients close, so that fastws does
 // not announce tens of thousands of departures to the ones still there.
-func (b *bench) teardown(s *server, p *probe, gs groups) {
+func (b *bench) teardown(s *server, senders []*probe, gs groups) {
 	gs.quiet()
-	p.quiet.Store(true)
+	for _, p := range senders {
+		p.quiet.Store(true)
+	}
 	s.stop()
 	gs.close()
-	p.close()
+	closeProbes(senders)
 }
 
 // fanout: one sender, n receivers: at saturation (the sender keeps at
@@ -75,11 +111,28 @@ func (b *bench) fanout(ctx context.Context, s *server, ws bool, n int, r *Run) {
 		r.failf("set-up: %v", err)
 		return
 	}
-	defer b.teardown(s, p, gs)
+	b.measure(ctx, s, gs, traffic{senders: []*probe{p}, rooms: [][]string{{""}}, per: n, receivers: n}, 2, r)
+}
+
+// traffic is what the senders of a fan-out or rooms case send: each sender
+// cycles through its rooms, one message to each in one write (a room is
+// the prefix of its lines: "" for the sender's current room, "#r7 "),
+// and every message reaches per receivers. The saturation window is
+// counted over receivers connections.
+type traffic struct {
+	senders   []*probe
+	rooms     [][]string
+	per       int
+	receivers int
+}
+
+// measure runs phases of ld (1: saturation; 2: and the fixed rate)
+// against gs, records what they found in r, and tears the case down.
+func (b *bench) measure(ctx context.Context, s *server, gs groups, ld traffic, phases int, r *Run) {
+	defer b.teardown(s, ld.senders, gs)
 	b.profile(s, r.Case, func() {
-		b.phase(ctx, s, p, gs, n, 0, r)
-		if ctx.Err() == nil {
-			b.phase(ctx, s, p, gs, n, 1, r)
+		for ph := 0; ph < phases && ctx.Err() == nil; ph++ {
+			b.phase(ctx, s, ld, gs, ph, r)
 		}
 	})
 	rep, err := gs.report()
@@ -87,7 +140,7 @@ func (b *bench) fanout(ctx context.Context, s *server, ws bool, n int, r *Run) {
 		r.failf("report: %v", err)
 		return
 	}
-	for ph, pre := range []string{"sat_", "rate_"} {
+	for ph, pre := range []string{"sat_", "rate_"}[:phases] {
 		h := rep.Hist[ph]
 		r.set(pre+"p50_ms", ms(h.quantile(0.50)))
 		r.set(pre+"p99_ms", ms(h.quantile(0.99)))
@@ -95,6 +148,12 @@ func (b *bench) fanout(ctx context.Context, s *server, ws bool, n int, r *Run) {
 	}
 	if pr := gs.progress(); pr.Errors > 0 {
 		r.failf("%d receiver errors, last: %s", pr.Errors, pr.LastError)
+	}
+	for _, p := range ld.senders {
+		if v, ok := p.refused.Load().(string); ok {
+			r.failf("a sender was refused: %q", v)
+			break
+		}
 	}
 	if s.kind == kindFastws {
 		if st, _, err := s.status(ctx); err == nil {
@@ -105,6 +164,11 @@ func (b *bench) fanout(ctx context.Context, s *server, ws bool, n int, r *Run) {
 			}
 		}
 	}
+	if phases < 2 {
+		b.progressf("  %s: saturation %.0f deliveries/s, server %.3f µs/delivery, p50 %.1f ms p99 %.1f ms; lost %g",
+			s.kind, r.Metrics["sat_deliveries_per_s"], r.Metrics["sat_server_us_per_delivery"], r.Metrics["sat_p50_ms"], r.Metrics["sat_p99_ms"], r.Metrics["sat_lost"])
+		return
+	}
 	b.progressf("  %s: saturation %.0f deliveries/s, server %.3f µs/delivery, p99 %.1f ms; %g/s: p50 %.2f ms p99 %.2f ms max %.2f ms; lost %g+%g",
 		s.kind, r.Metrics["sat_deliveries_per_s"], r.Metrics["sat_server_us_per_delivery"], r.Metrics["sat_p99_ms"],
 		b.opt.rate, r.Metrics["rate_p50_ms"], r.Metrics["rate_p99_ms"], r.Metrics["rate_max_ms"], r.Metrics["sat_lost"], r.Metrics["rate_lost"])
@@ -114,8 +178,9 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // phase sends one phase's messages and waits for their delivery: phase 0
 // as fast as the window allows for satDur (or satMsgs messages), phase 1
-// at opt.rate messages per second for rateDur.
-func (b *bench) phase(ctx context.Context, s *server, p *probe, gs groups, n, ph int, r *Run) {
+// at opt.rate messages per second for rateDur. The senders take turns,
+// each writing one message to each of its rooms.
+func (b *bench) phase(ctx context.Context, s *server, ld traffic, gs groups, ph int, r *Run) {
 	pre := []string{"sat_", "rate_"}[ph]
 	if ph == 0 {
 		b.progressf("  %s: saturation for %s (window %d messages per receiver)", s.kind, b.opt.satDur, b.opt.window)
@@ -125,23 +190,27 @@ func (b *bench) phase(ctx context.Context, s *server, p *probe, gs groups, n, ph
 	recv0 := gs.progress().Recv[ph]
 	w := b.begin(s)
 	var sent int64
-	msg := make([]byte, 0, 64)
+	var line, batch []byte
+	turn := 0
 	send := func() error {
-		msg = append(msg[:0], tagMessage...)
-		msg = strconv.AppendInt(msg, int64(ph), 10)
-		msg = append(msg, '|')
-		msg = strconv.AppendInt(msg, sent, 10)
-		msg = append(msg, '|')
-		msg = strconv.AppendInt(msg, time.Now().UnixNano(), 10)
-		sent++
-		return p.cl.send(msg)
+		p, rooms := ld.senders[turn], ld.rooms[turn]
+		turn = (turn + 1) % len(ld.senders)
+		batch = batch[:0]
+		now := time.Now().UnixNano()
+		for _, room := range rooms {
+			line = appendMessage(append(line[:0], room...), ph, sent, now)
+			batch = p.cl.frame(batch, 0x81, line)
+			sent++
+		}
+		return p.cl.writeRaw(batch)
 	}
+	per := int64(ld.per)
 	var err error
 	if ph == 0 {
 		end := time.Now().Add(b.opt.satDur)
-		limit := int64(b.opt.window) * int64(n)
+		limit := int64(b.opt.window) * int64(ld.receivers)
 		for err == nil && ctx.Err() == nil && time.Now().Before(end) && (b.opt.satMsgs == 0 || sent < int64(b.opt.satMsgs)) {
-			if sent*int64(n)-(gs.progress().Recv[ph]-recv0) >= limit {
+			if sent*per-(gs.progress().Recv[ph]-recv0) >= limit {
 				time.Sleep(50 * time.Microsecond)
 				continue
 			}
@@ -160,7 +229,7 @@ func (b *bench) phase(ctx context.Context, s *server, p *probe, gs groups, n, ph
 	if err != nil {
 		r.failf("%ssend: %v", pre, err)
 	}
-	want := sent * int64(n)
+	want := sent * per
 	drained := waitFor(ctx, b.opt.drain, func() bool { return gs.progress().Recv[ph]-recv0 >= want })
 	b.end(s, &w)
 	got := gs.progress().Recv[ph] - recv0
@@ -209,7 +278,7 @@ func (b *bench) idle(ctx context.Context, s *server, ws bool, n int, r *Run) {
 		r.failf("set-up: %v", err)
 		return
 	}
-	defer b.teardown(s, p, gs)
+	defer b.teardown(s, []*probe{p}, gs)
 	time.Sleep(b.opt.settle)
 	rss1, err := procRSS(s.pid())
 	if err != nil {

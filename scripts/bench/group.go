@@ -32,6 +32,11 @@ type groupSpec struct {
 	SrcFirst int    `json:"srcFirst"` // offset into them, so groups spread
 	DialConc int    `json:"dialConc"` // connections being set up at once
 	BufSize  int    `json:"bufSize"`
+	// RoomSize, if not 0, makes each connection join a room once set up:
+	// connection i of the run (First+i of the group) joins room number
+	// (First+i)/RoomSize (see roomName).
+	RoomSize int `json:"roomSize,omitempty"`
+	First    int `json:"first"`
 }
 
 // groupProgress is a group's counters as of now.
@@ -40,6 +45,7 @@ type groupProgress struct {
 	Errors    int64             `json:"errors"`    // failed connects, unexpected closes
 	LastError string            `json:"lastError,omitempty"`
 	Messages  int64             `json:"messages"` // lines or text frames read, of any kind
+	Joined    int64             `json:"joined"`   // connections told they are in their room
 	Marks     [maxMarkers]int64 `json:"marks"`    // connections that read marker k
 	Recv      [numPhases]int64  `json:"recv"`     // messages read, per phase
 }
@@ -75,7 +81,7 @@ type localGroup struct {
 	lastErr string
 
 	connected, errors atomic.Int64
-	messages          atomic.Int64
+	messages, joined  atomic.Int64
 	marks             [maxMarkers]atomic.Int64
 	recv              [numPhases]atomic.Int64
 	hist              [numPhases][histShards]hist
@@ -110,6 +116,11 @@ func (g *localGroup) connect(ctx context.Context) error {
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			cl, err := connect(dctx, g.d, g.spec.Target, g.spec.SrcFirst+i, g.spec.BufSize)
+			if err == nil && g.spec.RoomSize > 0 {
+				if err = cl.send([]byte("/join " + roomName((g.spec.First+i)/g.spec.RoomSize))); err != nil {
+					cl.close()
+				}
+			}
 			if err != nil {
 				g.fail(err)
 				return
@@ -139,6 +150,16 @@ func (g *localGroup) read(cl *client, shard int) {
 			return
 		}
 		g.messages.Add(1)
+		if g.spec.RoomSize > 0 {
+			switch {
+			case bytes.HasPrefix(msg, []byte(roomJoined)):
+				g.joined.Add(1)
+				continue
+			case bytes.HasPrefix(msg, []byte(refusal)):
+				g.fail(fmt.Errorf("refused: %q", msg))
+				continue
+			}
+		}
 		if i := bytes.Index(msg, []byte(tagMessage)); i >= 0 {
 			phase, ts, ok := parseMessage(msg[i+len(tagMessage):])
 			if ok {
@@ -186,7 +207,7 @@ func parseMessage(b []byte) (phase int, ts int64, ok bool) {
 }
 
 func (g *localGroup) progress() groupProgress {
-	p := groupProgress{Connected: g.connected.Load(), Errors: g.errors.Load(), Messages: g.messages.Load()}
+	p := groupProgress{Connected: g.connected.Load(), Errors: g.errors.Load(), Messages: g.messages.Load(), Joined: g.joined.Load()}
 	g.mu.Lock()
 	p.LastError = g.lastErr
 	g.mu.Unlock()
@@ -234,23 +255,12 @@ type groups []group
 // connections; more are split evenly over worker processes of at most
 // perProc each (this process keeps the sender and the probes).
 func newGroups(ctx context.Context, w *workers, spec groupSpec, perProc int) (groups, error) {
+	specs := splitGroups(spec, perProc)
+	if len(specs) == 1 {
+		return groups{newLocalGroup(specs[0])}, nil
+	}
 	var gs groups
-	first := spec.SrcFirst
-	for left := spec.N; left > 0; {
-		s := spec
-		s.N = min(left, perProc)
-		if spec.N > perProc {
-			// Split evenly: 19,000 over two processes is 9,500 each.
-			procs := (spec.N + perProc - 1) / perProc
-			s.N = min(left, (spec.N+procs-1)/procs)
-		}
-		s.SrcFirst = first
-		first += s.N
-		left -= s.N
-		if spec.N <= perProc {
-			gs = append(gs, newLocalGroup(s))
-			continue
-		}
+	for _, s := range specs {
 		g, err := w.start(ctx, s)
 		if err != nil {
 			gs.close()
@@ -259,6 +269,26 @@ func newGroups(ctx context.Context, w *workers, spec groupSpec, perProc int) (gr
 		gs = append(gs, g)
 	}
 	return gs, nil
+}
+
+// splitGroups splits spec into groups of at most perProc connections,
+// evenly (19,000 over two processes is 9,500 each), each numbered from
+// where the one before it ends (First, and SrcFirst for the source
+// addresses).
+func splitGroups(spec groupSpec, perProc int) []groupSpec {
+	if spec.N <= perProc {
+		return []groupSpec{spec}
+	}
+	procs := (spec.N + perProc - 1) / perProc
+	var out []groupSpec
+	for first := 0; first < spec.N; {
+		s := spec
+		s.N = min(spec.N-first, (spec.N+procs-1)/procs)
+		s.SrcFirst, s.First = spec.SrcFirst+first, spec.First+first
+		first += s.N
+		out = append(out, s)
+	}
+	return out
 }
 
 // connect sets up every group at once.
@@ -281,6 +311,7 @@ func (gs groups) progress() groupProgress {
 		p.Connected += q.Connected
 		p.Errors += q.Errors
 		p.Messages += q.Messages
+		p.Joined += q.Joined
 		if q.LastError != "" {
 			p.LastError = q.LastError
 		}

@@ -59,6 +59,9 @@ type options struct {
 	satMsgs                   int
 	rate                      float64
 	fanout, idle              []int
+	room, roomConns           int // rooms/ROOM-of-ROOMCONNS
+	busyRooms, roomSize       int // rooms/BUSYROOMSxROOMSIZE
+	roomsPerSender            int
 	protos                    []string
 	srcAddrs, dialConc, loops int
 	perProc, bufSize          int
@@ -120,6 +123,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "fan-out: how long deliveries may take after the last send")
 	fs.Var((*intList)(&o.fanout), "fanout", "fan-out receiver counts")
 	fs.Var((*intList)(&o.idle), "idle", "idle connection counts")
+	fs.IntVar(&o.room, "room", 1000, "rooms/N-of-M: receivers in the room the one sender talks to (compared with the lobby fan-out at N)")
+	fs.IntVar(&o.roomConns, "room-conns", 10000, "rooms/N-of-M: receiving connections, the others in idle rooms of N")
+	fs.IntVar(&o.busyRooms, "busy-rooms", 1000, "rooms/RxK: rooms, every one busy")
+	fs.IntVar(&o.roomSize, "room-size", 10, "rooms/RxK: receivers per room")
+	fs.IntVar(&o.roomsPerSender, "rooms-per-sender", 10, "rooms/RxK: rooms each sender is in and cycles through (at most the daemon's maxRoomsPerMember, 16)")
 	fs.StringVar(&protos, "protos", protos, "protocols of the websocket-capable cases: telnet, websocket")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 4*time.Minute, "connecting receivers and reading their set-up traffic")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "idle: wait before reading RSS")
@@ -167,6 +175,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"case1": "300ms", "case2": "300ms", "case2-conns": "50", "sat": "2s", "sat-msgs": "200",
 			"rate-dur": "200ms", "drain": "5s", "fanout": "50", "idle": "50", "settle": "100ms",
 			"setup-timeout": "20s", "timeout": "2m", "per-proc": "40", "rounds": "1",
+			"room": "50", "room-conns": "150", "busy-rooms": "20", "room-size": "5",
 		}
 		for name, v := range smoke {
 			if !set[name] {
@@ -182,15 +191,26 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.rate <= 0 || o.window < 1 || o.perProc < 1 || o.dialConc < 1 || o.loops < 1 || o.rounds < 1 {
 		return nil, errors.New("-rate, -window, -per-proc, -dial-conc, -loops and -rounds must be positive")
 	}
+	if o.room < 1 || o.roomConns < o.room || o.busyRooms < 1 || o.roomSize < 1 || o.roomsPerSender < 1 {
+		return nil, errors.New("-room, -busy-rooms, -room-size and -rooms-per-sender must be positive, -room-conns at least -room")
+	}
 	return o, nil
 }
 
 // caseDef is one case of the suite, run against each server.
 type caseDef struct {
-	name string // "case1/telnet", "fanout/websocket/10000", ...
-	kind string // case1, case2, fanout, idle
+	name string // "case1/telnet", "fanout/websocket/10000", "rooms/1000x10", ...
+	kind string // case1, case2, fanout, idle, rooms
 	ws   bool
-	n    int
+	n    int // clients; in rooms, receiving connections
+	// room is a rooms case's receivers per room; lobby, for the case
+	// with one busy room, names the fan-out case (fastws in the lobby,
+	// as many receivers) it is compared with.
+	room  int
+	lobby string
+	// fastwsOnly: run against fastws alone (a lobby fan-out selected
+	// only as the comparison of a rooms case).
+	fastwsOnly bool
 }
 
 func (o *options) cases() []caseDef {
@@ -211,10 +231,49 @@ func (o *options) cases() []caseDef {
 			add("fanout", p == "websocket", n)
 		}
 	}
+	// The rooms cases, fastws alone (the baselines have no rooms), over
+	// telnet: one busy room among idle ones, compared with the lobby
+	// fan-out to as many receivers (added here, fastws alone, if -fanout
+	// and -protos leave it out); then many small rooms, all busy.
+	lobby := "fanout/telnet/" + strconv.Itoa(o.room)
+	if !slices.ContainsFunc(cs, func(c caseDef) bool { return c.name == lobby }) {
+		cs = append(cs, caseDef{name: lobby, kind: "fanout", n: o.room, fastwsOnly: true})
+	}
+	cs = append(cs,
+		caseDef{name: fmt.Sprintf("rooms/%d-of-%d", o.room, o.roomConns), kind: "rooms", n: o.roomConns, room: o.room, lobby: lobby},
+		caseDef{name: fmt.Sprintf("rooms/%dx%d", o.busyRooms, o.roomSize), kind: "rooms", n: o.busyRooms * o.roomSize, room: o.roomSize})
 	for _, p := range o.protos {
 		for _, n := range o.idle {
 			add("idle", p == "websocket", n)
 		}
+	}
+	return cs
+}
+
+// selectCases returns the cases of all that only matches (all of them if
+// only is nil), in order, and with them the lobby fan-out each selected
+// rooms case is compared with: if only leaves that out, it runs against
+// fastws alone.
+func selectCases(all []caseDef, only *regexp.Regexp) []caseDef {
+	if only == nil {
+		return all
+	}
+	need := map[string]bool{}
+	for _, c := range all {
+		if c.lobby != "" && only.MatchString(c.name) {
+			need[c.lobby] = true
+		}
+	}
+	var cs []caseDef
+	for _, c := range all {
+		switch {
+		case only.MatchString(c.name):
+		case need[c.name]:
+			c.fastwsOnly = true
+		default:
+			continue
+		}
+		cs = append(cs, c)
 	}
 	return cs
 }
@@ -295,10 +354,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var runs []*Run
 	warmUp := !opt.smoke
-	for _, c := range opt.cases() {
-		if only != nil && !only.MatchString(c.name) {
-			continue
-		}
+	for _, c := range selectCases(opt.cases(), only) {
 		rounds := 1
 		if c.kind == "case1" || c.kind == "case2" {
 			rounds = opt.rounds
@@ -370,13 +426,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // serversOf returns the servers case c runs against: not the naive
 // baseline in cases 1 and 2, where it is the same line echo as the
-// baseline.
+// baseline; fastws alone in the rooms cases (the baselines have no
+// rooms) and in a lobby fan-out run only as their comparison.
 func serversOf(c caseDef, servers []string) []string {
 	var ks []string
 	for _, k := range servers {
-		if k != kindNaive || c.kind != "case1" && c.kind != "case2" {
-			ks = append(ks, k)
+		switch {
+		case c.kind == "rooms" || c.fastwsOnly:
+			if k != kindFastws {
+				continue
+			}
+		case k == kindNaive && (c.kind == "case1" || c.kind == "case2"):
+			continue
 		}
+		ks = append(ks, k)
 	}
 	return ks
 }
@@ -430,6 +493,8 @@ func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
 		b.case2(ctx, s, c.ws, c.n, r)
 	case "fanout":
 		b.fanout(ctx, s, c.ws, c.n, r)
+	case "rooms":
+		b.rooms(ctx, s, c, r)
 	case "idle":
 		b.idle(ctx, s, c.ws, c.n, r)
 	}

@@ -52,8 +52,12 @@ type Row struct {
 	// had the load tool use more than generatorShare of the CPU the
 	// server left: their rate measures the load tool, not the server.
 	GeneratorBound []string `json:"generator_bound,omitempty"`
+	// Versus says what a row comparing fastws with itself (a rooms case
+	// with the lobby fan-out) divides by: "÷ fanout/telnet/1000 fastws
+	// 2,345,678". Its Fastws is the quotient; it has no Baseline.
+	Versus string `json:"versus,omitempty"`
 
-	bound float64 // of a ratio target, else 0
+	bound float64 // of a ratio target (or of one against the lobby), else 0
 }
 
 // generatorShare is the share of the CPU left by the server above which
@@ -126,6 +130,54 @@ func ratioAtLeast(v float64) func(caseDef) *goal {
 
 func zero(caseDef) *goal { return &goal{atMost: true, bound: 0} }
 
+// vsLobby ends the key of a rooms metric divided by fastws's own in the
+// lobby fan-out (see lobbyRatios).
+const vsLobby = "_vs_lobby"
+
+// lobbyUnit is the unit of a target on such a quotient.
+const lobbyUnit = "× lobby"
+
+func lobbyAtLeast(v float64) func(caseDef) *goal {
+	return func(caseDef) *goal { return &goal{bound: v, unit: lobbyUnit} }
+}
+
+func lobbyAtMost(v float64) func(caseDef) *goal {
+	return func(caseDef) *goal { return &goal{atMost: true, bound: v, unit: lobbyUnit} }
+}
+
+// lobbyKeys are the rooms metrics divided by the lobby's.
+var lobbyKeys = []string{"sat_deliveries_per_s", "sat_server_us_per_delivery", "rate_p99_ms"}
+
+// lobbyRatios adds to each fastws run of a rooms case compared with the
+// lobby (metric vs_lobby) the lobby's figures (lobby_KEY, from the median
+// fastws run of fanout/telnet/N, N its room_receivers) and the quotients
+// (KEY_vs_lobby). A run without a lobby run to compare with gets none.
+func lobbyRatios(runs []*Run) {
+	lobby := map[string][]*Run{}
+	for _, run := range runs {
+		if run.Server == kindFastws && strings.HasPrefix(run.Case, "fanout/") {
+			lobby[run.Case] = append(lobby[run.Case], run)
+		}
+	}
+	for _, run := range runs {
+		if run.Server != kindFastws || run.Metrics["vs_lobby"] != 1 {
+			continue
+		}
+		l := median(lobby["fanout/telnet/"+strconv.Itoa(int(run.Metrics["room_receivers"]))])
+		if l == nil {
+			continue
+		}
+		for _, k := range lobbyKeys {
+			v, ok1 := run.Metrics[k]
+			lv, ok2 := l.Metrics[k]
+			if ok1 && ok2 && lv != 0 {
+				run.set("lobby_"+k, lv)
+				run.set(k+vsLobby, v/lv)
+			}
+		}
+	}
+}
+
 // The targets of issue 7.
 var rowDefs = map[string][]rowDef{
 	"case1": {
@@ -158,6 +210,25 @@ var rowDefs = map[string][]rowDef{
 		{"rate_max_ms", "latency max ms, 100 msg/s", nil},
 		{"lost", "messages lost (baselines: still queued at the deadline)", zero},
 		{"setup_s", "set-up s (connect + join notices)", nil},
+		{"setup_server_cpu_s", "set-up server CPU s", nil},
+	},
+	// Rooms: fastws alone (the baselines have no rooms). The rows "÷
+	// lobby" are fastws's figure over its own in the lobby fan-out to as
+	// many receivers, from the same invocation (issue 17: within 10%).
+	"rooms": {
+		{"sat_deliveries_per_s", "deliveries/s, saturation", nil},
+		{"sat_deliveries_per_s" + vsLobby, "deliveries/s, saturation, ÷ lobby", lobbyAtLeast(0.9)},
+		{"sat_server_us_per_delivery", "server CPU µs/delivery, saturation", nil},
+		{"sat_server_us_per_delivery" + vsLobby, "server CPU µs/delivery, saturation, ÷ lobby", lobbyAtMost(1.1)},
+		{"sat_tool_us_per_delivery", "load tool CPU µs/delivery, saturation", nil},
+		{"sat_p50_ms", "latency p50 ms, saturation", nil},
+		{"sat_p99_ms", "latency p99 ms, saturation", nil},
+		{"sat_allocs_per_delivery", "server allocations/delivery, saturation (-pprof)", nil},
+		{"rate_p50_ms", "latency p50 ms, 100 msg/s", nil},
+		{"rate_p99_ms", "latency p99 ms, 100 msg/s", nil},
+		{"rate_p99_ms" + vsLobby, "latency p99, 100 msg/s, ÷ lobby", nil},
+		{"lost", "messages lost", zero},
+		{"setup_s", "set-up s (connect, join rooms, join notices)", nil},
 		{"setup_server_cpu_s", "set-up server CPU s", nil},
 	},
 	"idle": {
@@ -222,6 +293,7 @@ func buildRows(runs []*Run, cases []caseDef, cpus int) []Row {
 		}
 		load(run, cpus)
 	}
+	lobbyRatios(runs)
 	var rows []Row
 	for _, c := range cases {
 		by := map[string][]*Run{}
@@ -243,9 +315,14 @@ func buildRows(runs []*Run, cases []caseDef, cpus int) []Row {
 			if d.tgt != nil {
 				if t := d.tgt(c); t != nil {
 					row.Target, row.Pass = t.check(row)
-					if t.ratio {
+					if t.ratio || t.unit == lobbyUnit {
 						row.bound = t.bound
 					}
+				}
+			}
+			if base, ok := strings.CutSuffix(d.key, vsLobby); ok {
+				if v := metric(fw, "lobby_"+base); v != nil {
+					row.Versus = "÷ fanout/telnet/" + strconv.Itoa(int(*metric(fw, "room_receivers"))) + " fastws " + num(v)
 				}
 			}
 			for _, w := range windowKeys {
@@ -361,6 +438,8 @@ func (t *goal) check(row Row) (string, *bool) {
 	switch {
 	case t.ratio:
 		text, v = op+strconv.FormatFloat(t.bound, 'f', 2, 64)+"×", row.Ratio
+	case t.unit == lobbyUnit:
+		text, v = op+strconv.FormatFloat(t.bound, 'f', 2, 64)+t.unit, row.Fastws
 	case t.unit != "":
 		text, v = op+strconv.FormatFloat(t.bound, 'f', -1, 64)+" "+t.unit, row.Fastws
 	default:
@@ -387,6 +466,9 @@ func (r *Report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "ratio = fastws / baseline (the headline; targets check it), /naive = fastws / naive; CPU is utime+stime from /proc/PID/stat over the measured window\n")
 	fmt.Fprintf(w, "generator-bound: the load tool used more than %.0f%% of the CPU the server left (%d CPUs less the server's): that run's rate measures the load tool; read server CPU per delivery (round trip) instead\n\n",
 		generatorShare*100, r.Machine.CPUs)
+	if slices.ContainsFunc(r.Rows, func(row Row) bool { return strings.HasPrefix(row.Case, "rooms/") }) {
+		fmt.Fprintf(w, "rooms: fastws alone (the baselines have no rooms, so no ratio); a row \"÷ lobby\" is fastws's figure over its own in the lobby fan-out to as many receivers, same invocation\n\n")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CASE\tTARGET\tMETRIC\tFASTWS\tBASELINE\tRATIO\tNAIVE\t/NAIVE\tNOTE\t")
 	last := ""
@@ -404,7 +486,7 @@ func (r *Report) writeTable(w io.Writer) {
 				target += " FAIL"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, target, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, target, row.Metric, row.fastws(), num(row.Baseline), ratio(row),
 			num(row.Naive), ratio(Row{Ratio: row.NaiveRatio}), row.note())
 	}
 	_ = tw.Flush()
@@ -416,12 +498,26 @@ func (r *Report) writeTable(w io.Writer) {
 	}
 }
 
-// note says which servers' runs were generator-bound in row's window.
+// note says what a row against the lobby divides by, and which servers'
+// runs were generator-bound in row's window.
 func (row Row) note() string {
-	if len(row.GeneratorBound) == 0 {
-		return ""
+	var notes []string
+	if row.Versus != "" {
+		notes = append(notes, row.Versus)
 	}
-	return "generator-bound: " + strings.Join(row.GeneratorBound, ", ")
+	if len(row.GeneratorBound) > 0 {
+		notes = append(notes, "generator-bound: "+strings.Join(row.GeneratorBound, ", "))
+	}
+	return strings.Join(notes, "; ")
+}
+
+// fastws is row's fastws figure as the table prints it: a quotient
+// against the lobby as a ratio is printed.
+func (row Row) fastws() string {
+	if strings.HasSuffix(row.Key, vsLobby) {
+		return ratio(Row{Ratio: row.Fastws, bound: row.bound})
+	}
+	return num(row.Fastws)
 }
 
 func num(v *float64) string {
@@ -474,15 +570,20 @@ func ratio(row Row) string {
 	return s
 }
 
-// summaryKeys are the rows of the markdown summary besides the targets.
-var summaryKeys = map[string]bool{"rt_per_s": true, "rss_kib_per_conn": true, "sat_p99_ms": true}
+// summaryKeys are the rows of the markdown summary besides the targets;
+// roomsSummaryKeys those of the rooms cases, which have no baseline.
+var (
+	summaryKeys      = map[string]bool{"rt_per_s": true, "rss_kib_per_conn": true, "sat_p99_ms": true}
+	roomsSummaryKeys = map[string]bool{"sat_deliveries_per_s": true, "sat_server_us_per_delivery": true}
+)
 
 // writeSummary prints the rows with a target (and a few more) as a
 // markdown table, for README.md.
 func (r *Report) writeSummary(w io.Writer) {
 	fmt.Fprintf(w, "| case | metric | fastws | baseline | ratio | naive | /naive | target |\n|---|---|--:|--:|--:|--:|--:|---|\n")
 	for _, row := range r.Rows {
-		if row.Target == "" && !summaryKeys[row.Key] || row.Key == "errors" || row.Key == "status_ok" {
+		rooms := strings.HasPrefix(row.Case, "rooms/") && roomsSummaryKeys[row.Key]
+		if row.Target == "" && !summaryKeys[row.Key] && !rooms || row.Key == "errors" || row.Key == "status_ok" {
 			continue
 		}
 		target := row.Target
@@ -492,7 +593,7 @@ func (r *Report) writeSummary(w io.Writer) {
 		if n := row.note(); n != "" {
 			target = strings.TrimSpace(target + " (" + n + ")")
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Case, row.Metric, num(row.Fastws), num(row.Baseline), ratio(row),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Case, row.Metric, row.fastws(), num(row.Baseline), ratio(row),
 			num(row.Naive), ratio(Row{Ratio: row.NaiveRatio}), target)
 	}
 	var failed []string
