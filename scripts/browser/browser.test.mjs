@@ -4,9 +4,10 @@
 // foreground with a temporary config.ini: one telnet and one websocket
 // instance on free loopback ports. Then it drives the page served on GET /
 // in Debian's chromium with playwright-core, talks to the daemon as a raw
-// telnet client and as npm ws clients, restarts the daemon to check that the
-// page reconnects, and saves phone- and desktop-width screenshots in
-// screenshots/.
+// telnet client and as npm ws clients, has pages join a room (tabs, unread
+// counts, the room list), restarts the daemon to check that the page
+// reconnects (and joins its rooms again), and saves phone- and
+// desktop-width screenshots in screenshots/.
 //
 //	FASTWS_BIN=/path/to/fastws node --test scripts/browser/
 //
@@ -276,6 +277,53 @@ async function waitText(page, selector, want, timeout = WAIT) {
     async () => `${selector}: ${(await page.locator(selector).count()) ? await text(page, selector) : '(missing)'}`);
 }
 
+// tabs returns the page's room tabs in order as {room, selected, unread}.
+function tabs(page) {
+  return page.$$eval('#tabs .tab', (ts) => ts.map((t) => ({
+    room: t.dataset.room,
+    selected: t.querySelector('[role="tab"]').getAttribute('aria-selected'),
+    unread: t.dataset.unread,
+  })));
+}
+
+const tabSel = (room) => `#tabs .tab[data-room="${room}"]`;
+const tabButton = (room) => `${tabSel(room)} [role="tab"]`;
+
+// waitTabs waits until page's tabs are rooms, in order, with selected
+// the one shown.
+async function waitTabs(page, rooms, selected, timeout = WAIT) {
+  await waitFor(async () => {
+    const ts = await tabs(page);
+    return ts.map((t) => t.room).join(' ') === rooms.join(' ')
+      && ts.every((t) => t.selected === String(t.room === selected));
+  }, `${page.name}: tabs ${rooms.join(' ')} with ${selected} selected`, timeout,
+  async () => `tabs: ${JSON.stringify(await tabs(page))}`);
+}
+
+async function waitUnread(page, room, want, timeout = WAIT) {
+  await waitFor(async () => (await tabs(page)).find((t) => t.room === room)?.unread === String(want),
+    `${page.name}: unread ${want} on #${room}`, timeout, async () => `tabs: ${JSON.stringify(await tabs(page))}`);
+}
+
+// roomMessages returns the page's message list as {kind, line, room,
+// hidden} objects (room undefined: shown in every tab).
+function roomMessages(page) {
+  return page.$$eval('#messages > *', (lis) => lis.map((li) => ({
+    kind: li.dataset.kind,
+    line: (li.querySelector('.line') || li).textContent,
+    room: li.dataset.room,
+    hidden: li.hidden,
+  })));
+}
+
+// waitRoomMessage waits until page lists a message of kind in room whose
+// text is line, shown (the room's tab is the selected one) or not.
+async function waitRoomMessage(page, room, kind, line, shown, timeout = WAIT) {
+  await waitFor(async () => (await roomMessages(page)).some((m) => m.room === room && m.kind === kind && m.line === line && m.hidden === !shown),
+    `${page.name}: [${kind}] ${line} in #${room}, ${shown ? 'shown' : 'hidden'}`, timeout,
+    async () => `messages:\n  ${(await roomMessages(page)).map((m) => `[${m.kind}${m.room ? ' #' + m.room : ''}${m.hidden ? ' hidden' : ''}] ${m.line}`).join('\n  ')}`);
+}
+
 async function say(page, line) {
   await page.locator('#input').fill(line);
   await page.locator('#input').press('Enter');
@@ -290,9 +338,10 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
   const pageErrors = [];
   const foreignRequests = [];
 
-  async function openPage(ctx, name) {
+  async function openPage(ctx, name, setup) {
     const page = await ctx.newPage();
     page.name = name;
+    setup?.(page);
     page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
     page.on('request', (req) => {
       const u = req.url();
@@ -482,6 +531,116 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
     }
   });
 
+  test('rooms: two pages join games, a third stays in the lobby', { timeout: TEST_TIMEOUT }, async () => {
+    const ctxG = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const sent = []; // what page G sends, as JSON texts
+    try {
+      const pageG = await openPage(ctxG, 'G', (p) => p.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload)))));
+      const uidG = await myUID(pageG);
+      await waitText(pageA, `#who [data-uid="${uidG}"]`, `uid ${uidG}`);
+      for (const p of [pageA, pageB, pageG]) await waitTabs(p, ['lobby'], 'lobby');
+      assert.equal(await pageA.locator(`${tabSel('lobby')} [data-testid="tab-leave"]`).count(), 0, 'the lobby tab has no leave button');
+
+      // A creates games by name, from the room list.
+      await pageA.locator('#rooms-toggle').click();
+      assert.equal(await pageA.locator('#rooms-panel').isVisible(), true);
+      assert.equal(await attr(pageA, '#rooms-toggle', 'aria-expanded'), 'true');
+      await pageA.locator('#room-input').fill('games');
+      await pageA.locator('#room-join').click();
+      await waitTabs(pageA, ['lobby', 'games'], 'games');
+      await waitRoomMessage(pageA, 'games', 'entered', '* you are now in #games (1 member)', true);
+      assert.equal(await pageA.locator('#rooms-panel').isVisible(), false, 'joining closes the room list');
+      await waitText(pageA, '#who-toggle', 'In #games');
+      await waitText(pageA, '#to', 'to: #games');
+
+      // G joins it from the list /rooms filled.
+      await pageG.locator('#rooms-toggle').click();
+      await pageG.locator('#room-list .room-chip[data-room="games"]').click({ timeout: WAIT });
+      await waitTabs(pageG, ['lobby', 'games'], 'games');
+      await waitRoomMessage(pageG, 'games', 'entered', '* you are now in #games (2 members)', true);
+      await waitRoomMessage(pageA, 'games', 'join', `* uid ${uidG} joined #games`, true);
+      // The who panel lists the room's members only.
+      await waitFor(async () => (await pageA.locator('#who > li').count()) === 2 && (await text(pageA, '#who-count')) === '2'
+        && (await pageA.locator(`#who [data-uid="${uidG}"]`).count()) === 1,
+      'A: #who lists the two members of #games', WAIT, async () => `#who: ${await text(pageA, '#who')}`);
+
+      // A line in games reaches A and G, in their games tab.
+      await say(pageA, 'hello games');
+      await waitRoomMessage(pageG, 'games', 'broadcast', `alice(${uidA}): hello games`, true);
+      await waitRoomMessage(pageA, 'games', 'broadcast', `alice(${uidA}): hello games`, true);
+      await say(pageG, 'hi from G');
+      await waitRoomMessage(pageA, 'games', 'broadcast', `uid ${uidG}: hi from G`, true);
+      assert.ok(sent.includes(JSON.stringify({ room: 'games', text: 'hi from G' })), `G sent:\n  ${sent.join('\n  ')}`);
+
+      // Tabs switch: the games lines hide, the lobby's show, and so do the
+      // lobby's members and where the send box sends.
+      await pageA.locator(tabButton('lobby')).click();
+      await waitTabs(pageA, ['lobby', 'games'], 'lobby');
+      await waitText(pageA, '#who-toggle', 'Online');
+      await waitText(pageA, '#to', 'to: everyone');
+      await pageA.locator(`#who [data-uid="${uidT}"]`).waitFor({ timeout: WAIT });
+      const inLobby = await roomMessages(pageA);
+      assert.ok(inLobby.some((m) => m.room === 'games') && inLobby.filter((m) => m.room === 'games').every((m) => m.hidden),
+        'A: the games lines are hidden in the lobby tab');
+      assert.ok(inLobby.some((m) => m.room === 'lobby' && !m.hidden && m.line === `uid ${uidT}: hi from telnet, 你好`),
+        'A: the lobby lines are shown in the lobby tab');
+      assert.equal(await pageA.locator('#messages li:not([hidden])', { hasText: 'hello games' }).count(), 0);
+      // The arrow keys move between tabs too.
+      await pageA.locator(tabButton('lobby')).press('ArrowRight');
+      await waitTabs(pageA, ['lobby', 'games'], 'games');
+      await pageA.locator(tabButton('games')).press('ArrowLeft');
+      await waitTabs(pageA, ['lobby', 'games'], 'lobby');
+
+      // An unread count on A's background games tab.
+      await say(pageG, 'are you there, alice?');
+      await waitUnread(pageA, 'games', 1);
+      await waitRoomMessage(pageA, 'games', 'broadcast', `uid ${uidG}: are you there, alice?`, false);
+      assert.equal(await pageA.locator(`${tabSel('games')} [data-testid="unread"]`).isVisible(), true);
+      assert.equal(await text(pageA, `${tabSel('games')} [data-testid="unread"]`), '1 unread');
+      assert.equal(await pageA.locator(`${tabSel('lobby')} [data-testid="unread"]`).isVisible(), false);
+      await waitFor(async () => (await pageA.title()) === '(1) fastws chat', 'A: the title counts unread messages');
+
+      // A line from A's lobby tab goes to the lobby: to B and telnet, and
+      // to G's lobby tab, in the background.
+      await say(pageA, 'anyone for a game?');
+      await waitMessage(pageB, 'broadcast', `alice(${uidA}): anyone for a game?`);
+      await tel.waitLine(`alice(${uidA}): anyone for a game?`);
+      await waitRoomMessage(pageG, 'lobby', 'broadcast', `alice(${uidA}): anyone for a game?`, false);
+      await waitUnread(pageG, 'lobby', 1);
+
+      // G's lobby tab: the count goes, and a plain line goes to the lobby
+      // (the daemon's current room is games until G's page says otherwise).
+      await pageG.locator(tabButton('lobby')).click();
+      await waitUnread(pageG, 'lobby', 0);
+      await say(pageG, 'me! see #games');
+      await waitMessage(pageB, 'broadcast', `uid ${uidG}: me! see #games`);
+      await waitRoomMessage(pageA, 'lobby', 'broadcast', `uid ${uidG}: me! see #games`, true);
+      const i = sent.indexOf(JSON.stringify({ text: 'me! see #games' }));
+      assert.ok(i > 0 && sent[i - 1] === JSON.stringify({ join: 'lobby' }), `G sent:\n  ${sent.join('\n  ')}`);
+
+      // A command acts on the tab shown.
+      await pageG.locator(tabButton('games')).click();
+      await say(pageG, '/who');
+      await waitFor(async () => (await messages(pageG)).some((m) => m.kind === 'who' && m.line.endsWith('* 2 in #games')),
+        'G: /who in the games tab lists #games', WAIT, () => dumpMessages(pageG));
+
+      // B, in the lobby alone, never shows a games line; telnet neither.
+      await waitTabs(pageB, ['lobby'], 'lobby');
+      const bs = await roomMessages(pageB);
+      assert.deepEqual(bs.filter((m) => m.room === 'games' || /hello games|hi from G|are you there/.test(m.line)), [],
+        'B shows a games line');
+      assert.deepEqual(tel.lines.filter((l) => /hello games|hi from G|are you there/.test(l)), [], 'telnet saw a games line');
+
+      // G leaves games from its tab: the tab goes, A hears it.
+      await pageG.locator(`${tabSel('games')} [data-testid="tab-leave"]`).click();
+      await waitTabs(pageG, ['lobby'], 'lobby');
+      await waitRoomMessage(pageA, 'games', 'leave', `* uid ${uidG} left #games`, false);
+      assert.equal((await roomMessages(pageG)).filter((m) => m.room === 'games').length, 0, 'G keeps the lines of a room it left');
+    } finally {
+      await ctxG.close();
+    }
+  });
+
   test('screenshots at phone and desktop widths', { timeout: TEST_TIMEOUT }, async () => {
     const ctxP = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     try {
@@ -491,8 +650,16 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
       await phone.locator('#nick-set').click();
       await waitText(phone, '#me', 'phone');
       await waitText(pageA, `#who [data-uid="${uidP}"]`, `phone(${uidP})`);
+      // The phone joins games by command, then goes back to the lobby tab.
+      await say(phone, '/join games');
+      await waitTabs(phone, ['lobby', 'games'], 'games');
+      await phone.locator(tabButton('lobby')).click();
+      await waitTabs(phone, ['lobby', 'games'], 'lobby');
 
       await say(pageA, 'Welcome! This page works on a phone, too.');
+      await say(pageA, '#games the games room is over here');
+      await waitRoomMessage(phone, 'games', 'broadcast', `alice(${uidA}): the games room is over here`, false);
+      await waitUnread(phone, 'games', 1);
       tel.send('hello from a telnet user');
       await pageA.locator(`#who [data-uid="${uidP}"] button`).click();
       await say(pageA, 'and this one is only for you');
@@ -516,6 +683,16 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
       assert.equal(await phone.locator('#who').isVisible(), false, 'picking a user folds the who list');
       await waitText(phone, '#to', `to: alice(${uidA})`);
 
+      // The room list on a phone.
+      await phone.locator('#rooms-toggle').click();
+      await phone.locator('#room-list .room-chip[data-room="games"]').waitFor({ state: 'visible', timeout: WAIT });
+      await phone.locator('#room-input').fill('support');
+      const roomsOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(roomsOverflow <= 0, `with the room list open, the page is ${roomsOverflow}px wider than a phone screen`);
+      await phone.screenshot({ path: path.join(screenshotDir, 'phone-rooms.png') });
+      await phone.locator('#room-input').press('Escape');
+      assert.equal(await phone.locator('#rooms-panel').isVisible(), false, 'Escape closes the room list');
+
       // Wide: the who list is a side panel, always shown.
       await pageA.locator(`#who [data-uid="${uidB}"] button`).click();
       await pageA.locator('#input').fill('typing a private reply…');
@@ -526,6 +703,17 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
       await pageA.screenshot({ path: path.join(screenshotDir, 'desktop.png') });
       await pageA.locator('#to-clear').click();
       await pageA.locator('#input').fill('');
+
+      // Wide, in the games tab: its lines, its members.
+      await pageA.locator(tabButton('games')).click();
+      await waitTabs(pageA, ['lobby', 'games'], 'games');
+      await waitText(pageA, '#who-toggle', 'In #games');
+      await waitText(pageA, `#who [data-uid="${uidP}"]`, `phone(${uidP})`);
+      await pageA.locator('#input').fill('typing in #games…');
+      await pageA.screenshot({ path: path.join(screenshotDir, 'desktop-rooms.png') });
+      await pageA.locator('#input').fill('');
+      await pageA.locator(tabButton('lobby')).click();
+      await waitTabs(pageA, ['lobby', 'games'], 'lobby');
     } finally {
       await ctxP.close();
     }
@@ -564,8 +752,14 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
     // A keeps its nick across the reconnect.
     await waitText(pageA, '#me', 'alice');
     await waitText(pageB, `#who [data-uid="${uidA}"]`, `alice(${uidA})`);
+    // A joins games again and stays on its lobby tab, where it writes.
+    await waitTabs(pageA, ['lobby', 'games'], 'lobby');
+    await waitText(pageA, '#who-toggle', 'Online');
     await say(pageA, 'back again');
     await waitMessage(pageB, 'broadcast', `alice(${uidA}): back again`);
+    await pageA.locator(tabButton('games')).click();
+    await say(pageA, 'games is back too');
+    await waitRoomMessage(pageA, 'games', 'broadcast', `alice(${uidA}): games is back too`, true);
   });
 
   test('no script errors and nothing fetched from elsewhere', () => {
