@@ -15,7 +15,6 @@ import (
 // opening instances waits for it, and then finds every instance unchanged,
 // rather than opening them all a second time.
 func TestReloadDuringStart(t *testing.T) {
-	t.Parallel() // waits on timers; overlaps with the others
 	s := New(discardLogger(), chat.Options{})
 	cfg := &config.Config{StopTimeout: 5 * time.Second, Defaults: config.DefaultLimits(),
 		Instances: []config.Instance{telnetInstance("a", 1), telnetInstance("b", 1)}}
