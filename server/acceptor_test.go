@@ -100,6 +100,7 @@ const limitChildEnv = "FASTWS_ACCEPTOR_LIMIT_CHILD"
 // dropped: those that do not fit wait in the kernel's queue, and each one
 // is welcomed once others leave.
 func TestAcceptorBurstAtFileLimit(t *testing.T) {
+	t.Parallel() // the server runs in a child process of its own
 	const (
 		nofile  = 128
 		clients = 3 * nofile
