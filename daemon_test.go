@@ -60,6 +60,7 @@ func (c *chatClient) waitEOF() {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				c.t.Fatalf("uid %s: connection still open", c.uid)
 			}
+			c.conn.Close() // as a real client does: the daemon, lingering for it, is done at once
 			return
 		}
 	}

@@ -101,6 +101,7 @@ func (c *meteredClient) waitEOF() []string {
 	for {
 		l, ok := c.line()
 		if !ok {
+			c.conn.Close() // as a real client does: the daemon, lingering for it, is done at once
 			return got
 		}
 		got = append(got, l)
