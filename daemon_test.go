@@ -107,18 +107,9 @@ func runDir(cfg string) string { return filepath.Join(filepath.Dir(cfg), "run") 
 
 func exists(path string) bool { _, err := os.Lstat(path); return err == nil }
 
-// statusJSON runs `status --json` and decodes it.
+// statusJSON runs `status --json` with the built binary and decodes it.
 func statusJSON(t *testing.T, cfg string) map[string]any {
-	t.Helper()
-	out, stderr, code := runCLI(t, "-c", cfg, "status", "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d: %s", code, stderr)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
-	}
-	return doc
+	return statusAs[map[string]any](t, runCLI, cfg)
 }
 
 func TestDaemonLifecycle(t *testing.T) {

@@ -69,7 +69,7 @@ func startInProc(t *testing.T, cfg string) *inProc {
 }
 
 // runIn runs the command line args in-process, as the binary would.
-func runIn(t *testing.T, args ...string) (stdout, stderr string, code int) {
+func runIn(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
 	code = run(t.Context(), args, &o, &e)
@@ -78,30 +78,12 @@ func runIn(t *testing.T, args ...string) (stdout, stderr string, code int) {
 
 // statusSnapshotIn runs `status --json` in-process and decodes it.
 func statusSnapshotIn(t *testing.T, cfg string) status.Snapshot {
-	t.Helper()
-	out, stderr, code := runIn(t, "-c", cfg, "status", "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d: %s", code, stderr)
-	}
-	var snap status.Snapshot
-	if err := json.Unmarshal([]byte(out), &snap); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	return snap
+	return statusAs[status.Snapshot](t, runIn, cfg)
 }
 
 // statusJSONIn runs `status --json` in-process and decodes it.
 func statusJSONIn(t *testing.T, cfg string) map[string]any {
-	t.Helper()
-	out, stderr, code := runIn(t, "-c", cfg, "status", "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d: %s", code, stderr)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
-	}
-	return doc
+	return statusAs[map[string]any](t, runIn, cfg)
 }
 
 // TestReload: the reload verb against an in-process daemon.
@@ -376,4 +358,19 @@ func TestRestartRefusesForegroundDaemon(t *testing.T) {
 	default:
 	}
 	connect(t, port) // still serving
+}
+
+// statusAs runs `status --json` through run (runCLI: the built binary;
+// runIn: in-process) and decodes it into a T.
+func statusAs[T any](t *testing.T, run func(testing.TB, ...string) (string, string, int), cfg string) T {
+	t.Helper()
+	out, stderr, code := run(t, "-c", cfg, "status", "--json")
+	if code != 0 {
+		t.Fatalf("status --json: exit %d: %s", code, stderr)
+	}
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	return v
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
 	"strconv"
 	"testing"
@@ -19,16 +18,7 @@ func dialTelnet(t *testing.T, port int) net.Conn {
 	return c
 }
 
-// statusSnapshot runs `status --json` and decodes it.
+// statusSnapshot runs `status --json` with the built binary and decodes it.
 func statusSnapshot(t *testing.T, cfg string) status.Snapshot {
-	t.Helper()
-	out, stderr, code := runCLI(t, "-c", cfg, "status", "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d: %s", code, stderr)
-	}
-	var snap status.Snapshot
-	if err := json.Unmarshal([]byte(out), &snap); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	return snap
+	return statusAs[status.Snapshot](t, runCLI, cfg)
 }
