@@ -22,6 +22,7 @@ const (
 	OpLeave               // /leave [NAME]
 	OpRooms               // /rooms
 	OpRoomSay             // #NAME text
+	OpAuth                // /auth TOKEN
 )
 
 // Command is a parsed client line.
@@ -82,6 +83,8 @@ func parse(line []byte) (cmd Command, target []byte) {
 			return roomCommand(OpLeave, bytes.TrimSpace(arg)), nil
 		case "/rooms":
 			return Command{Op: OpRooms}, nil
+		case "/auth":
+			return Command{Op: OpAuth, Text: string(bytes.TrimSpace(arg))}, nil
 		}
 		return Command{Op: OpUnknown, Text: string(word)}, nil
 	case '$':

@@ -26,12 +26,13 @@ const (
 	KindBye                  // to a member who typed /quit, before the close
 	KindEntered              // to a member who joined Room: Online is its member count
 	KindRooms                // the room list, to the asker
+	KindAuth                 // to a member who authenticated: Text is "authenticated as NAME (user ID)"
 	numKinds
 )
 
 var kindNames = [numKinds]string{
 	"welcome", "join", "leave", "message", "nick", "who", "info", "error", "shutdown", "bye",
-	"entered", "rooms",
+	"entered", "rooms", "auth",
 }
 
 // String returns the kind's JSON type name.
@@ -216,6 +217,10 @@ func (ev *Event) AppendLine(b []byte) []byte {
 			if r := ev.Room; r != nil && !r.lobby {
 				b = append(append(append(b, "[#"...), r.name...), "] "...)
 			}
+			if ev.UID == 0 { // from the server (an application): see Hub.SendServer
+				b = append(append(b, ev.Nick...), ": "...)
+				break
+			}
 			b = append(appendName(b, ev.UID, ev.Nick), ": "...)
 		case ev.Echo:
 			b = append(appendName(append(b, "(to "...), ev.To, ev.ToNick), "): "...)
@@ -230,6 +235,8 @@ func (ev *Event) AppendLine(b []byte) []byte {
 		return append(append(b, "! "...), ev.Text...)
 	case KindShutdown:
 		return append(b, "* server is shutting down"...)
+	case KindAuth:
+		return append(append(b, "* "...), ev.Text...)
 	case KindBye:
 		return append(b, "* bye"...)
 	case KindWho, KindInfo, KindRooms:

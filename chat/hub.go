@@ -36,6 +36,8 @@ type Hub struct {
 	outOfLobby   atomic.Int64     // members who left the lobby
 	maxRooms     atomic.Int64     // 0 = unlimited
 	maxPerMember atomic.Int64     // 0 = unlimited
+
+	ids identities // users and authentication: see user.go
 }
 
 // home is what members of one protocol on one fanout share: kept once,
@@ -204,6 +206,7 @@ func (h *Hub) Leave(m *Member) {
 		delete(h.nicks, m.nick.Load().key)
 	}
 	h.mu.Unlock()
+	h.forgetUser(m)
 	now := h.now()
 	if !h.leaveAll(m, now) {
 		return // out of the lobby: nothing to tell it
@@ -248,7 +251,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	case OpRooms:
 		cost = h.roomsCost(m)
 	}
-	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost, len(line))) {
+	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost, len(line))) || !h.authGate(m, cmd.Op) {
 		return
 	}
 	switch cmd.Op {
@@ -294,6 +297,12 @@ func (h *Hub) Handle(m *Member, line []byte) {
 		m.session.Reply(&Event{Kind: KindBye, UID: m.uid, Text: "bye", Time: now})
 		m.closed = true
 		m.session.Close(ReasonClientQuit)
+	case OpAuth:
+		if cmd.Text == "" {
+			h.Refuse(m, "usage: /auth TOKEN")
+			return
+		}
+		h.Auth(m, cmd.Text)
 	case OpUnknown:
 		h.Refuse(m, "unknown command "+cmd.Text)
 	}
@@ -581,6 +590,10 @@ type Member struct {
 	// closed is set when the room closes the member (/quit, a flood):
 	// what it sent after, even in the same read, is not taken.
 	closed bool
+	// authed is set once the member proved a user identity (see user.go,
+	// which keeps the identity itself in the Hub: Member has no room for
+	// more). Owned by the member's goroutine.
+	authed bool
 
 	home *home // protocol and fanout
 }

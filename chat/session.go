@@ -50,12 +50,15 @@ const (
 	ReasonShutdown                         // the daemon or the instance stopped
 	ReasonError                            // a socket error
 	ReasonPingTimeout                      // a websocket ping went unanswered past pongTimeout
+	ReasonAuthTimeout                      // requireAuth: not authenticated within authTimeout
+	ReasonDisconnected                     // disconnected by the application (the HTTP API)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"client_closed", "client_quit", "idle", "slow_consumer", "protocol_error",
 	"flood", "refused", "shutdown", "error", "ping_timeout",
+	"auth_timeout", "disconnected",
 }
 
 // String returns the reason's stable snake_case name.

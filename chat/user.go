@@ -1,0 +1,475 @@
+package chat
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Identity is what a verified user token says about its holder: the
+// application's user id, the nick it wants (optional) and the rooms to
+// join (optional). The server verifies tokens (chat knows no JWT) and
+// hands the Hub an Identity.
+type Identity struct {
+	User  string   // the application's user id, 1-64 bytes
+	Name  string   // becomes the nick; "" = keep the nick
+	Rooms []string // joined on authentication
+}
+
+// Verifier checks a user token and returns its identity, or an error
+// whose text is the short reason the member reads after "! bad token: "
+// ("expired", "bad signature"): never a secret. It must be safe for
+// concurrent use and must not block.
+type Verifier func(token string) (Identity, error)
+
+// AuthOptions configures identity on a [Hub]; see [Hub.SetAuth].
+type AuthOptions struct {
+	Verify Verifier // nil: /auth is refused ("! authentication is off")
+	// Require makes unauthenticated members unable to do anything but
+	// /auth, /help and /quit; the transport closes them with
+	// ReasonAuthTimeout once Timeout has passed (see [Hub.AuthDeadline]).
+	Require bool
+	Timeout time.Duration
+	// OnAuth, if set, is called with "" for each success and with the
+	// reason for each refusal, for metrics. It must not block.
+	OnAuth func(reason string)
+}
+
+// identities is the Hub's part for users: who holds which uid, and the
+// settings of SetAuth. Kept out of Member (see Member's size budget):
+// a member only carries a bool, its authenticated flag.
+type identities struct {
+	opts atomic.Pointer[AuthOptions]
+
+	mu     sync.RWMutex
+	byUID  map[uint64]string    // guarded by mu: uid -> user id
+	byUser map[string][]*Member // guarded by mu: user id -> its members, in uid order
+}
+
+// SetAuth sets how members authenticate (at start and on reload). It is
+// safe for concurrent use; members already authenticated stay so.
+func (h *Hub) SetAuth(o AuthOptions) {
+	h.ids.opts.Store(&o)
+}
+
+func (h *Hub) authOptions() *AuthOptions {
+	if p := h.ids.opts.Load(); p != nil {
+		return p
+	}
+	return &AuthOptions{}
+}
+
+// AuthDeadline returns how long an unauthenticated member may stay, and
+// whether there is such a limit (requireAuth). It is safe for concurrent
+// use.
+func (h *Hub) AuthDeadline() (time.Duration, bool) {
+	o := h.authOptions()
+	return o.Timeout, o.Require && o.Timeout > 0
+}
+
+// Authenticated reports whether m proved a user identity. It must be
+// called on the goroutine that handles m's lines.
+func (m *Member) Authenticated() bool { return m.authed }
+
+// User returns the user id of member uid, "" if anonymous or gone. It is
+// safe for concurrent use.
+func (h *Hub) User(uid uint64) string {
+	h.ids.mu.RLock()
+	defer h.ids.mu.RUnlock()
+	return h.ids.byUID[uid]
+}
+
+// Auth verifies token for m with the configured Verifier and, if it is
+// good, authenticates m: the transports' "/auth TOKEN", "?token=" and
+// {"auth": TOKEN} all end here. A bad token is answered
+// "! bad token: REASON" and leaves m as it was. It is called on the
+// goroutine that handles m's lines.
+func (h *Hub) Auth(m *Member, token string) {
+	o := h.authOptions()
+	if o.Verify == nil {
+		h.Refuse(m, "authentication is off")
+		return
+	}
+	id, err := o.Verify(token)
+	if err != nil {
+		if o.OnAuth != nil {
+			o.OnAuth(err.Error())
+		}
+		h.Refuse(m, "bad token: "+err.Error())
+		return
+	}
+	if o.OnAuth != nil {
+		o.OnAuth("")
+	}
+	h.Authenticate(m, id)
+}
+
+// Authenticate makes m the member of user id.User: id.Name becomes its
+// nick (taken over from whoever holds it: the user's name wins), and it
+// joins id.Rooms. m reads "* authenticated as NAME (user ID)". A second
+// authentication replaces the first. It is called on the goroutine that
+// handles m's lines.
+func (h *Hub) Authenticate(m *Member, id Identity) {
+	if h.members.load(m.uid) != m {
+		return // gone
+	}
+	now := h.now()
+	h.ids.mu.Lock()
+	if h.ids.byUID == nil {
+		h.ids.byUID = make(map[uint64]string)
+		h.ids.byUser = make(map[string][]*Member)
+	}
+	if old, ok := h.ids.byUID[m.uid]; ok {
+		h.dropUserLocked(m, old)
+	}
+	h.ids.byUID[m.uid] = id.User
+	ms := h.ids.byUser[id.User]
+	i, _ := slices.BinarySearchFunc(ms, m.uid, func(x *Member, uid uint64) int { return cmpUID(x.uid, uid) })
+	h.ids.byUser[id.User] = slices.Insert(ms, i, m)
+	h.ids.mu.Unlock()
+	m.authed = true
+	if id.Name != "" {
+		h.takeNick(m, id.Name, now)
+	}
+	shown := m.Nick()
+	if shown == "" {
+		shown = "uid " + strconv.FormatUint(m.uid, 10)
+	}
+	m.session.Reply(&Event{Kind: KindAuth, UID: m.uid, Nick: m.Nick(), Text: "authenticated as " + shown + " (user " + id.User + ")", Time: now})
+	for _, room := range id.Rooms {
+		if s, key, ok := roomArg([]byte(room)); ok {
+			h.joinRoom(m, s, key, now)
+		}
+	}
+}
+
+func cmpUID(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// dropUserLocked takes m out of user's list. h.ids.mu is held.
+func (h *Hub) dropUserLocked(m *Member, user string) {
+	ms := slices.DeleteFunc(h.ids.byUser[user], func(x *Member) bool { return x == m })
+	if len(ms) == 0 {
+		delete(h.ids.byUser, user)
+	} else {
+		h.ids.byUser[user] = ms
+	}
+	delete(h.ids.byUID, m.uid)
+}
+
+// forgetUser takes m out of the user index as it leaves.
+func (h *Hub) forgetUser(m *Member) {
+	if !m.authed {
+		return
+	}
+	h.ids.mu.Lock()
+	if user, ok := h.ids.byUID[m.uid]; ok {
+		h.dropUserLocked(m, user)
+	}
+	h.ids.mu.Unlock()
+}
+
+// takeNick gives m the nick name, taking it from its holder if need be:
+// a name a user token vouches for wins over one anyone could type. An
+// invalid name is ignored (the token's user id still holds).
+func (h *Hub) takeNick(m *Member, name string, now time.Time) {
+	nick, key, err := checkNick(name)
+	if err != nil {
+		h.Refuse(m, "token name "+strconv.Quote(name)+" is not a valid nick ("+err.Error()+")")
+		return
+	}
+	h.mu.Lock()
+	if h.members.load(m.uid) != m || m.Nick() == nick {
+		h.mu.Unlock()
+		return
+	}
+	var loser *Member
+	if owner, taken := h.nicks[key]; taken && owner != m.uid {
+		if loser = h.members.load(owner); loser != nil {
+			loser.nick.Store(nil)
+		}
+		delete(h.nicks, key)
+	}
+	old := m.Nick()
+	if old != "" {
+		delete(h.nicks, m.nick.Load().key)
+	}
+	h.nicks[key] = m.uid
+	m.nick.Store(&nickName{shown: nick, key: key})
+	h.mu.Unlock()
+	if loser != nil {
+		loser.session.Send(&Event{Kind: KindError, UID: loser.uid, Text: "your nick " + nick + " was taken by its user", Time: now})
+	}
+	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: now})
+}
+
+// authGate reports whether m may run op: with requireAuth, an
+// unauthenticated member may only /auth, /help and /quit; anything else
+// is refused with "! authenticate first: /auth TOKEN".
+func (h *Hub) authGate(m *Member, op Op) bool {
+	if m.authed || op == OpAuth || op == OpHelp || op == OpQuit || op == OpNone {
+		return true
+	}
+	if !h.authOptions().Require {
+		return true
+	}
+	h.Refuse(m, "authenticate first: /auth TOKEN")
+	return false
+}
+
+// RequireAuthOK reports whether m may talk (structured input of the JSON
+// subprotocol): false, with the refusal sent, if requireAuth holds and m
+// is not authenticated. It is called on the goroutine that handles m's
+// lines.
+func (h *Hub) RequireAuthOK(m *Member) bool { return h.authGate(m, OpBroadcast) }
+
+// Target says whom an application's message or action is for: exactly
+// one of Room, UID or User, or none of them for everyone.
+type Target struct {
+	Room string // a room name ("#" optional)
+	UID  uint64
+	User string
+}
+
+// SendServer sends text from the server (an application, through the
+// HTTP API) to t: everyone, a room, a uid or every connection of a user.
+// Telnet members read "server: text" ("[#games] server: text" from
+// another room); JSON members a "message" from 0 with nick "server". It
+// returns the members it is for: those online, in the room, with the uid
+// or of the user. A room or everyone costs one publish (one append per
+// reactor), as a chat line does. It is safe for concurrent use and does
+// not block. The text is cleaned as a member's line is.
+func (h *Hub) SendServer(t Target, text string) int {
+	text = CleanLine(text)
+	now := h.now()
+	ev := &Event{Kind: KindMessage, Nick: ServerNick, Text: text, Time: now}
+	switch {
+	case t.Room != "":
+		r := h.findRoom(t.Room)
+		if r == nil {
+			return 0
+		}
+		ev.Room = r
+		n := h.roomCount(r)
+		if n > 0 {
+			h.broker.Publish(ev)
+		}
+		return n
+	case t.UID != 0:
+		m := h.members.load(t.UID)
+		if m == nil {
+			return 0
+		}
+		m.session.Send(ev)
+		return 1
+	case t.User != "":
+		ms := h.UserMembers(t.User)
+		for _, m := range ms {
+			m.session.Send(ev)
+		}
+		return len(ms)
+	}
+	n := int(h.members.online.Load())
+	if n > 0 {
+		h.broker.Publish(ev)
+	}
+	return n
+}
+
+// ServerNick is the nick of what the server (an application) sends.
+const ServerNick = "server"
+
+// UserMembers returns the members of user id, in uid order. It is safe
+// for concurrent use.
+func (h *Hub) UserMembers(user string) []*Member {
+	h.ids.mu.RLock()
+	defer h.ids.mu.RUnlock()
+	return slices.Clone(h.ids.byUser[user])
+}
+
+// targets returns the members of uid or user (one of them set).
+func (h *Hub) targets(t Target) []*Member {
+	if t.UID != 0 {
+		if m := h.members.load(t.UID); m != nil {
+			return []*Member{m}
+		}
+		return nil
+	}
+	return h.UserMembers(t.User)
+}
+
+// Runner is implemented by sessions that can run a function on the
+// goroutine that handles their member's lines (in the server, its event
+// loop): what changes a member's rooms must run there.
+type Runner interface {
+	// Run queues fn to run on the member's goroutine, in order with the
+	// session's other events. It must not block; it is safe for
+	// concurrent use.
+	Run(fn func())
+}
+
+// JoinFor makes the members of t.UID or t.User join room (the API's
+// join), as if each had typed "/join room", rate limits aside. It
+// returns the members it is for, or -1 if room is not a valid room
+// name. The join runs on each member's own goroutine, so it may not be
+// done when JoinFor returns. It is safe for concurrent use and does not
+// block.
+func (h *Hub) JoinFor(t Target, room string) int { return h.roomFor(t, room, true) }
+
+// LeaveFor is JoinFor for "/leave room".
+func (h *Hub) LeaveFor(t Target, room string) int { return h.roomFor(t, room, false) }
+
+func (h *Hub) roomFor(t Target, room string, join bool) int {
+	shown, key, ok := roomArg([]byte(room))
+	if !ok {
+		return -1
+	}
+	ms := h.targets(t)
+	for _, m := range ms {
+		run := func() {
+			if join {
+				h.joinRoom(m, shown, key, h.now())
+			} else if m.rooms != nil && m.rooms.find(key) >= 0 || m.rooms == nil && key == LobbyName {
+				h.leaveRoom(m, shown, key, h.now())
+			}
+		}
+		if r, ok := m.session.(Runner); ok {
+			r.Run(run)
+		}
+	}
+	return len(ms)
+}
+
+// Disconnect closes the connections of t.UID or t.User with
+// ReasonDisconnected, after telling each "server: disconnected: REASON"
+// (reason "" = none given). It returns the members closed. It is safe
+// for concurrent use and does not block.
+func (h *Hub) Disconnect(t Target, reason string) int {
+	ms := h.targets(t)
+	text := "disconnected"
+	if reason = strings.TrimSpace(CleanLine(reason)); reason != "" {
+		text += ": " + reason
+	}
+	now := h.now()
+	for _, m := range ms {
+		m.session.Send(&Event{Kind: KindMessage, Nick: ServerNick, Text: text, Time: now})
+		m.session.Close(ReasonDisconnected)
+	}
+	return len(ms)
+}
+
+// Online is a count of who is connected, for the API's /online.
+type Online struct {
+	Members int // connections that joined
+	Users   int // distinct authenticated users
+	Rooms   int // rooms, the lobby among them
+}
+
+// Online returns the counts of members, users and rooms. It is safe for
+// concurrent use.
+func (h *Hub) Online() Online {
+	h.ids.mu.RLock()
+	users := len(h.ids.byUser)
+	h.ids.mu.RUnlock()
+	return Online{Members: int(h.members.online.Load()), Users: users, Rooms: int(h.numRooms.Load()) + 1}
+}
+
+// RoomList returns every room, the lobby first, then by name, with its
+// member count. It is safe for concurrent use.
+func (h *Hub) RoomList() []RoomInfo {
+	h.roomsMu.Lock()
+	rs := make([]RoomInfo, 0, len(h.rooms)+1)
+	for _, r := range h.rooms {
+		rs = append(rs, RoomInfo{Name: r.name, Members: int(r.count.Load())})
+	}
+	h.roomsMu.Unlock()
+	slices.SortFunc(rs, func(a, b RoomInfo) int { return strings.Compare(a.Name, b.Name) })
+	return append([]RoomInfo{{Name: LobbyName, Members: h.lobbyCount()}}, rs...)
+}
+
+// Presence describes one member for the API's /members.
+type Presence struct {
+	UID      uint64
+	Nick     string
+	User     string // "" if anonymous
+	Protocol string
+	Instance string    // from the session's Describer, if it is one
+	Since    time.Time // idem
+}
+
+// Describer is implemented by sessions that can say where and since when
+// they are connected. Its methods are safe for concurrent use.
+type Describer interface {
+	Describe() (instance string, since time.Time)
+}
+
+// MembersOf returns the members of room (at most limit, in uid order;
+// limit <= 0 = all), and false if there is no such room. It is safe for
+// concurrent use; it costs O(members listed).
+func (h *Hub) MembersOf(room string, limit int) ([]Presence, bool) {
+	_, key, ok := roomArg([]byte(room))
+	if !ok {
+		return nil, false
+	}
+	if limit <= 0 {
+		limit = int(^uint(0) >> 1)
+	}
+	var ms []*Member
+	if key == LobbyName {
+		// The lobby has no member list: every member but those out of
+		// it, which only their own goroutines know; list everyone.
+		h.members.ranked(0, limit, func(m *Member) { ms = append(ms, m) })
+	} else {
+		r := h.findRoom(room)
+		if r == nil {
+			return nil, false
+		}
+		r.mu.Lock()
+		ms = slices.Clone(r.members[:min(limit, len(r.members))])
+		r.mu.Unlock()
+	}
+	out := make([]Presence, len(ms))
+	h.ids.mu.RLock()
+	for i, m := range ms {
+		out[i] = Presence{UID: m.uid, Nick: m.Nick(), User: h.ids.byUID[m.uid], Protocol: m.home.protocol}
+	}
+	h.ids.mu.RUnlock()
+	for i, m := range ms {
+		if d, ok := m.session.(Describer); ok {
+			out[i].Instance, out[i].Since = d.Describe()
+		}
+	}
+	return out, true
+}
+
+// findRoom returns the room named name, nil if none.
+func (h *Hub) findRoom(name string) *Room {
+	_, key, ok := roomArg([]byte(name))
+	if !ok {
+		return nil
+	}
+	if key == LobbyName {
+		return h.lobby
+	}
+	h.roomsMu.Lock()
+	defer h.roomsMu.Unlock()
+	return h.rooms[key]
+}
+
+// roomCount returns r's members.
+func (h *Hub) roomCount(r *Room) int {
+	if r.lobby {
+		return h.lobbyCount()
+	}
+	return int(r.count.Load())
+}
