@@ -46,6 +46,8 @@ Usage:
   fastws [-c FILE] reload [--timeout D]    re-read the config file (also SIGHUP); D defaults
                                            to stopTimeout + 5s
   fastws [-c FILE] check                   validate the config file and exit
+  fastws [-c FILE] token --user ID [--name NICK] [--room ROOM] [--ttl 1h]
+                                           print a user token signed with [api] tokenSecret
   fastws version | help                    also --version, and -h or --help
 
 Options:
@@ -122,6 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code, err = e.restart(rest)
 	case "reload":
 		code, err = e.reload(rest)
+	case "token":
+		code, err = e.token(rest)
 	case "version":
 		printVersion(stdout)
 	case "help":

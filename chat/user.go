@@ -131,14 +131,24 @@ func (h *Hub) Authenticate(m *Member, id Identity) {
 	h.ids.byUser[id.User] = slices.Insert(ms, i, m)
 	h.ids.mu.Unlock()
 	m.authed = true
-	if id.Name != "" {
-		h.takeNick(m, id.Name, now)
-	}
+	// The answer first, then the nick change everyone sees: the member
+	// learns who it is before it reads its new name.
 	shown := m.Nick()
+	nick, key, err := checkNick(id.Name)
+	if id.Name != "" && err == nil {
+		shown = nick
+	}
 	if shown == "" {
 		shown = "uid " + strconv.FormatUint(m.uid, 10)
 	}
-	m.session.Reply(&Event{Kind: KindAuth, UID: m.uid, Nick: m.Nick(), Text: "authenticated as " + shown + " (user " + id.User + ")", Time: now})
+	m.session.Reply(&Event{Kind: KindAuth, UID: m.uid, Nick: shown, Text: "authenticated as " + shown + " (user " + id.User + ")", Time: now})
+	switch {
+	case id.Name == "":
+	case err != nil:
+		h.Refuse(m, "token name "+strconv.Quote(id.Name)+" is not a valid nick ("+err.Error()+")")
+	default:
+		h.takeNick(m, nick, key, now)
+	}
 	for _, room := range id.Rooms {
 		if s, key, ok := roomArg([]byte(room)); ok {
 			h.joinRoom(m, s, key, now)
@@ -179,15 +189,10 @@ func (h *Hub) forgetUser(m *Member) {
 	h.ids.mu.Unlock()
 }
 
-// takeNick gives m the nick name, taking it from its holder if need be:
-// a name a user token vouches for wins over one anyone could type. An
-// invalid name is ignored (the token's user id still holds).
-func (h *Hub) takeNick(m *Member, name string, now time.Time) {
-	nick, key, err := checkNick(name)
-	if err != nil {
-		h.Refuse(m, "token name "+strconv.Quote(name)+" is not a valid nick ("+err.Error()+")")
-		return
-	}
+// takeNick gives m the nick (checked: see checkNick, which gave key),
+// taking it from its holder if need be: a name a user token vouches for
+// wins over one anyone could type.
+func (h *Hub) takeNick(m *Member, nick, key string, now time.Time) {
 	h.mu.Lock()
 	if h.members.load(m.uid) != m || m.Nick() == nick {
 		h.mu.Unlock()
@@ -403,6 +408,7 @@ type Presence struct {
 	Nick     string
 	User     string // "" if anonymous
 	Protocol string
+	Node     string    // the node that holds it ("" on a single daemon; set by a cluster broker)
 	Instance string    // from the session's Describer, if it is one
 	Since    time.Time // idem
 }
@@ -472,4 +478,11 @@ func (h *Hub) roomCount(r *Room) int {
 		return h.lobbyCount()
 	}
 	return int(r.count.Load())
+}
+
+// ValidRoom reports whether name ("#" in front optional) is a valid room
+// name. It is safe for concurrent use.
+func ValidRoom(name string) bool {
+	_, _, ok := roomArg([]byte(name))
+	return ok
 }

@@ -18,6 +18,7 @@ type delivery struct {
 	raw    []byte // bytes in the session's wire format, sent as they are
 	close  bool
 	reason chat.CloseReason
+	fn     func() // run on the loop for s (session.Run)
 }
 
 // reactor is one gnet event loop of an instance and the chat.Fanout of the
@@ -161,6 +162,10 @@ func (r *reactor) drain() {
 	for i := range q {
 		d := &q[i]
 		switch {
+		case d.fn != nil:
+			if !d.s.closed && !d.s.closing {
+				d.fn()
+			}
 		case d.close:
 			if !d.s.closed {
 				d.s.startClose(d.reason)
@@ -424,6 +429,9 @@ func (r *reactor) tick(now time.Time) {
 		case s.closing:
 		case s.member() == nil && n-s.since > int64(handshakeTimeout):
 			s.startClose(chat.ReasonIdle) // never finished its websocket handshake
+		case s.authExpired(n):
+			s.push(s.encoded(&chat.Event{Kind: chat.KindError, Text: authTimeoutText, Time: now}))
+			s.startClose(chat.ReasonAuthTimeout)
 		case l.IdleTimeout > 0 && s.lastRead < n-int64(l.IdleTimeout):
 			if idle == nil {
 				idle = &chat.Event{Kind: chat.KindError, Text: "idle for " + l.IdleTimeout.String() + ", closing", Time: now}

@@ -88,6 +88,10 @@ func (d *wsDecoder) farewell(r chat.CloseReason) []byte {
 		return closeFrame(ws.StatusPolicyViolation, "slow consumer")
 	case chat.ReasonFlood:
 		return closeFrame(ws.StatusPolicyViolation, "flood")
+	case chat.ReasonAuthTimeout:
+		return closeFrame(ws.StatusPolicyViolation, "auth timeout")
+	case chat.ReasonDisconnected:
+		return closeFrame(ws.StatusNormalClosure, "disconnected")
 	}
 	return nil
 }

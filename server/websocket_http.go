@@ -45,6 +45,7 @@ func (d *wsDecoder) handshake(s *session, c input) (done bool, err error) {
 	}
 	d.upgraded, d.json = true, proto == wsProtocolJSON
 	s.join()
+	s.authOnUpgrade(buf[:n])
 	return true, nil
 }
 

@@ -150,6 +150,7 @@ type wsJSONInput struct {
 	Room  *string `json:"room"`
 	Join  *string `json:"join"`
 	Leave *string `json:"leave"`
+	Auth  *string `json:"auth"` // {"auth": TOKEN}: see Hub.Auth
 }
 
 // appendWSJSON appends ev to b as one text frame holding its JSON object,
@@ -229,6 +230,20 @@ func jsonMessage(s *session, b []byte) {
 	var in wsJSONInput
 	if err := json.Unmarshal(b, &in); err != nil {
 		s.r.hub.RefuseInput(s.member(), "invalid JSON: "+err.Error(), len(b))
+		return
+	}
+	switch {
+	case in.Auth != nil:
+		if in.Join != nil || in.Leave != nil || in.Text != nil || in.To != nil || in.Room != nil {
+			s.r.hub.RefuseInput(s.member(), `invalid JSON: "auth" goes alone`, len(b))
+			return
+		}
+		// As "/auth TOKEN": rate limited like any line.
+		s.line([]byte("/auth " + *in.Auth))
+		return
+	case in.To == nil && in.Room == nil && in.Join == nil && in.Leave == nil:
+		// A plain line: Handle applies requireAuth itself.
+	case !s.r.hub.RequireAuthOK(s.member()):
 		return
 	}
 	switch {

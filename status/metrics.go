@@ -40,7 +40,13 @@ type Collector struct {
 	broadcasts, privates, slow             *prometheus.Desc
 	stalls                                 *prometheus.Desc
 	protoErrors, up, members, rooms, build *prometheus.Desc
+
+	more []prometheus.Collector // see Add
 }
+
+// Add makes c also expose x's metrics (the daemon's API counters, kept
+// where they are counted). It must be called before c is registered.
+func (c *Collector) Add(x prometheus.Collector) { c.more = append(c.more, x) }
 
 // NewCollector returns a Collector that calls snapshot on every scrape;
 // snapshot must be safe for concurrent use. closeReasons names every close
@@ -82,11 +88,17 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	for _, x := range c.more {
+		x.Describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector: it takes one snapshot and sends
 // its metrics. It is safe for concurrent use if the snapshot function is.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, x := range c.more {
+		x.Collect(ch)
+	}
 	s := c.snapshot()
 	ch <- prometheus.MustNewConstMetric(c.build, prometheus.GaugeValue, 1, s.Daemon.Version, s.Daemon.GoVersion)
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(s.Daemon.Members))

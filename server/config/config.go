@@ -34,6 +34,7 @@ type Config struct {
 	MaxRoomsPerMember int
 	Defaults          Limits     // the [fastws] limit keys
 	Instances         []Instance // in file order
+	API               API        // [api]: see api.go
 }
 
 // Limits are the per-connection and per-instance limits the daemon

@@ -17,7 +17,7 @@ import (
 const (
 	sectionDaemon   = "fastws"
 	sectionInstance = "instance" // [instance.NAME]; ini.v1's parent of the instances
-	msgSections     = "allowed: [fastws], [instance.NAME]"
+	msgSections     = "allowed: [fastws], [api], [instance.NAME]"
 )
 
 // loadOptions makes ini.v1 read config.ini like php.ini: "=" separates key
@@ -105,6 +105,8 @@ func (p *parser) parse() *Config {
 		case name == sectionDaemon:
 			daemonSeen = true
 			p.daemon(c, s)
+		case name == sectionAPI:
+			p.api(c, s)
 		case name == sectionInstance:
 			if len(s.Keys()) > 0 {
 				p.sectionErr(name, "section needs a name; "+msgSections)
@@ -125,6 +127,7 @@ func (p *parser) parse() *Config {
 	if len(instances) == 0 {
 		p.errs = append(p.errs, &Error{File: p.file, Msg: "no [instance.NAME] section; at least one is required"})
 	}
+	p.apiEnv(c)
 	p.crossCheck(c)
 	return c
 }

@@ -70,6 +70,7 @@ type Daemon struct {
 	srv     *server.Server
 	started time.Time
 	metrics *status.MetricsServer // nil without metricsListen
+	id      *identity             // [api]: the HTTP API and auth counts; see api.go
 
 	mu  sync.Mutex
 	cfg *config.Config // guarded by mu: the config in force
@@ -113,7 +114,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) 
 	}
 	d := &Daemon{
 		log: o.Log, logFile: o.LogFile, version: o.Version, stdout: o.Stdout, signals: o.Signals,
-		srv: server.New(o.Log, chat.Options{}), started: time.Now(), cfg: cfg,
+		srv: server.New(o.Log, chat.Options{}), started: time.Now(), cfg: cfg, id: newIdentity(),
 		stopReq: make(chan time.Duration, 1), done: make(chan struct{}),
 	}
 	d.startedBy, d.serviceUnit = startedBy(o.LogFile != "")
@@ -147,7 +148,9 @@ func (d *Daemon) start(cfg *config.Config, notify func(string)) error {
 	d.undo = append(d.undo, func() { _ = sock.Close() })
 	if cfg.MetricsListen != "" {
 		// Before the instances, so that /healthz answers 503 until they listen.
-		ms, err := status.ServeMetrics(cfg.MetricsListen, status.NewCollector(d.Status, closeReasons()), d.healthy, d.log)
+		c := status.NewCollector(d.Status, closeReasons())
+		c.Add(d.id)
+		ms, err := status.ServeMetrics(cfg.MetricsListen, c, d.healthy, d.log)
 		if err != nil {
 			return bindHint(fmt.Errorf("metricsListen: %w", err), cfg.Path, "metricsListen")
 		}
@@ -158,6 +161,9 @@ func (d *Daemon) start(cfg *config.Config, notify func(string)) error {
 			_ = ms.Close(ctx)
 		})
 		d.log.Info("metrics listening", "addr", ms.Addr())
+	}
+	if err := d.startAPI(cfg); err != nil {
+		return err
 	}
 	if err := d.srv.Start(cfg); err != nil {
 		return bindHint(err, cfg.Path, "the port")
@@ -411,6 +417,7 @@ func (d *Daemon) Reload() error {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
+	d.reloadAPI(cfg)
 	attrs := []any{"started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted, "unchanged", res.Unchanged}
 	if err != nil {
 		d.log.Error("reload incomplete", append(attrs, "failed", res.Failed, "err", err)...)
@@ -429,6 +436,9 @@ func reloadable(old *config.Config) (*config.Config, error) {
 	}
 	if cfg.RunDir != old.RunDir {
 		return nil, fmt.Errorf("%s: runDir changed (%s -> %s); that needs 'fastws restart'", old.Path, old.RunDir, cfg.RunDir)
+	}
+	if cfg.API.Listen != old.API.Listen {
+		return nil, fmt.Errorf("%s: [api] listen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.API.Listen, cfg.API.Listen)
 	}
 	if cfg.MetricsListen != old.MetricsListen {
 		return nil, fmt.Errorf("%s: metricsListen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.MetricsListen, cfg.MetricsListen)
