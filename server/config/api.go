@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,8 +40,15 @@ const (
 
 var apiKeys = []string{"listen", "key", "tokenSecret", "requireAuth", "authTimeout"}
 
-// api reads [api]. The secrets' values never reach an error message.
+// api reads [api]. The secrets' values never reach an error message, nor
+// does the value of an unknown key (it may be a misspelt key).
 func (p *parser) api(c *Config, s *ini.Section) {
+	for _, k := range s.Keys() {
+		if !slices.Contains(apiKeys, k.Name()) {
+			p.secretErr(k.Name(), unknownKeyMsg(k.Name(), apiKeys))
+			s.DeleteKey(k.Name())
+		}
+	}
 	p.walk(s, apiKeys, func(key, v string) string {
 		switch key {
 		case "listen":

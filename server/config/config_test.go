@@ -101,6 +101,11 @@ func TestShippedConfigDocumented(t *testing.T) {
 			t.Errorf("[fastws] %s: missing from %s, want every key present", k, shippedPath)
 		}
 	}
+	for _, k := range apiKeys {
+		if ix.keys["api"][k] == nil {
+			t.Errorf("[api] %s: missing from %s, want every key present", k, shippedPath)
+		}
+	}
 	for _, sec := range []string{"instance.telnet", "instance.websocket"} {
 		for _, k := range instanceKeys {
 			if k == "allowedOrigins" && sec == "instance.telnet" {
