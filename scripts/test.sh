@@ -56,6 +56,13 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_instal
 command -v curl >/dev/null || apt_install curl
 # systemd-analyze checks the systemd unit.
 command -v systemd-analyze >/dev/null || apt_install systemd
+# --- Application API examples (scripts/examples, TestExamples): php-cli with
+# php-curl, and the Node example's pinned npm packages (jsonwebtoken, ws).
+# FASTWS_EXAMPLES=1 makes TestExamples fail, not skip, if they are missing.
+command -v php >/dev/null && php -m | grep -qix curl || apt_install php-cli php-curl
+quiet npm ci --prefix scripts/examples --no-audit --no-fund --loglevel=error
+export FASTWS_EXAMPLES=1
+# --- end of the Application API examples
 GOBIN=$(go env GOPATH)/bin
 [ -x "$GOBIN/staticcheck" ] && "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}" ||
 	quiet go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
