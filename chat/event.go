@@ -255,6 +255,7 @@ var helpLines = []string{
 	"*   /rooms        list the busiest rooms",
 	"*   /nick NAME    set your nick (letters, digits, _ - .; up to 24)",
 	"*   /who [ROOM] [+PAGE]  list a room's members, " + strconv.Itoa(WhoMax) + " a page",
+	"*   /auth TOKEN   prove who you are with a token from the application",
 	"*   /help         this text",
 	"*   /quit         leave",
 }

@@ -312,7 +312,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // form of a text line, used by the JSON subprotocol. It is safe for
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
-	if now := h.now(); h.allow(m, now, 1, len(text)) {
+	if now := h.now(); h.allow(m, now, 1, len(text)) && h.authGate(m, OpBroadcast) {
 		var r *Room
 		if to == 0 {
 			if r = h.current(m); r == nil {
@@ -329,7 +329,7 @@ func (h *Hub) Say(m *Member, to uint64, text string) {
 // Like Handle, it is called on the goroutine that handles m's lines.
 func (h *Hub) SayRoom(m *Member, room, text string) {
 	now := h.now()
-	if !h.allow(m, now, 1, len(text)) {
+	if !h.allow(m, now, 1, len(text)) || !h.authGate(m, OpRoomSay) {
 		return
 	}
 	shown, key, ok := roomArg([]byte(room))
@@ -345,7 +345,7 @@ func (h *Hub) SayRoom(m *Member, room, text string) {
 // handles m's lines.
 func (h *Hub) JoinRoom(m *Member, room string) {
 	now := h.now()
-	if !h.allow(m, now, 1, len(room)) {
+	if !h.allow(m, now, 1, len(room)) || !h.authGate(m, OpJoin) {
 		return
 	}
 	shown, key, ok := roomArg([]byte(room))
@@ -359,7 +359,7 @@ func (h *Hub) JoinRoom(m *Member, room string) {
 // LeaveRoom: see [Hub.JoinRoom].
 func (h *Hub) LeaveRoom(m *Member, room string) {
 	now := h.now()
-	if !h.allow(m, now, 1, len(room)) {
+	if !h.allow(m, now, 1, len(room)) || !h.authGate(m, OpJoin) {
 		return
 	}
 	var shown, key string

@@ -42,7 +42,8 @@ type AuthOptions struct {
 // settings of SetAuth. Kept out of Member (see Member's size budget):
 // a member only carries a bool, its authenticated flag.
 type identities struct {
-	opts atomic.Pointer[AuthOptions]
+	opts     atomic.Pointer[AuthOptions]
+	required atomic.Int64 // unix nanoseconds when Require was last turned on
 
 	mu     sync.RWMutex
 	byUID  map[uint64]string    // guarded by mu: uid -> user id
@@ -51,8 +52,13 @@ type identities struct {
 
 // SetAuth sets how members authenticate (at start and on reload). It is
 // safe for concurrent use; members already authenticated stay so.
+//
+// Turning Require on (at a reload) gives the members already online
+// Timeout from then, not from their connect: see [Hub.AuthDeadline].
 func (h *Hub) SetAuth(o AuthOptions) {
-	h.ids.opts.Store(&o)
+	if prev := h.ids.opts.Swap(&o); o.Require && (prev == nil || !prev.Require) {
+		h.ids.required.Store(h.now().UnixNano())
+	}
 }
 
 func (h *Hub) authOptions() *AuthOptions {
@@ -62,12 +68,13 @@ func (h *Hub) authOptions() *AuthOptions {
 	return &AuthOptions{}
 }
 
-// AuthDeadline returns how long an unauthenticated member may stay, and
-// whether there is such a limit (requireAuth). It is safe for concurrent
-// use.
-func (h *Hub) AuthDeadline() (time.Duration, bool) {
+// AuthDeadline returns how long an unauthenticated member may stay, from
+// its connect or from since (when requireAuth was turned on), whichever
+// is later, and whether there is such a limit (requireAuth). It is safe
+// for concurrent use.
+func (h *Hub) AuthDeadline() (timeout time.Duration, since int64, on bool) {
 	o := h.authOptions()
-	return o.Timeout, o.Require && o.Timeout > 0
+	return o.Timeout, h.ids.required.Load(), o.Require && o.Timeout > 0
 }
 
 // Authenticated reports whether m proved a user identity. It must be
@@ -231,12 +238,6 @@ func (h *Hub) authGate(m *Member, op Op) bool {
 	h.Refuse(m, "authenticate first: /auth TOKEN")
 	return false
 }
-
-// RequireAuthOK reports whether m may talk (structured input of the JSON
-// subprotocol): false, with the refusal sent, if requireAuth holds and m
-// is not authenticated. It is called on the goroutine that handles m's
-// lines.
-func (h *Hub) RequireAuthOK(m *Member) bool { return h.authGate(m, OpBroadcast) }
 
 // Target says whom an application's message or action is for: exactly
 // one of Room, UID or User, or none of them for everyone.

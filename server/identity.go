@@ -23,8 +23,8 @@ func (s *session) Describe() (string, time.Time) {
 // authExpired reports whether s, a member, has stayed unauthenticated
 // past authTimeout while requireAuth holds. Event loop only.
 func (s *session) authExpired(n int64) bool {
-	timeout, on := s.r.hub.AuthDeadline()
-	return on && s.member() != nil && !s.m.Authenticated() && n-s.since > int64(timeout)
+	timeout, since, on := s.r.hub.AuthDeadline()
+	return on && s.member() != nil && !s.m.Authenticated() && n-max(s.since, since) > int64(timeout)
 }
 
 // queryToken returns the token parameter of an upgrade request's target

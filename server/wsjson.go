@@ -241,10 +241,6 @@ func jsonMessage(s *session, b []byte) {
 		// As "/auth TOKEN": rate limited like any line.
 		s.line([]byte("/auth " + *in.Auth))
 		return
-	case in.To == nil && in.Room == nil && in.Join == nil && in.Leave == nil:
-		// A plain line: Handle applies requireAuth itself.
-	case !s.r.hub.RequireAuthOK(s.member()):
-		return
 	}
 	switch {
 	case (in.Join != nil || in.Leave != nil) && (in.Join != nil && in.Leave != nil || in.Text != nil || in.To != nil || in.Room != nil):
