@@ -35,6 +35,22 @@
 // private message is the one event made for a single session: its
 // transport may hand it back with [Event.Release] for the next one.
 //
+// Identities (user.go): the user index (uid -> user, user -> members)
+// sits behind its own lock, identities.mu, a leaf: it is never held
+// while another lock is taken or an event is sent. A member carries only
+// its authenticated flag, owned by its goroutine.
+//
+// # What applications do: one Hub method each
+//
+// Everything the HTTP API (server/api) does to sessions goes through one
+// Hub method, never through sessions directly, so that a cluster broker
+// can forward each to the other nodes: [Hub.SendServer] (to everyone, a
+// room, a uid or a user), [Hub.JoinFor] and [Hub.LeaveFor] (rooms of a
+// uid or a user: run on each member's own goroutine through [Runner]),
+// [Hub.Disconnect], and the listings [Hub.Online], [Hub.RoomList] and
+// [Hub.MembersOf] ([Presence] has a Node for the cluster to fill). Each
+// is safe for concurrent use and never blocks.
+//
 // # How to add a command
 //
 // Give it an Op and a case in parse (command.go), with its grammar in
