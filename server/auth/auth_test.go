@@ -42,6 +42,13 @@ func TestVerify(t *testing.T) {
 		{"no sub", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": exp}), ErrBadSubject},
 		{"sub too long", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": strings.Repeat("u", 65), "exp": exp}), ErrBadSubject},
 		{"rooms not a list", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "rooms": 5, "exp": exp}), ErrMalformed},
+		{"too many rooms", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "rooms": make([]string, MaxRooms+1), "exp": exp}), ErrTooManyRooms},
+		{"not valid yet", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "nbf": time.Now().Add(time.Hour).Unix(), "exp": exp}), ErrNotYetValid},
+		{"exp not a number", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "exp": "tomorrow"}), ErrMalformed},
+		{"RS256 header with the secret", func() string {
+			h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`))
+			return h + "." + strings.Split(sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "exp": exp}), ".")[1] + ".c2ln"
+		}(), ErrAlgorithm},
 		{"garbage", "not.a.token", ErrMalformed},
 		{"empty", "", ErrMalformed},
 		{"huge", strings.Repeat("a", MaxToken+1), ErrTooLong},

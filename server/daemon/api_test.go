@@ -30,7 +30,7 @@ const (
 
 // apiDaemon starts a daemon with a telnet and a websocket instance and
 // [api] on loopback ports; apiExtra goes into [api].
-func apiDaemon(t *testing.T, fastwsExtra, apiExtra string) (*testDaemon, *config.Config) {
+func apiDaemon(t testing.TB, fastwsExtra, apiExtra string) (*testDaemon, *config.Config) {
 	t.Helper()
 	text := fmt.Sprintf(`[fastws]
 runDir = ./run
