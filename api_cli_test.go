@@ -98,6 +98,9 @@ func TestAPIWithTheBinary(t *testing.T) {
 	}
 	daemonPID(t, cfg, "start -d", out)
 	t.Cleanup(func() { runCLI(t, "-c", cfg, "stop") })
+	if want := "API: http://127.0.0.1:" + strconv.Itoa(apiPort) + "/api/v1/"; !strings.Contains(out, want) {
+		t.Errorf("start -d printed %q, want %q", out, want)
+	}
 
 	tok, errOut, code := runCLI(t, "-c", cfg, "token", "--user", "u123", "--name", "alice", "--room", "games")
 	if code != 0 || strings.Count(tok, ".") != 2 {

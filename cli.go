@@ -247,4 +247,7 @@ func (e *env) printInstances(cfg *config.Config) {
 		fmt.Fprintf(tw, "%s\t%s://%s\t%d\n", i.Name, i.Protocol, i.Addr(), i.ChildProcessCount)
 	}
 	_ = tw.Flush()
+	if cfg.API.Listen != "" { // the address only: the key is never printed
+		fmt.Fprintf(e.stdout, "API: http://%s/api/v1/ (Authorization: Bearer the [api] key)\n", cfg.API.Listen)
+	}
 }
