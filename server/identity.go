@@ -46,10 +46,10 @@ func queryToken(req []byte) string {
 }
 
 // authOnUpgrade authenticates a websocket member that brought a token on
-// its upgrade URL. Event loop only, right after its join.
-func (s *session) authOnUpgrade(req []byte) {
-	if tok := queryToken(req); tok != "" && s.member() != nil {
-		s.r.hub.Auth(s.member(), tok)
+// its upgrade URL (see queryToken). Event loop only, right after its join.
+func (s *session) authOnUpgrade(token string) {
+	if token != "" && s.member() != nil {
+		s.r.hub.Auth(s.member(), token)
 	}
 }
 

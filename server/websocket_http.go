@@ -35,6 +35,7 @@ func (d *wsDecoder) handshake(s *session, c input) (done bool, err error) {
 	if pe != nil {
 		return false, pe
 	}
+	token := queryToken(buf[:n]) // before Discard: buf is gnet's buffer
 	_, _ = c.Discard(n)
 	// A peer that reset the connection after its request makes this
 	// write fail, and gnet closes the connection inside it: OnClose has
@@ -45,7 +46,7 @@ func (d *wsDecoder) handshake(s *session, c input) (done bool, err error) {
 	}
 	d.upgraded, d.json = true, proto == wsProtocolJSON
 	s.join()
-	s.authOnUpgrade(buf[:n])
+	s.authOnUpgrade(token)
 	return true, nil
 }
 
