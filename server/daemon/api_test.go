@@ -596,3 +596,35 @@ func TestAPIConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIReload: a reload applies requireAuth (anonymous members are
+// then refused) and refuses a new listen, keeping the running config.
+func TestAPIReload(t *testing.T) {
+	d, cfg := apiDaemon(t, "", "")
+	anon := dialTelnet(t, d.Addrs()["Telnet"])
+	anon.sync()
+	data, err := os.ReadFile(cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), "[api]\n", "[api]\nrequireAuth = true\nauthTimeout = 1h\n", 1)
+	if err := os.WriteFile(cfg.Path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	anon.send("hello")
+	anon.expectNext("! authenticate first: /auth TOKEN")
+	anon.send("/auth " + token(t, "u1", ""))
+	anon.expectNext(fmt.Sprintf("* authenticated as uid %d (user u1)", anon.uid))
+
+	moved := strings.Replace(text, "listen = "+cfg.API.Listen, "listen = 127.0.0.1:1", 1)
+	if err := os.WriteFile(cfg.Path, []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "[api] listen changed") {
+		t.Fatalf("reload with a new listen: got %v, want it refused", err)
+	}
+	want(t, d.APIAddr(), "GET", "/api/v1/online", "", 200, map[string]any{"users": 1})
+}
