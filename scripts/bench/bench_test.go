@@ -393,6 +393,7 @@ func TestRoomsRunOnFastwsAlone(t *testing.T) {
 		want    string
 	}{
 		{caseDef{kind: "rooms"}, all, "fastws"},
+		{caseDef{kind: "api"}, all, "fastws"},
 		{caseDef{kind: "fanout", fastwsOnly: true}, all, "fastws"},
 		{caseDef{kind: "fanout"}, all, "fastws,baseline,naive"},
 		{caseDef{kind: "rooms"}, []string{kindBaseline}, ""},
@@ -618,5 +619,24 @@ func TestRoomRows(t *testing.T) {
 	rows = buildRows(roomRuns(1.9e6, 0.5)[1:], casesOf(roomRuns(0, 0)[1:]), 2)
 	if find("rooms/1000-of-10000", "sat_deliveries_per_s"+vsLobby) != nil {
 		t.Error("compared with a lobby run that is not there")
+	}
+}
+
+// TestAPICase checks that the api case is in the suite, and left out for
+// a daemon built with -src, which may have no [api].
+func TestAPICase(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := caseNames(selectCases(o.cases(), regexp.MustCompile("^api"))); got != "api/telnet/1000" {
+		t.Errorf("-only ^api: %s, want api/telnet/1000", got)
+	}
+	o, err = parseFlags([]string{"-src", "/elsewhere"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := caseNames(selectCases(o.cases(), regexp.MustCompile("^api"))); got != "" {
+		t.Errorf("with -src: %s, want no api case", got)
 	}
 }

@@ -62,6 +62,7 @@ type options struct {
 	room, roomConns           int // rooms/ROOM-of-ROOMCONNS
 	busyRooms, roomSize       int // rooms/BUSYROOMSxROOMSIZE
 	roomsPerSender            int
+	apiConns                  int // api/telnet/APICONNS
 	protos                    []string
 	srcAddrs, dialConc, loops int
 	perProc, bufSize          int
@@ -127,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.roomConns, "room-conns", 10000, "rooms/N-of-M: receiving connections, the others in idle rooms of N")
 	fs.IntVar(&o.busyRooms, "busy-rooms", 1000, "rooms/RxK: rooms, every one busy")
 	fs.IntVar(&o.roomSize, "room-size", 10, "rooms/RxK: receivers per room")
+	fs.IntVar(&o.apiConns, "api-conns", 1000, "api/telnet/N: telnet members reading what POST /api/v1/send pushes to everyone")
 	fs.IntVar(&o.roomsPerSender, "rooms-per-sender", 10, "rooms/RxK: rooms each sender is in and cycles through (at most the daemon's maxRoomsPerMember, 16)")
 	fs.StringVar(&protos, "protos", protos, "protocols of the websocket-capable cases: telnet, websocket")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 4*time.Minute, "connecting receivers and reading their set-up traffic")
@@ -176,6 +178,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"rate-dur": "200ms", "drain": "5s", "fanout": "50", "idle": "50", "settle": "100ms",
 			"setup-timeout": "20s", "timeout": "2m", "per-proc": "40", "rounds": "1",
 			"room": "50", "room-conns": "150", "busy-rooms": "20", "room-size": "5",
+			"api-conns": "50",
 		}
 		for name, v := range smoke {
 			if !set[name] {
@@ -246,6 +249,11 @@ func (o *options) cases() []caseDef {
 		for _, n := range o.idle {
 			add("idle", p == "websocket", n)
 		}
+	}
+	// The Application API, fastws alone; not for a daemon built with
+	// -src, which may predate it.
+	if o.src == "" && o.apiConns > 0 {
+		cs = append(cs, caseDef{name: "api/telnet/" + strconv.Itoa(o.apiConns), kind: "api", n: o.apiConns})
 	}
 	return cs
 }
@@ -432,7 +440,7 @@ func serversOf(c caseDef, servers []string) []string {
 	var ks []string
 	for _, k := range servers {
 		switch {
-		case c.kind == "rooms" || c.fastwsOnly:
+		case c.kind == "rooms" || c.kind == "api" || c.fastwsOnly:
 			if k != kindFastws {
 				continue
 			}
@@ -473,7 +481,7 @@ func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
 	var s *server
 	var err error
 	if kind == kindFastws {
-		s, err = startFastws(ctx, b.bin, b.seq, b.opt.loops, b.opt.sendBuf, b.opt.pprof)
+		s, err = startFastws(ctx, b.bin, b.seq, b.opt.loops, b.opt.sendBuf, b.opt.pprof, c.kind == "api")
 	} else {
 		mode := map[string]string{kindBaseline: "batch", kindNaive: "naive"}[kind]
 		if c.kind == "case1" || c.kind == "case2" {
@@ -497,6 +505,8 @@ func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
 		b.rooms(ctx, s, c, r)
 	case "idle":
 		b.idle(ctx, s, c.ws, c.n, r)
+	case "api":
+		b.apiSend(ctx, s, c, r)
 	}
 	s.stop()
 	if s.kind == kindFastws {

@@ -231,6 +231,15 @@ var rowDefs = map[string][]rowDef{
 		{"setup_s", "set-up s (connect, join rooms, join notices)", nil},
 		{"setup_server_cpu_s", "set-up server CPU s", nil},
 	},
+	// The Application API: fastws alone. Its rows read against the lobby
+	// fan-out's of the same invocation: an API send takes the same path.
+	"api": {
+		{"api_posts_per_s", "POST /api/v1/send per s (4 keep-alive clients, to everyone)", nil},
+		{"api_deliveries_per_s", "deliveries/s", nil},
+		{"api_server_us_per_delivery", "server CPU µs/delivery (HTTP included)", nil},
+		{"lost", "deliveries lost", zero},
+		{"errors", "failed requests", zero},
+	},
 	"idle": {
 		{"rss_kib_per_conn", "RSS KiB/connection", func(c caseDef) *goal {
 			if c.n < 19000 {

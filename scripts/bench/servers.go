@@ -76,6 +76,7 @@ type server struct {
 	config  string // fastws only
 	fastws  string // fastws only: the binary, for "status"
 	pprof   string // fastws only: FASTWS_PPROF, or ""
+	api     string // fastws only: the HTTP API's address, "" if off (see api.go)
 	log     string // stderr of the process
 	done    chan struct{}
 	waitErr error
@@ -128,8 +129,8 @@ childProcessCount = %d
 // startFastws writes a fresh config and runs "fastws -c CONFIG start" in
 // the foreground; it returns once the start screen says every instance
 // listens.
-func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pprof string) (*server, error) {
-	var ports [3]int
+func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pprof string, api bool) (*server, error) {
+	var ports [4]int
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -144,6 +145,9 @@ func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pp
 	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
 	cfg := filepath.Join(dir, "config.ini")
 	text := fmt.Sprintf(daemonConfig, filepath.Join(dir, "run"), metrics, sendBuf, ports[1], loops, ports[2], loops)
+	if api { // only for the api case: a daemon built with -src may have no [api]
+		text += apiSection(ports[3])
+	}
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
@@ -151,6 +155,9 @@ func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pp
 		kind: kindFastws, metrics: metrics, config: cfg, fastws: bin.fastws,
 		telnet: "127.0.0.1:" + strconv.Itoa(ports[1]), ws: "127.0.0.1:" + strconv.Itoa(ports[2]),
 		log: filepath.Join(dir, "stderr.log"), pprof: pprof,
+	}
+	if api {
+		s.api = "127.0.0.1:" + strconv.Itoa(ports[3])
 	}
 	return s, s.start(ctx, "Press Ctrl-C to stop.", bin.fastws, "-c", cfg, "start")
 }
