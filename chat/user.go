@@ -326,8 +326,8 @@ type Runner interface {
 
 // JoinFor makes the members of t.UID or t.User join room (the API's
 // join), as if each had typed "/join room", rate limits aside. It
-// returns the members it is for, or -1 if room is not a valid room
-// name. The join runs on each member's own goroutine, so it may not be
+// returns the members it is for (those whose session is a [Runner]), or
+// -1 if room is not a valid room name. The join runs on each member's own goroutine, so it may not be
 // done when JoinFor returns. It is safe for concurrent use and does not
 // block.
 func (h *Hub) JoinFor(t Target, room string) int { return h.roomFor(t, room, true) }
@@ -340,20 +340,22 @@ func (h *Hub) roomFor(t Target, room string, join bool) int {
 	if !ok {
 		return -1
 	}
-	ms := h.targets(t)
-	for _, m := range ms {
-		run := func() {
+	n := 0
+	for _, m := range h.targets(t) {
+		r, ok := m.session.(Runner)
+		if !ok {
+			continue // nothing to run the change on
+		}
+		n++
+		r.Run(func() {
 			if join {
 				h.joinRoom(m, shown, key, h.now())
 			} else if m.rooms != nil && m.rooms.find(key) >= 0 || m.rooms == nil && key == LobbyName {
 				h.leaveRoom(m, shown, key, h.now())
 			}
-		}
-		if r, ok := m.session.(Runner); ok {
-			r.Run(run)
-		}
+		})
 	}
-	return len(ms)
+	return n
 }
 
 // Disconnect closes the connections of t.UID or t.User with

@@ -191,3 +191,38 @@ func TestSendServer(t *testing.T) {
 		t.Errorf("ValidRoom")
 	}
 }
+
+// runSession is a fake session that runs what JoinFor hands it at once,
+// as the transport does later on the member's goroutine.
+type runSession struct{ *fakeSession }
+
+func (s runSession) Run(fn func()) { fn() }
+
+func TestJoinForLeaveFor(t *testing.T) {
+	r := newTestRoom(t)
+	r.hub.SetAuth(AuthOptions{Verify: stubVerifier})
+	s := runSession{&fakeSession{}}
+	r.group.add(s.fakeSession)
+	m := r.hub.Join(s, JoinOptions{})
+	r.hub.Handle(m, []byte("/auth good:u1:"))
+	plain, _ := r.join(t, JoinOptions{}) // not a Runner: nothing to run on
+	r.hub.Handle(plain, []byte("/auth good:u1:"))
+	s.Drain()
+	if n := r.hub.JoinFor(Target{User: "u1"}, "#games"); n != 1 {
+		t.Errorf("JoinFor: %d, want 1 (the Runner)", n)
+	}
+	if got := drainLines(t, s.fakeSession); !slices.Equal(got, []string{"* you are now in #games (1 member)"}) {
+		t.Errorf("JoinFor: got %q", got)
+	}
+	if n := r.hub.JoinFor(Target{UID: m.UID()}, "bad room!"); n != -1 {
+		t.Errorf("JoinFor a bad room: %d, want -1", n)
+	}
+	r.hub.LeaveFor(Target{UID: m.UID()}, "elsewhere") // not in it: nothing
+	r.hub.LeaveFor(Target{UID: m.UID()}, "games")
+	if got := drainLines(t, s.fakeSession); !slices.Equal(got, []string{"* uid 1 left #games"}) {
+		t.Errorf("LeaveFor: got %q", got)
+	}
+	if n := r.hub.JoinFor(Target{UID: 999}, "games"); n != 0 {
+		t.Errorf("JoinFor a missing uid: %d", n)
+	}
+}

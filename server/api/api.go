@@ -144,13 +144,13 @@ func (s *Server) Requests() map[RequestKey]uint64 {
 // request count around each endpoint.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/send", s.send)
-	mux.HandleFunc("POST /api/v1/join", s.join)
-	mux.HandleFunc("POST /api/v1/leave", s.leave)
-	mux.HandleFunc("POST /api/v1/disconnect", s.disconnect)
-	mux.HandleFunc("GET /api/v1/online", s.online)
-	mux.HandleFunc("GET /api/v1/rooms", s.rooms)
-	mux.HandleFunc("GET /api/v1/members", s.members)
+	mux.HandleFunc("/api/v1/send", only("POST", s.send))
+	mux.HandleFunc("/api/v1/join", only("POST", s.join))
+	mux.HandleFunc("/api/v1/leave", only("POST", s.leave))
+	mux.HandleFunc("/api/v1/disconnect", only("POST", s.disconnect))
+	mux.HandleFunc("/api/v1/online", only("GET", s.online))
+	mux.HandleFunc("/api/v1/rooms", only("GET", s.rooms))
+	mux.HandleFunc("/api/v1/members", only("GET", s.members))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "")
 	})
@@ -164,6 +164,19 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.count(endpoint(r.URL.Path), cw.code)
 	})
+}
+
+// only restricts h to method (GET also allows HEAD); others get a JSON
+// 405, as every answer of the API is JSON.
+func only(method string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == "GET" && r.Method == "HEAD") {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" not allowed: use "+method, "")
+			return
+		}
+		h(w, r)
+	}
 }
 
 // authorized reports whether r carries the key. Hashes of equal length
