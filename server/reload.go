@@ -79,6 +79,13 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 		cur := bySection[ic.Section]
 		switch {
 		case cur != nil && !cur.down && cur.cfg.Same(ic):
+			if err := cur.renewCert(); err != nil {
+				cur.setFault(err)
+				running = append(running, cur)
+				errs = append(errs, err)
+				res.Failed = append(res.Failed, ic.Name)
+				continue
+			}
 			cur.setFault(nil) // a reload that failed to change it is undone
 			running = append(running, cur)
 			res.Unchanged = append(res.Unchanged, ic.Name)
