@@ -130,7 +130,10 @@ func LoadCertificate(ic Instance, now time.Time) (*tls.Certificate, CertInfo, er
 	if len(info.Names) == 0 && leaf.Subject.CommonName != "" {
 		info.Names = []string{leaf.Subject.CommonName}
 	}
-	selfSigned := bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignatureFrom(leaf) == nil
+	// Not CheckSignatureFrom(leaf): a self-signed leaf is no CA, which
+	// CheckSignatureFrom requires of the parent.
+	selfSigned := bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 	info.Chained = selfSigned || len(ders) > 1
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
