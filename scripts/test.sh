@@ -56,6 +56,14 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_instal
 command -v curl >/dev/null || apt_install curl
 # systemd-analyze checks the systemd unit.
 command -v systemd-analyze >/dev/null || apt_install systemd
+# --- TLS (issue 20) ---
+# openssl s_client speaks to a TLS telnet instance (server/tls_test.go);
+# nginx terminates TLS in front of a plain websocket instance with
+# scripts/nginx/fastws.conf (server/nginx_test.go runs it as the test
+# user, under a temp dir, on loopback).
+command -v openssl >/dev/null || apt_install openssl
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
+# --- end TLS ---
 GOBIN=$(go env GOPATH)/bin
 [ -x "$GOBIN/staticcheck" ] && "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}" ||
 	quiet go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
