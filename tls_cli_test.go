@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -12,7 +14,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -191,4 +196,109 @@ func TestTLSKeysGoTogether(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "config.ini:1: [instance.s] tlsCert: missing: tlsKey is set") {
 		t.Errorf("exit %d, stderr %q; want 2 and the missing tlsCert named", code, stderr)
 	}
+}
+
+// TestTLSReloadRenews renews a running daemon's certificate files in
+// place: after `fastws reload` new clients get the new certificate and a
+// client connected before keeps chatting; a broken renewal is refused by
+// reload (exit 2) and, sent as SIGHUP, by the daemon, which keeps the
+// last good pair.
+func TestTLSReloadRenews(t *testing.T) {
+	t.Parallel()
+	m := newCertMaker(t)
+	dir := t.TempDir()
+	m.leaf(t, dir, "site", 0, 24*time.Hour, false, true)
+	cfg := tlsConfig(t, dir, "site.crt", "site.key")
+	pid := startDaemon(t, cfg)
+	port := regexp.MustCompile(`port = (\d+)`).FindStringSubmatch(string(mustReadFile(t, cfg)))[1]
+	pool := x509.NewCertPool()
+	pool.AddCert(m.ca)
+	dialTLS := func() (*tls.Conn, *bufio.Reader, uint64) {
+		t.Helper()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", "127.0.0.1:"+port, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		if err != nil {
+			t.Fatalf("dial TLS: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		mm := regexp.MustCompile(`You are uid (\d+)\.`).FindStringSubmatch(line)
+		if err != nil || mm == nil {
+			t.Fatalf("welcome: %q, %v", line, err)
+		}
+		uid, _ := strconv.ParseUint(mm[1], 10, 64)
+		return c, r, uid
+	}
+	serial := func(c *tls.Conn) string { return c.ConnectionState().PeerCertificates[0].SerialNumber.String() }
+	readUntil := func(r *bufio.Reader, want string) {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", want, err)
+			}
+			if strings.TrimRight(line, "\r\n") == want {
+				return
+			}
+		}
+	}
+
+	old, oldR, oldUID := dialTLS()
+	first := serial(old)
+	m.leaf(t, dir, "site", 0, 48*time.Hour, false, true) // renewed in place
+	if out, stderr, code := runCLI(t, "-c", cfg, "reload"); code != 0 {
+		t.Fatalf("reload: exit %d: %s%s", code, out, stderr)
+	}
+	renewed, _, newUID := dialTLS()
+	if serial(renewed) == first {
+		t.Fatal("after reload: the old certificate is served")
+	}
+	if _, err := fmt.Fprintf(old, "hello after renewal\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(oldR, fmt.Sprintf("uid %d: hello after renewal", oldUID))
+	_ = newUID
+
+	// A key that does not match: reload refuses it before asking the daemon.
+	good := mustReadFile(t, filepath.Join(dir, "site.key"))
+	m.leaf(t, dir, "other", 0, 24*time.Hour, false, true)
+	write(t, filepath.Join(dir, "site.key"), mustReadFile(t, filepath.Join(dir, "other.key")))
+	_, stderr, code := runCLI(t, "-c", cfg, "reload")
+	if code != 2 || !strings.Contains(stderr, "does not match") || !strings.Contains(stderr, "keeps its certificates") {
+		t.Fatalf("reload of a mismatched pair: exit %d, %q; want 2 and the reason", code, stderr)
+	}
+	// SIGHUP reaches the daemon anyway: it refuses the pair and serves the renewed one.
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for {
+		out, _, _ := runCLI(t, "-c", cfg, "status")
+		if strings.Contains(out, "does not match") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after SIGHUP with a bad pair: %q, want the refusal", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	again, _, _ := dialTLS()
+	if serial(again) != serial(renewed) {
+		t.Fatal("after a refused SIGHUP renewal: not the last good certificate")
+	}
+	write(t, filepath.Join(dir, "site.key"), good)
+	if _, err := fmt.Fprintf(old, "still here\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(oldR, fmt.Sprintf("uid %d: still here", oldUID))
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
