@@ -57,11 +57,12 @@ command -v curl >/dev/null || apt_install curl
 # systemd-analyze checks the systemd unit.
 command -v systemd-analyze >/dev/null || apt_install systemd
 # --- TLS (issue 20) ---
-# openssl s_client speaks to a TLS telnet instance (server/tls_test.go);
+# openssl s_client and socat speak to a TLS telnet instance (server/tls_test.go);
 # nginx terminates TLS in front of a plain websocket instance with
 # scripts/nginx/fastws.conf (server/nginx_test.go runs it as the test
 # user, under a temp dir, on loopback).
 command -v openssl >/dev/null || apt_install openssl
+command -v socat >/dev/null || apt_install socat
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 # --- end TLS ---
 GOBIN=$(go env GOPATH)/bin

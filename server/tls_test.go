@@ -257,36 +257,53 @@ func TestTLSSlowConsumer(t *testing.T) {
 	sender.skipUntil(fmt.Sprintf("uid %d: after", sender.uid))
 }
 
-// TestTLSOpenSSL speaks to a TLS telnet instance with `openssl s_client`
-// (scripts/test.sh installs it), as an operator would.
-func TestTLSOpenSSL(t *testing.T) {
-	bin, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed (scripts/test.sh installs it)")
-	}
+// TestTLSCommandLineClients speaks to a TLS telnet instance with
+// `openssl s_client` and `socat` (scripts/test.sh installs both), as an
+// operator would, each chatting with a plain telnet user.
+func TestTLSCommandLineClients(t *testing.T) {
 	ca := newTestCA(t)
-	ic := withTLS(t, telnetInstance("tls", 1), ca)
-	s := startServer(t, ic, telnetInstance("plain", 1))
+	s := startServer(t, withTLS(t, telnetInstance("tls", 1), ca), telnetInstance("plain", 1))
 	addrs := s.Addrs()
-	plain := dial(t, addrs["plain"])
 	caFile := t.TempDir() + "/ca.pem"
 	writeFile(t, caFile, pemCert(ca.cert.Raw))
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "s_client", "-quiet", "-verify_return_error", "-CAfile", caFile,
-		"-connect", addrs["tls"], "-servername", "localhost")
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	tools := []struct {
+		name string
+		args []string
+	}{
+		// -quiet implies -ign_eof: s_client is killed at the end.
+		{"openssl", []string{"s_client", "-quiet", "-verify_return_error", "-CAfile", caFile, "-connect", addrs["tls"], "-servername", "localhost"}},
+		{"socat", []string{"-", "OPENSSL:" + addrs["tls"] + ",cafile=" + caFile + ",commonname=localhost"}},
 	}
-	defer func() { cancel(); _ = cmd.Wait() }() // s_client -quiet ignores the end of its input
-	c := &client{tb: t, conn: &pipeConn{r: out, w: in}}
-	c.r = newReader(c.conn)
-	c.welcomed()
-	plain.skipUntil(fmt.Sprintf("* uid %d joined", c.uid))
-	if _, err := io.WriteString(in, "from openssl\r\n"); err != nil {
-		t.Fatal(err)
+	for _, tool := range tools {
+		t.Run(tool.name, func(t *testing.T) {
+			bin, err := exec.LookPath(tool.name)
+			if err != nil {
+				t.Skip(tool.name + " not installed (scripts/test.sh installs it)")
+			}
+			plain := dial(t, addrs["plain"])
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, tool.args...)
+			in, _ := cmd.StdinPipe()
+			out, _ := cmd.StdoutPipe()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cancel(); _ = cmd.Wait() }()
+			c := &client{tb: t, conn: &pipeConn{r: out, w: in}}
+			c.r = newReader(c.conn)
+			line, err := c.r.ReadString('\n')
+			m := welcomeRE.FindStringSubmatch(ungreet(line))
+			if m == nil {
+				t.Fatalf("%s: first line %q, %v, want the welcome; stderr %q", tool.name, line, err, stderr.String())
+			}
+			plain.skipUntil("* uid " + m[1] + " joined")
+			if _, err := io.WriteString(in, "from "+tool.name+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			plain.expect("uid " + m[1] + ": from " + tool.name)
+		})
 	}
-	plain.expect(fmt.Sprintf("uid %d: from openssl", c.uid))
 }
