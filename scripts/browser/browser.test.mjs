@@ -4,11 +4,12 @@
 // foreground with a temporary config.ini: one telnet and one websocket
 // instance on free loopback ports, and a websocket instance with TLS (a
 // throwaway certificate from openssl) whose https:// page chats with
-// telnet. Then it drives the page served on GET / in Debian's chromium with playwright-core, talks to the daemon as a raw
-// telnet client and as npm ws clients, has pages join a room (tabs, unread
-// counts, the room list), restarts the daemon to check that the page
-// reconnects (and joins its rooms again), and saves phone- and
-// desktop-width screenshots in screenshots/.
+// telnet. Then it drives the page served on GET / in Debian's chromium
+// with playwright-core, talks to the daemon as a raw telnet client and as
+// npm ws clients, has pages join a room (tabs, unread counts, the room
+// list), restarts the daemon to check that the page reconnects (and joins
+// its rooms again), and saves phone- and desktop-width screenshots in
+// screenshots/.
 //
 //	FASTWS_BIN=/path/to/fastws node --test scripts/browser/
 //
