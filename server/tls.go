@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,7 +200,7 @@ func (l *tlsLayer) decrypt(r *reactor) error {
 	var err error
 	for {
 		if cap(buf)-len(buf) < 4<<10 {
-			buf = append(buf, make([]byte, 16<<10)...)[:len(buf)]
+			buf = slices.Grow(buf, 16<<10) // a full record at least
 		}
 		var n int
 		n, err = l.tc.Read(buf[len(buf):cap(buf)])
