@@ -195,8 +195,7 @@ func (i *instance) tlsReady(s *session, err error) {
 // after what the last decode left, for the decoder to read through
 // l's input methods. Event loop only.
 func (l *tlsLayer) decrypt(r *reactor) error {
-	buf := append(r.tlsBuf[:0], l.left...)
-	l.left = nil
+	buf := l.resume(r)
 	var err error
 	for {
 		if cap(buf)-len(buf) < 4<<10 {
@@ -214,6 +213,14 @@ func (l *tlsLayer) decrypt(r *reactor) error {
 		return nil
 	}
 	return err
+}
+
+// resume returns the reactor's scratch buffer holding what the last
+// decode left, for more plaintext to be appended. Event loop only.
+func (l *tlsLayer) resume(r *reactor) []byte {
+	buf := append(r.tlsBuf[:0], l.left...)
+	l.left = nil
+	return buf
 }
 
 // keep saves what the decode left of the plaintext (a partial unit) and

@@ -307,3 +307,59 @@ func TestTLSCommandLineClients(t *testing.T) {
 		})
 	}
 }
+
+// FuzzTLSPlaintextInput checks the TLS layer's input (Peek, Discard,
+// what a decode leaves kept for the next read, the reactor's buffer
+// reused in between): a telnet decoder reading plaintext through it
+// does exactly what it does reading the same reads from gnet's buffer.
+func FuzzTLSPlaintextInput(f *testing.F) {
+	f.Add([]byte("hello\r\nworld\r\n"), []byte{3, 1})
+	f.Add([]byte("a partial line, then its end\r\n/nick x\r\n"), []byte{7, 7, 7})
+	f.Add([]byte("\xff\xfd\x01line\r\n\xff\xf4\xff\xfd\x06"), []byte{1, 2})
+	f.Add([]byte(strings.Repeat("long", 100)+"\r\n"), []byte{50, 200})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		if len(data) > 4096 {
+			return
+		}
+		var chunks [][]byte
+		rest := data
+		for _, c := range cuts {
+			n := min(int(c), len(rest))
+			chunks = append(chunks, rest[:n])
+			rest = rest[n:]
+		}
+		chunks = append(chunks, rest)
+		const maxLine = 64
+		want := decodeTelnet(t, maxLine, chunks...)
+
+		h := newTelnetHarness(t, maxLine)
+		l := &tlsLayer{}
+		for _, c := range chunks {
+			l.plain, l.off = append(l.resume(h.s.r), c...), 0
+			err := h.dec.decode(h.s, l)
+			buffered := l.InboundBuffered()
+			l.keep(h.s.r)
+			h.s.r.tlsBuf = append(h.s.r.tlsBuf, "scribbled over by the next session"...) // the buffer is the reactor's
+			if err != nil {
+				pe, ok := asProtocolError(err)
+				if !ok {
+					t.Fatalf("decode returned %v", err)
+				}
+				got := h.result()
+				got.err = pe.Msg
+				if d := diffTelnetResult(got, want); len(d) > 0 {
+					t.Fatalf("through TLS input: %v", d)
+				}
+				return
+			}
+			if len(l.left) != buffered {
+				t.Fatalf("kept %d bytes, the decoder left %d", len(l.left), buffered)
+			}
+		}
+		got := h.result()
+		got.buffered = len(l.left)
+		if d := diffTelnetResult(got, want); len(d) > 0 {
+			t.Fatalf("through TLS input: %v", d)
+		}
+	})
+}
