@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -191,7 +192,15 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	s := startServer(t, withTLS(t, telnetInstance("tls", 1), ca))
 	addr := s.Addrs()["tls"]
 
+	// Each handshake under way holds a goroutine: they must all end with
+	// their connections.
+	before := runtime.NumGoroutine()
 	start := time.Now()
+	var stalled []*client
+	for range 20 {
+		stalled = append(stalled, dialRaw(t, addr))
+	}
+	waitFor(t, "20 handshakes under way", func() bool { return openConns(s) == 20 })
 	c := dialRaw(t, addr)
 	c.send("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") // a record header promising 512 bytes, and a few
 	_ = c.conn.SetReadDeadline(time.Now().Add(handshakeTimeout + testTimeout))
@@ -202,6 +211,10 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 		t.Errorf("closed after %v, want handshakeTimeout (%v)", d, handshakeTimeout)
 	}
 	waitFor(t, "no connection open", func() bool { return openConns(s) == 0 })
+	for _, st := range stalled {
+		st.expectEOF()
+	}
+	waitFor(t, "the handshake goroutines gone", func() bool { return runtime.NumGoroutine() <= before+2 })
 	// A valid record header for the biggest record, repeated: more than
 	// a handshake needs, never a complete message.
 	f := dialRaw(t, addr)
@@ -362,4 +375,28 @@ func FuzzTLSPlaintextInput(f *testing.F) {
 			t.Fatalf("through TLS input: %v", d)
 		}
 	})
+}
+
+// TestTLSConnectionLimits: maxConnectionsPerIP counts TLS connections
+// from their first byte, handshakes under way included.
+func TestTLSConnectionLimits(t *testing.T) {
+	ca := newTestCA(t)
+	ic := withTLS(t, telnetInstance("tls", 1), ca)
+	ic.Limits.MaxConnectionsPerIP = 2
+	s := startServer(t, ic)
+	addr := s.Addrs()["tls"]
+	dialTLS(t, addr, ca.clientTLS()).welcomed()
+	dialRaw(t, addr) // a handshake that never starts holds the second place
+	waitFor(t, "two connections open", func() bool { return openConns(s) == 2 })
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tc := tls.Client(raw, ca.clientTLS())
+	_ = tc.SetDeadline(time.Now().Add(testTimeout))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("a third TLS connection from one address completed its handshake, want it refused")
+	}
+	waitFor(t, "the refusal counted", func() bool { return s.Stats().Instances[0].ProtocolErrors[kindRefused] == 1 })
 }
