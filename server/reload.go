@@ -20,7 +20,9 @@ type ReloadResult struct {
 // Reload applies cfg's instances to the running server: it starts added
 // instances, stops removed ones and restarts changed ones (their clients
 // are told the instance is shutting down); connections on unchanged
-// instances stay. Instances are matched by section name. An instance that
+// instances stay. An unchanged instance with TLS reads its certificate
+// files again and serves the renewed pair to new handshakes; a pair that
+// does not load leaves it serving the old one, in Failed. Instances are matched by section name. An instance that
 // is down (it could not start) is started again.
 //
 // A changed instance is replaced without a moment in which its address

@@ -193,7 +193,8 @@ func (s *session) writeBatch() (msgs, n uint64) {
 	case len(b) == 0:
 		return s.write(1, one)
 	case s.conn.OutboundBuffered() > 0 || s.tls:
-		// TLS: one record for the batch, and one write.
+		// TLS: the batch in as few records (of up to 16 KiB), and so
+		// writes, as it takes.
 		return s.write(uint64(len(b)), bytes.Join(b, nil))
 	}
 	for len(b) > 0 && !s.closed {
