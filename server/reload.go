@@ -22,8 +22,9 @@ type ReloadResult struct {
 // are told the instance is shutting down); connections on unchanged
 // instances stay. An unchanged instance with TLS reads its certificate
 // files again and serves the renewed pair to new handshakes; a pair that
-// does not load leaves it serving the old one, in Failed. Instances are matched by section name. An instance that
-// is down (it could not start) is started again.
+// does not load leaves it serving the old one, in Failed. Instances are
+// matched by section name. An instance that is down (it could not start)
+// is started again.
 //
 // A changed instance is replaced without a moment in which its address
 // refuses connections: on the same address the new one takes over the
