@@ -17,6 +17,13 @@
 // reactor's session list are touched by that loop alone and need no lock.
 // Other goroutines (the hub on another reactor, the status socket) reach a
 // connection only through its reactor's outbox.
+// A TLS connection (tls.go) has one more goroutine while its handshake
+// runs, which shares only the connection's tlsPipe with the loop (under
+// its mu) and hands the session back to the loop through Execute; it
+// ends with the handshake or the connection, whichever ends first. The
+// instance's certificate is an atomic pointer that reload swaps.
+//
+// Lock order addendum: tlsPipe.mu is a leaf (nothing is taken under it).
 //
 // # The write path
 //
