@@ -23,8 +23,6 @@
 // ends with the handshake or the connection, whichever ends first. The
 // instance's certificate is an atomic pointer that reload swaps.
 //
-// Lock order addendum: tlsPipe.mu is a leaf (nothing is taken under it).
-//
 // # The write path
 //
 // A reactor is the [chat.Fanout] of its sessions. A room-wide event costs the
@@ -48,7 +46,8 @@
 // reactor.mu (the outbox and the loop's scheduled and busy flags, never
 // held while calling out). Server.reloadMu serialises Start, Reload and
 // Stop and is taken before all of them. The acceptor's mu guards only its
-// spare descriptors and is never held with another.
+// spare descriptors and is never held with another; nor is a TLS
+// connection's tlsPipe.mu (its handshake's bytes).
 //
 // # How to add a protocol
 //
