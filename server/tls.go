@@ -295,7 +295,9 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := copy(b, p.in)
-	p.in = p.in[n:]
+	if p.in = p.in[n:]; len(p.in) == 0 {
+		p.in = nil // an idle connection keeps no ClientHello-sized array
+	}
 	return n, nil
 }
 
