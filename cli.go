@@ -213,6 +213,9 @@ func (e *env) check(args []string) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	if err := e.checkCertificates(cfg, true); err != nil {
+		return exitUsage, err
+	}
 	// A runDir that does not exist yet is created with mode 0700 by start.
 	if _, err := os.Lstat(cfg.RunDir); err == nil {
 		if err := daemon.CheckRunDir(cfg.RunDir); err != nil {

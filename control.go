@@ -185,6 +185,9 @@ func (e *env) reload(args []string) (int, error) {
 		}
 		return code, err
 	}
+	if err := e.checkCertificates(cfg, false); err != nil {
+		return exitUsage, fmt.Errorf("%w\nthe running daemon keeps its certificates", err)
+	}
 	if *timeout == 0 {
 		// A reload may wait stopTimeout for the clients of the instances
 		// it replaces.

@@ -49,6 +49,9 @@ func (e *env) start(args []string) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	if err := e.checkCertificates(cfg, false); err != nil {
+		return exitUsage, err
+	}
 	switch {
 	case godaemon.WasReborn():
 		return e.runDetached(cfg)

@@ -63,6 +63,15 @@ command -v php >/dev/null && php -m | grep -qix curl || apt_install php-cli php-
 quiet npm ci --prefix scripts/examples --no-audit --no-fund --loglevel=error
 export FASTWS_EXAMPLES=1
 # --- end of the Application API examples
+# --- TLS (issue 20) ---
+# openssl s_client and socat speak to a TLS telnet instance (server/tls_test.go);
+# nginx terminates TLS in front of a plain websocket instance with
+# scripts/nginx/fastws.conf (server/nginx_test.go runs it as the test
+# user, under a temp dir, on loopback).
+command -v openssl >/dev/null || apt_install openssl
+command -v socat >/dev/null || apt_install socat
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
+# --- end TLS ---
 GOBIN=$(go env GOPATH)/bin
 [ -x "$GOBIN/staticcheck" ] && "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}" ||
 	quiet go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"

@@ -17,6 +17,11 @@
 // reactor's session list are touched by that loop alone and need no lock.
 // Other goroutines (the hub on another reactor, the status socket) reach a
 // connection only through its reactor's outbox.
+// A TLS connection (tls.go) has one more goroutine while its handshake
+// runs, which shares only the connection's tlsPipe with the loop (under
+// its mu) and hands the session back to the loop through Execute; it
+// ends with the handshake or the connection, whichever ends first. The
+// instance's certificate is an atomic pointer that reload swaps.
 //
 // # The write path
 //
@@ -41,7 +46,8 @@
 // reactor.mu (the outbox and the loop's scheduled and busy flags, never
 // held while calling out). Server.reloadMu serialises Start, Reload and
 // Stop and is taken before all of them. The acceptor's mu guards only its
-// spare descriptors and is never held with another.
+// spare descriptors and is never held with another; nor is a TLS
+// connection's tlsPipe.mu (its handshake's bytes).
 //
 // # How to add a protocol
 //

@@ -18,6 +18,10 @@ import (
 // sixty-fourth of the limit, at least minReserve. At 20,000 descriptors
 // that is 312, so 19,000 connections from a few addresses (the bench's
 // idle case) still fit.
+//
+// A TLS connection holds one descriptor, as a plain one does: its TLS
+// runs on the event loop (server/tls.go), with no socket pair, so the
+// reserve counts both alike.
 type files struct {
 	open        atomic.Int64 // connections open in every instance
 	reserveFrom int64        // open connections from which on the reserve applies

@@ -32,6 +32,7 @@ type instance struct {
 	budget *sendBudget // the daemon's, shared by every instance
 	log    *slog.Logger
 	codec  codec
+	tls    *tlsState // nil for plain text
 
 	eng       gnet.Engine
 	acc       *acceptor
@@ -91,6 +92,13 @@ func newInstance(cfg config.Instance, hub *chat.Hub, f *files, budget *sendBudge
 // runs the engine and returns once both are ready, or with the reason they
 // are not.
 func (i *instance) start(inherit net.Listener) error {
+	if i.cfg.TLS() {
+		t, err := newTLSState(i.cfg)
+		if err != nil {
+			return err // it names the instance
+		}
+		i.tls = t
+	}
 	acc, err := listen(i, inherit)
 	if err != nil {
 		return fmt.Errorf("instance %s: listen %s: %w", i.cfg.Name, i.cfg.Addr(), err)
@@ -195,7 +203,7 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	_, ip := remoteIP(c)
 	if i.stopping.Load() {
-		return i.codec.refusal("server is shutting down"), gnet.Close
+		return i.refusal("server is shutting down"), gnet.Close
 	}
 	if why := i.admit(ip); why != "" {
 		i.countProtoErr(kindRefused)
@@ -206,12 +214,12 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			r.counters.closed.Add(1)
 			r.counters.closedBy[chat.ReasonRefused].Add(1)
 		}
-		return i.codec.refusal(why), gnet.Close
+		return i.refusal(why), gnet.Close
 	}
 	r := i.reactorFor(c.EventLoop())
 	if r == nil || r.st.shutdown {
 		i.release(ip)
-		return i.codec.refusal("server is shutting down"), gnet.Close
+		return i.refusal("server is shutting down"), gnet.Close
 	}
 	now := time.Now().UnixNano()
 	s := &session{r: r, conn: c, dec: i.codec.newDecoder(), since: now, lastRead: now}
@@ -220,6 +228,12 @@ func (i *instance) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	r.counters.conns.Add(1)
 	r.counters.accepted.Add(1)
 	i.budget.conns.Add(1)
+	if i.tls != nil {
+		l := newTLSLayer(i.tls, s, c)
+		s.dec, s.tls = &tlsDecoder{decoder: s.dec, l: l}, true
+		go l.handshake(i) // it joins once that is done, in tlsReady
+		return nil, gnet.None
+	}
 	if i.codec.handshake() {
 		return nil, gnet.None // it joins once its handshake is done, in OnTraffic
 	}
@@ -281,6 +295,9 @@ func (i *instance) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	c.SetContext(nil)
 	s.closed = true
+	if s.tls {
+		s.layer().pipe.Close() // ends a handshake under way
+	}
 	// As a traffic pass: the leave notice for this loop's sessions goes
 	// out as OnClose ends, not after an eventfd round trip.
 	s.r.traffic(nil, func() { i.leave(s, c, err) })

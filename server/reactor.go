@@ -40,6 +40,7 @@ type reactor struct {
 	closing  []*session // sessions to close once their output is written
 	held     int64      // bytes its sessions hold in gnet's outbound buffers, as noted (sendBudget)
 	scratch  []byte     // encodeOne's output until flush
+	tlsBuf   []byte     // a TLS session's plaintext while it is decoded
 
 	counters  reactorCounters
 	enrolling atomic.Int64 // connections the acceptor gave this loop and has no result for (opened ones count twice for a moment)

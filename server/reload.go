@@ -20,8 +20,11 @@ type ReloadResult struct {
 // Reload applies cfg's instances to the running server: it starts added
 // instances, stops removed ones and restarts changed ones (their clients
 // are told the instance is shutting down); connections on unchanged
-// instances stay. Instances are matched by section name. An instance that
-// is down (it could not start) is started again.
+// instances stay. An unchanged instance with TLS reads its certificate
+// files again and serves the renewed pair to new handshakes; a pair that
+// does not load leaves it serving the old one, in Failed. Instances are
+// matched by section name. An instance that is down (it could not start)
+// is started again.
 //
 // A changed instance is replaced without a moment in which its address
 // refuses connections: on the same address the new one takes over the
@@ -79,6 +82,13 @@ func (s *Server) Reload(cfg *config.Config) (ReloadResult, error) {
 		cur := bySection[ic.Section]
 		switch {
 		case cur != nil && !cur.down && cur.cfg.Same(ic):
+			if err := cur.renewCert(); err != nil {
+				cur.setFault(err)
+				running = append(running, cur)
+				errs = append(errs, err)
+				res.Failed = append(res.Failed, ic.Name)
+				continue
+			}
 			cur.setFault(nil) // a reload that failed to change it is undone
 			running = append(running, cur)
 			res.Unchanged = append(res.Unchanged, ic.Name)

@@ -30,6 +30,7 @@ type session struct {
 	welcomed bool  // the welcome is queued: room-wide events are for it now
 	closed   bool
 	shut     bool // the write side is shut: lingering until the peer closes (see lingers)
+	tls      bool // dec is a *tlsDecoder: bytes go through its TLS layer (see layer)
 	reason   chat.CloseReason
 	msgsIn   uint64
 	bytesIn  uint64
@@ -191,7 +192,9 @@ func (s *session) writeBatch() (msgs, n uint64) {
 		return 0, 0
 	case len(b) == 0:
 		return s.write(1, one)
-	case s.conn.OutboundBuffered() > 0:
+	case s.conn.OutboundBuffered() > 0 || s.tls:
+		// TLS: the batch in as few records (of up to 16 KiB), and so
+		// writes, as it takes.
 		return s.write(uint64(len(b)), bytes.Join(b, nil))
 	}
 	for len(b) > 0 && !s.closed {
@@ -223,6 +226,9 @@ func (s *session) write(msgs uint64, p []byte) (uint64, uint64) {
 // not take; a write that fails closes the connection (OnClose runs
 // before send returns). Event loop only.
 func (s *session) send(p []byte) (int, bool) {
+	if s.tls {
+		return s.layer().send(p)
+	}
 	w, err := s.conn.Write(p)
 	return w, err == nil
 }

@@ -403,7 +403,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	tlsRuns := b.runTLSCases(ctx, only) // opt-in: see tls.go
 	rep := newReport(m, opt, args, runs, time.Since(b.start))
+	rep.Notes = append(rep.Notes, tlsNotes(tlsRuns)...)
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "the suite was cut short: "+context.Cause(ctx).Error())
 	}
@@ -419,7 +421,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		b.progressf("wrote bench.txt, bench.json, summary.md and fanout.svg in %s", opt.out)
 	}
 	failed := ctx.Err() != nil
-	for _, r := range runs {
+	for _, r := range slices.Concat(runs, tlsRuns) {
 		for _, f := range r.Failures {
 			failed = true
 			b.progressf("FAIL %s %s: %s", r.Case, r.Server, f)

@@ -2,12 +2,14 @@
 //
 // It starts FASTWS_BIN (a built fastws binary; run.sh builds one) in the
 // foreground with a temporary config.ini: one telnet and one websocket
-// instance on free loopback ports. Then it drives the page served on GET /
-// in Debian's chromium with playwright-core, talks to the daemon as a raw
-// telnet client and as npm ws clients, has pages join a room (tabs, unread
-// counts, the room list), restarts the daemon to check that the page
-// reconnects (and joins its rooms again), and saves phone- and
-// desktop-width screenshots in screenshots/.
+// instance on free loopback ports, and a websocket instance with TLS (a
+// throwaway certificate from openssl) whose https:// page chats with
+// telnet. Then it drives the page served on GET / in Debian's chromium
+// with playwright-core, talks to the daemon as a raw telnet client and as
+// npm ws clients, has pages join a room (tabs, unread counts, the room
+// list), restarts the daemon to check that the page reconnects (and joins
+// its rooms again), and saves phone- and desktop-width screenshots in
+// screenshots/.
 //
 //	FASTWS_BIN=/path/to/fastws node --test scripts/browser/
 //
@@ -15,7 +17,7 @@
 // Everything waits by polling with a deadline; nothing sleeps a fixed time.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -75,7 +77,7 @@ async function freePorts(n) {
   }
 }
 
-function configText(runDir, telnetPort, wsPort) {
+function configText(runDir, telnetPort, wsPort, wssPort, cert, key) {
   return `; written by scripts/browser/browser.test.mjs
 [fastws]
 runDir = ${runDir}
@@ -96,6 +98,15 @@ protocol = websocket
 host = 127.0.0.1
 port = ${wsPort}
 childProcessCount = 2
+
+[instance.wss]
+instanceName = Browser-WSS
+protocol = websocket
+host = 127.0.0.1
+port = ${wssPort}
+childProcessCount = 1
+tlsCert = ${cert}
+tlsKey = ${key}
 `;
 }
 
@@ -332,7 +343,7 @@ async function say(page, line) {
 // ---- the test ----
 
 describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
-  let tmp, daemon, browser, telnetPort, wsPort, origin;
+  let tmp, daemon, browser, telnetPort, wsPort, wssPort, origin;
   let ctxA, ctxB, pageA, pageB, tel;
   let uidA, uidB, uidT;
   const pageErrors = [];
@@ -356,10 +367,17 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
     await fs.access(BIN).catch(() => assert.fail(`FASTWS_BIN=${BIN} does not exist`));
     await fs.access(CHROMIUM).catch(() => assert.fail(`${CHROMIUM} is missing: apt-get install chromium (run.sh does)`));
     tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'fastws-browser-'));
-    [telnetPort, wsPort] = await freePorts(2);
+    [telnetPort, wsPort, wssPort] = await freePorts(3);
     origin = `http://127.0.0.1:${wsPort}`;
+    // A throwaway self-signed certificate for the https:// instance
+    // (scripts/test.sh installs openssl).
+    const cert = path.join(tmp, 'cert.pem'), key = path.join(tmp, 'key.pem');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, `openssl req: ${made.stderr}`);
     const config = path.join(tmp, 'config.ini');
-    await fs.writeFile(config, configText(path.join(tmp, 'run'), telnetPort, wsPort));
+    await fs.writeFile(config, configText(path.join(tmp, 'run'), telnetPort, wsPort, wssPort, cert, key));
     daemon = new Daemon(BIN, config);
     await daemon.start();
     browser = await chromium.launch({
@@ -367,7 +385,10 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
       headless: true,
       timeout: 60_000,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--disable-quic'],
+        '--disable-sync', '--no-first-run', '--disable-quic',
+        // The https:// instance's certificate is a throwaway self-signed
+        // one made above, for loopback only: nothing to trust it with.
+        '--ignore-certificate-errors'],
     });
     await fs.mkdir(screenshotDir, { recursive: true });
   });
@@ -760,6 +781,29 @@ describe('fastws chat page', { timeout: 10 * TEST_TIMEOUT }, () => {
     await pageA.locator(tabButton('games')).click();
     await say(pageA, 'games is back too');
     await waitRoomMessage(pageA, 'games', 'broadcast', `alice(${uidA}): games is back too`, true);
+  });
+
+  test('the page over https:// (wss://) chats with a plain telnet user', { timeout: TEST_TIMEOUT }, async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    let t;
+    try {
+      const page = await ctx.newPage();
+      page.on('pageerror', (err) => pageErrors.push(`S: ${err.message}`));
+      await page.goto(`https://127.0.0.1:${wssPort}/`);
+      assert.equal(await page.evaluate(() => location.protocol), 'https:');
+      const uidS = await myUID(page);
+      t = await LineClient.connect(telnetPort);
+      const welcome = await t.waitLine(/^Welcome to fastws! You are uid \d+\./);
+      const uidX = Number(welcome.match(/uid (\d+)/)[1]);
+      await waitMessage(page, 'join', `* uid ${uidX} joined`);
+      await say(page, 'hello from an https page');
+      await t.waitLine(`uid ${uidS}: hello from an https page`);
+      t.send('hello back over TLS');
+      await waitMessage(page, 'broadcast', `uid ${uidX}: hello back over TLS`);
+    } finally {
+      t?.close();
+      await ctx.close();
+    }
   });
 
   test('no script errors and nothing fetched from elsewhere', () => {

@@ -120,6 +120,11 @@ type Instance struct {
 	// "scheme://host[:port]") allowed to open a WebSocket; empty allows
 	// any. Only websocket instances set it (allowedOrigins).
 	AllowedOrigins []string
+
+	// TLSCert and TLSKey (tlsCert, tlsKey) are the absolute paths of the
+	// PEM certificate (the leaf, then its chain) and private key the
+	// instance serves TLS with; both empty for plain text. See tls.go.
+	TLSCert, TLSKey string
 }
 
 // Addr returns the instance's listen address, host:port.

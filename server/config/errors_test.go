@@ -31,7 +31,7 @@ func TestErrors(t *testing.T) {
 			text: "[instance.a]\ninstanceName = A\nprotocol = telnet\nPort = 19910\n",
 			want: []string{
 				`config.ini:1: [instance.a] port: missing (1-65535)`,
-				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`,
+				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, tlsCert, tlsKey, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`,
 			},
 		},
 		{
@@ -153,7 +153,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "total send buffer is daemon-wide",
 			text: oneInstance + "maxSendBufferTotal = 1G\n",
-			want: []string{`config.ini:5: [instance.a] maxSendBufferTotal = "1G": unknown key; allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
+			want: []string{`config.ini:5: [instance.a] maxSendBufferTotal = "1G": unknown key; allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, tlsCert, tlsKey, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
 		},
 		{
 			name: "missing port",

@@ -36,7 +36,7 @@ var loadOptions = ini.LoadOptions{
 // Keys of each section, in the order the shipped config.ini lists them.
 var (
 	daemonKeys   = []string{"runDir", "logFile", "metricsListen", "stopTimeout", "announceLimit", "maxSendBufferTotal", "maxRooms", "maxRoomsPerMember"}
-	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins"}
+	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins", keyTLSCert, keyTLSKey}
 	limitKeys    = []string{"maxPackageSize", "maxSendBuffer", "idleTimeout", "maxConnections",
 		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "bytesPerSecond", "bytesBurst",
 		"pingInterval", "pongTimeout"}
@@ -283,6 +283,8 @@ func (p *parser) instance(defaults Limits, s *ini.Section) Instance {
 					return msgOrigins
 				}
 				origins, in.AllowedOrigins = v, list
+			case keyTLSCert, keyTLSKey:
+				return p.setTLSKey(&in, key, v)
 			default:
 				return setLimit(&in.Limits, key, v)
 			}
@@ -304,6 +306,7 @@ func (p *parser) instance(defaults Limits, s *ini.Section) Instance {
 	if len(in.AllowedOrigins) > 0 && in.Protocol == ProtocolTelnet {
 		p.keyErr(in.Section, "allowedOrigins", origins, "only allowed with protocol = websocket")
 	}
+	p.checkTLSPair(&in)
 	p.checkLimits(s, in.Limits, given, ok)
 	return in
 }

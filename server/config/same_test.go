@@ -19,6 +19,8 @@ var restarts = map[string]bool{
 	"Port":              true,
 	"ChildProcessCount": true,
 	"AllowedOrigins":    true,
+	"TLSCert":           true, // another file; the same files renewed are reloaded without a restart
+	"TLSKey":            true,
 
 	"Limits.MaxPackageSize":      true,
 	"Limits.MaxSendBuffer":       true,
