@@ -184,10 +184,10 @@ func only(method string, h http.HandlerFunc) http.HandlerFunc {
 // length leak through timing.
 func (s *Server) authorized(r *http.Request) bool {
 	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
+	if given = strings.TrimSpace(given); !ok || given == "" {
+		return false // an empty key is never a key, even if one was set empty
 	}
-	h := sha256.Sum256([]byte(strings.TrimSpace(given)))
+	h := sha256.Sum256([]byte(given))
 	return subtle.ConstantTimeCompare(h[:], s.key.Load()[:]) == 1
 }
 

@@ -44,8 +44,9 @@ func who(uid *uint64, user *string) (chat.Target, *requestError) {
 		}
 		return chat.Target{UID: *uid}, nil
 	case user != nil:
-		if *user == "" || len(*user) > 64 {
-			return chat.Target{}, badField("user", "user must be 1-64 bytes")
+		if !chat.ValidUser(*user) {
+			// As a token's sub: no user could hold any other id.
+			return chat.Target{}, badField("user", "user must be 1-64 bytes of text, without control characters or spaces at its ends")
 		}
 		return chat.Target{User: *user}, nil
 	}
