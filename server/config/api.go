@@ -33,12 +33,12 @@ const (
 )
 
 const (
-	sectionAPI         = "api"
-	minAPIKey          = 16
+	sectionAPI = "api"
+	minAPIKey  = 16
 	// minTokenSecret: an HS256 key must be at least the hash's size (RFC
 	// 7518 section 3.2); a shorter secret is cracked offline from any one
 	// token a user holds, and then any user can be minted.
-	minTokenSecret = 32
+	minTokenSecret     = 32
 	defaultAuthTimeout = 10 * time.Second
 )
 
