@@ -150,3 +150,43 @@ func rawCall(t *testing.T, addr string, req []byte) int {
 	}
 	return resp.StatusCode
 }
+
+// nopSession is a member's session that drops what it is sent.
+type nopSession struct{}
+
+func (nopSession) Send(*chat.Event)       {}
+func (nopSession) Reply(*chat.Event)      {}
+func (nopSession) Close(chat.CloseReason) {}
+
+// TestMembersBounded: /members of a huge room lists maxMembers, in uid
+// order, and says the list was cut; a smaller room says it was not.
+func TestMembersBounded(t *testing.T) {
+	s := testServer(hostileKey)
+	for range maxMembers + 5 {
+		s.hub.Join(nopSession{}, chat.JoinOptions{Protocol: "telnet"})
+	}
+	req := httptest.NewRequest("GET", "/api/v1/members?room=lobby", nil)
+	req.Header.Set("Authorization", "Bearer "+hostileKey)
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, req)
+	var got struct {
+		Members   []memberJSON `json:"members"`
+		Truncated bool         `json:"truncated"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
+		t.Fatalf("got %d %.200s: %v", w.Code, w.Body.String(), err)
+	}
+	if len(got.Members) != maxMembers || !got.Truncated {
+		t.Fatalf("a lobby of %d: got %d members, truncated %v; want %d, true", maxMembers+5, len(got.Members), got.Truncated, maxMembers)
+	}
+	for i := 1; i < len(got.Members); i++ {
+		if got.Members[i].UID <= got.Members[i-1].UID {
+			t.Fatalf("members not in uid order at %d: %d after %d", i, got.Members[i].UID, got.Members[i-1].UID)
+		}
+	}
+	small := testServer(hostileKey)
+	small.hub.Join(nopSession{}, chat.JoinOptions{Protocol: "telnet"})
+	if code, m := serve(t, small, "GET", "/api/v1/members?room=lobby", hostileKey, ""); code != 200 || m["truncated"] != false || len(m["members"].([]any)) != 1 {
+		t.Errorf("a lobby of 1: got %d %v, want one member, truncated false", code, m)
+	}
+}
