@@ -190,3 +190,29 @@ func TestMembersBounded(t *testing.T) {
 		t.Errorf("a lobby of 1: got %d %v, want one member, truncated false", code, m)
 	}
 }
+
+// TestBearerScheme: the scheme is case-insensitive; anything else about
+// the header must be right.
+func TestBearerScheme(t *testing.T) {
+	s := testServer(hostileKey)
+	for h, code := range map[string]int{
+		"Bearer " + hostileKey:              200,
+		"bearer " + hostileKey:              200,
+		"BEARER  " + hostileKey + " ":       200,
+		"Basic " + hostileKey:               401,
+		"Bearer" + hostileKey:               401,
+		"Bearer " + hostileKey + "x":        401,
+		"Bearer " + hostileKey[:15]:         401,
+		hostileKey:                          401,
+		"Token " + hostileKey:               401,
+		"Bearer " + strings.Repeat("a", 16): 401,
+	} {
+		req := httptest.NewRequest("GET", "/api/v1/online", nil)
+		req.Header.Set("Authorization", h)
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		if w.Code != code {
+			t.Errorf("Authorization %q: got %d, want %d", h, w.Code, code)
+		}
+	}
+}
