@@ -489,3 +489,16 @@ func ValidRoom(name string) bool {
 	_, _, ok := roomArg([]byte(name))
 	return ok
 }
+
+// MaxUser is the longest user id, in bytes.
+const MaxUser = 64
+
+// ValidUser reports whether id may be a user id: 1-64 bytes of clean
+// text (valid UTF-8 without control or format characters: see
+// [CleanLine]) with no space at either end. A user id is printed to
+// members ("* authenticated as alice (user u123)"), so a token the
+// application signed carelessly must not carry a terminal escape. It is
+// safe for concurrent use.
+func ValidUser(id string) bool {
+	return id != "" && len(id) <= MaxUser && CleanLine(id) == id && strings.TrimSpace(id) == id
+}

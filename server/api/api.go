@@ -183,11 +183,12 @@ func only(method string, h http.HandlerFunc) http.HandlerFunc {
 // are compared in constant time, so that neither the key's bytes nor its
 // length leak through timing.
 func (s *Server) authorized(r *http.Request) bool {
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
+	// The scheme is case-insensitive (RFC 9110 11.1): "bearer KEY" too.
+	scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if given = strings.TrimSpace(given); !ok || !strings.EqualFold(scheme, "Bearer") || given == "" {
+		return false // an empty key is never a key, even if one was set empty
 	}
-	h := sha256.Sum256([]byte(strings.TrimSpace(given)))
+	h := sha256.Sum256([]byte(given))
 	return subtle.ConstantTimeCompare(h[:], s.key.Load()[:]) == 1
 }
 

@@ -44,8 +44,9 @@ func who(uid *uint64, user *string) (chat.Target, *requestError) {
 		}
 		return chat.Target{UID: *uid}, nil
 	case user != nil:
-		if *user == "" || len(*user) > 64 {
-			return chat.Target{}, badField("user", "user must be 1-64 bytes")
+		if !chat.ValidUser(*user) {
+			// As a token's sub: no user could hold any other id.
+			return chat.Target{}, badField("user", "user must be 1-64 bytes of text, without control characters or spaces at its ends")
 		}
 		return chat.Target{User: *user}, nil
 	}
@@ -189,8 +190,8 @@ type memberJSON struct {
 const maxMembers = 10000
 
 // members: GET /api/v1/members?room=NAME -> {"room": NAME, "members":
-// [{"uid", "nick", "user", "protocol", "instance", "node", "since"}]},
-// at most maxMembers, in uid order.
+// [{"uid", "nick", "user", "protocol", "instance", "node", "since"}],
+// "truncated": bool}, at most maxMembers, in uid order.
 func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	room := r.URL.Query().Get("room")
 	if room == "" {
@@ -201,15 +202,19 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad room name", "room")
 		return
 	}
-	ps, ok := s.hub.MembersOf(room, maxMembers)
+	ps, ok := s.hub.MembersOf(room, maxMembers+1) // one more: to know the list is cut
 	if !ok {
 		writeError(w, http.StatusNotFound, "no room #"+strings.TrimPrefix(room, "#"), "room")
 		return
 	}
+	truncated := len(ps) > maxMembers
+	ps = ps[:min(len(ps), maxMembers)]
 	out := make([]memberJSON, len(ps))
 	for i, p := range ps {
 		out[i] = memberJSON{UID: p.UID, Nick: p.Nick, User: p.User, Protocol: p.Protocol, Instance: p.Instance,
 			Node: p.Node, Since: p.Since.UTC().Format(time.RFC3339)}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"room": room, "members": out})
+	// truncated tells an application that a room of more than maxMembers
+	// was cut, rather than letting it take the first page for the room.
+	writeJSON(w, http.StatusOK, map[string]any{"room": room, "members": out, "truncated": truncated})
 }

@@ -23,7 +23,7 @@ import (
 const Leeway = 30 * time.Second
 
 // MaxUser is the longest user id (sub), in bytes.
-const MaxUser = 64
+const MaxUser = chat.MaxUser
 
 // MaxToken is the longest token accepted, in bytes: a token is a line, and
 // decoding a huge one is work for nothing.
@@ -58,12 +58,13 @@ const (
 	ErrTooLong      = Error("too long")
 	ErrNoSecret     = Error("tokens are off")
 	ErrTooManyRooms = Error("too many rooms")
+	ErrBadRoom      = Error("bad room")
 )
 
 // Reasons lists every refusal reason, for pre-declaring metric labels.
 func Reasons() []string {
 	es := []Error{ErrExpired, ErrNotYetValid, ErrSignature, ErrAlgorithm, ErrMissingExp, ErrMalformed,
-		ErrBadSubject, ErrBadClaims, ErrTooLong, ErrNoSecret, ErrTooManyRooms}
+		ErrBadSubject, ErrBadClaims, ErrTooLong, ErrNoSecret, ErrTooManyRooms, ErrBadRoom}
 	rs := make([]string, len(es))
 	for i, e := range es {
 		rs[i] = string(e)
@@ -93,10 +94,17 @@ func Verifier(secret []byte) chat.Verifier {
 			return chat.Identity{}, reason(err)
 		}
 		switch {
-		case c.Subject == "" || len(c.Subject) > MaxUser:
+		case !chat.ValidUser(c.Subject):
 			return chat.Identity{}, ErrBadSubject
 		case len(c.Rooms) > MaxRooms:
 			return chat.Identity{}, ErrTooManyRooms
+		}
+		// A room that is not a room name would be dropped without a word
+		// on auth: refuse the token, so the application learns of it.
+		for _, r := range c.Rooms {
+			if !chat.ValidRoom(r) {
+				return chat.Identity{}, ErrBadRoom
+			}
 		}
 		return chat.Identity{User: c.Subject, Name: c.Name, Rooms: c.Rooms}, nil
 	}
@@ -136,8 +144,13 @@ func Sign(secret []byte, user, name string, rooms []string, ttl time.Duration, n
 	if len(secret) == 0 {
 		return "", errors.New("no tokenSecret: set [api] tokenSecret or FASTWS_TOKEN_SECRET")
 	}
-	if user == "" || len(user) > MaxUser {
-		return "", errors.New("user must be 1-64 bytes")
+	if !chat.ValidUser(user) {
+		return "", errors.New("user must be 1-64 bytes of text, without control characters or spaces at its ends")
+	}
+	for _, r := range rooms {
+		if !chat.ValidRoom(r) {
+			return "", fmt.Errorf("bad room name %q", r)
+		}
 	}
 	if ttl <= 0 {
 		return "", errors.New("ttl must be positive")

@@ -41,6 +41,13 @@ func TestVerify(t *testing.T) {
 		{"missing exp", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1"}), ErrMissingExp},
 		{"no sub", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": exp}), ErrBadSubject},
 		{"sub too long", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": strings.Repeat("u", 65), "exp": exp}), ErrBadSubject},
+		{"sub with an escape", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u\x1b[2J", "exp": exp}), ErrBadSubject},
+		{"sub with a newline", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1\n* authenticated as admin", "exp": exp}), ErrBadSubject},
+		{"sub with a bidi override", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u\u202e1", "exp": exp}), ErrBadSubject},
+		{"sub of spaces", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": " ", "exp": exp}), ErrBadSubject},
+		{"sub of 64 bytes", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": strings.Repeat("é", 32), "exp": exp}), nil},
+		{"bad room name", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "rooms": []string{"games", "bad room!"}, "exp": exp}), ErrBadRoom},
+		{"empty room name", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "rooms": []string{""}, "exp": exp}), ErrBadRoom},
 		{"rooms not a list", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "rooms": 5, "exp": exp}), ErrMalformed},
 		{"too many rooms", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "rooms": make([]string, MaxRooms+1), "exp": exp}), ErrTooManyRooms},
 		{"not valid yet", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "nbf": time.Now().Add(time.Hour).Unix(), "exp": exp}), ErrNotYetValid},
@@ -83,6 +90,14 @@ func TestSignVerifies(t *testing.T) {
 	}
 	if _, err := Sign(nil, "u", "", nil, time.Hour, time.Now()); err == nil {
 		t.Fatal("signed with no secret")
+	}
+	for _, user := range []string{"", "u\x1b[2J", " u", strings.Repeat("u", MaxUser+1)} {
+		if _, err := Sign(secret, user, "", nil, time.Hour, time.Now()); err == nil {
+			t.Errorf("signed a token for user %q", user)
+		}
+	}
+	if _, err := Sign(secret, "u", "", []string{"bad room!"}, time.Hour, time.Now()); err == nil {
+		t.Error("signed a token with a bad room name")
 	}
 	if _, err := Verifier(nil)(tok); err != ErrNoSecret {
 		t.Fatalf("got %v, want %v", err, ErrNoSecret)

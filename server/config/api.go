@@ -33,8 +33,12 @@ const (
 )
 
 const (
-	sectionAPI         = "api"
-	minAPIKey          = 16
+	sectionAPI = "api"
+	minAPIKey  = 16
+	// minTokenSecret: an HS256 key must be at least the hash's size (RFC
+	// 7518 section 3.2); a shorter secret is cracked offline from any one
+	// token a user holds, and then any user can be minted.
+	minTokenSecret     = 32
 	defaultAuthTimeout = 10 * time.Second
 )
 
@@ -92,8 +96,12 @@ func (p *parser) apiEnv(c *Config) {
 	if v := os.Getenv(EnvAPIKey); v != "" {
 		c.API.Key, keyFrom = v, EnvAPIKey
 	}
+	secretFrom := "tokenSecret"
 	if v := os.Getenv(EnvTokenSecret); v != "" {
-		c.API.TokenSecret = v
+		c.API.TokenSecret, secretFrom = v, EnvTokenSecret
+	}
+	if c.API.TokenSecret != "" && len(c.API.TokenSecret) < minTokenSecret {
+		p.secretErr(secretFrom, "too short: at least 32 bytes for HS256 (the value is not shown)")
 	}
 	if c.API.AuthTimeout == 0 {
 		c.API.AuthTimeout = defaultAuthTimeout

@@ -13,8 +13,8 @@ func TestAPISection(t *testing.T) {
 	if c.API != (API{AuthTimeout: 10 * time.Second}) {
 		t.Errorf("defaults: got %+v", c.API)
 	}
-	c = mustParse(t, "[api]\nlisten = 127.0.0.1:19980\nkey = 0123456789abcdef\ntokenSecret = s3cret\nrequireAuth = true\nauthTimeout = 3s\n"+oneInstance)
-	want := API{Listen: "127.0.0.1:19980", Key: "0123456789abcdef", TokenSecret: "s3cret", RequireAuth: true, AuthTimeout: 3 * time.Second}
+	c = mustParse(t, "[api]\nlisten = 127.0.0.1:19980\nkey = 0123456789abcdef\ntokenSecret = s3cret-s3cret-s3cret-s3cret-0123456\nrequireAuth = true\nauthTimeout = 3s\n"+oneInstance)
+	want := API{Listen: "127.0.0.1:19980", Key: "0123456789abcdef", TokenSecret: "s3cret-s3cret-s3cret-s3cret-0123456", RequireAuth: true, AuthTimeout: 3 * time.Second}
 	if c.API != want {
 		t.Errorf("got %+v, want %+v", c.API, want)
 	}
@@ -33,6 +33,7 @@ func TestAPIErrors(t *testing.T) {
 		{"bad bool", "requireAuth = maybe", `[api] requireAuth = "maybe": not a boolean`},
 		{"bad timeout", "authTimeout = -1s", `[api] authTimeout = "-1s": must be a positive duration`},
 		{"requireAuth without secret", "requireAuth = true", "[api] requireAuth: needs tokenSecret"},
+		{"short token secret", "tokenSecret = " + secret, "config.ini:3: [api] tokenSecret: too short: at least 32 bytes for HS256 (the value is not shown)"},
 		{"unknown key", "Key = " + secret, "[api] Key: unknown key (did you mean key?"},
 	}
 	for _, c := range cases {
@@ -50,9 +51,9 @@ func TestAPIErrors(t *testing.T) {
 
 func TestAPIEnvironment(t *testing.T) {
 	t.Setenv(EnvAPIKey, "from-the-environment-0123")
-	t.Setenv(EnvTokenSecret, "env-secret")
+	t.Setenv(EnvTokenSecret, "env-secret-env-secret-env-secret-0")
 	c := mustParse(t, "[api]\nlisten = 127.0.0.1:1\nkey = short\ntokenSecret = file\n"+oneInstance)
-	if c.API.Key != "from-the-environment-0123" || c.API.TokenSecret != "env-secret" {
+	if c.API.Key != "from-the-environment-0123" || c.API.TokenSecret != "env-secret-env-secret-env-secret-0" {
 		t.Errorf("got %+v, want the environment's key and secret", c.API)
 	}
 	t.Setenv(EnvAPIKey, "short")

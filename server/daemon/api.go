@@ -110,12 +110,34 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	}
 	d.id.srv = srv
 	d.undo = append(d.undo, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), apiStopTimeout)
 		defer cancel()
 		_ = srv.Close(ctx)
 	})
 	d.log.Info("api listening", "addr", srv.Addr())
 	return nil
+}
+
+// apiStopTimeout is the longest the HTTP API's requests under way may
+// take to finish at a stop (each is small; see api's timeouts).
+const apiStopTimeout = 2 * time.Second
+
+// stopAPI stops the HTTP API first at a stop, before the instances drain:
+// an application then gets "connection refused", not a "delivered" for
+// members who are being closed, and the drain is not fed new messages
+// while it waits for them. It waits for requests under way up to
+// apiStopTimeout (timeout if shorter). The cleanup's Close after it is a
+// no-op.
+func (d *Daemon) stopAPI(timeout time.Duration) {
+	if d.id.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, apiStopTimeout))
+	defer cancel()
+	if err := d.id.srv.Close(ctx); err != nil {
+		d.log.Warn("api stop cut short", "err", err)
+	}
+	d.log.Info("api stopped")
 }
 
 // maxText is the longest text the API sends: the smallest maxPackageSize

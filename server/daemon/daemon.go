@@ -263,6 +263,7 @@ wait:
 	// From here a reload is refused, and srv.Stop cuts short one under way.
 	d.stopping.Store(true)
 	fmt.Fprintf(d.stdout, "stopping (up to %s; Ctrl-C again to force)\n", timeout)
+	d.stopAPI(timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	stopped := make(chan error, 1)
