@@ -181,7 +181,17 @@ func waitFor(tb testing.TB, what string, d time.Duration, cond func() bool) {
 // node i's member count.
 func agree(tb testing.TB, nodes []*testNode, want ...int) {
 	tb.Helper()
+	var last []Stats
+	defer func() {
+		if tb.Failed() {
+			tb.Logf("last stats: %+v", last)
+		}
+	}()
 	waitFor(tb, fmt.Sprintf("nodes agree on members %v", want), testTimeout, func() bool {
+		last = last[:0]
+		for _, tn := range nodes {
+			last = append(last, tn.node.Stats())
+		}
 		for _, tn := range nodes {
 			st := tn.node.Stats()
 			if len(st.Nodes) != len(nodes) {

@@ -99,11 +99,17 @@ func (n *Node) loop() {
 // handle applies one message; a malformed one is counted and dropped.
 func (n *Node) handle(msg *nats.Msg) {
 	rest, ok := strings.CutPrefix(msg.Subject, n.prefix+".")
+	kind, from, _ := strings.Cut(rest, ".")
+	if ok && kind == subSync {
+		if msg.Reply != "" {
+			n.sendDump(msg.Reply)
+		}
+		return
+	}
 	if !ok || len(msg.Data) == 0 {
 		n.dropped.Add(1)
 		return
 	}
-	kind, from, _ := strings.Cut(rest, ".")
 	r := &reader{b: msg.Data[1:]}
 	typ := msg.Data[0]
 	switch kind {
@@ -133,10 +139,6 @@ func (n *Node) handle(msg *nats.Msg) {
 			return
 		}
 		n.heard(from, id)
-	case subSync:
-		if msg.Reply != "" {
-			n.sendDump(msg.Reply)
-		}
 	case subDump:
 		if typ != msgDump {
 			n.dropped.Add(1)
