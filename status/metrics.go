@@ -40,6 +40,7 @@ type Collector struct {
 	broadcasts, privates, slow             *prometheus.Desc
 	stalls                                 *prometheus.Desc
 	protoErrors, up, members, rooms, build *prometheus.Desc
+	cluster                                clusterMetrics
 }
 
 // NewCollector returns a Collector that calls snapshot on every scrape;
@@ -70,6 +71,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 		up:          desc("instance_up", "Whether the instance accepts connections (1) or not (0).", inst...),
 		members:     desc("room_members", "Chat room members online now, across all instances."),
 		rooms:       desc("rooms", "Rooms that exist now (/join), the lobby not counted."),
+		cluster:     newClusterMetrics(),
 		build:       desc("build_info", "A metric with a constant '1' value labeled by the fastws version and the Go version that built it.", "version", "goversion"),
 	}
 }
@@ -82,6 +84,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	c.cluster.describe(ch)
 }
 
 // Collect implements prometheus.Collector: it takes one snapshot and sends
@@ -91,6 +94,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.build, prometheus.GaugeValue, 1, s.Daemon.Version, s.Daemon.GoVersion)
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(s.Daemon.Members))
 	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(s.Daemon.Rooms))
+	c.cluster.collect(ch, s.Cluster)
 	for _, i := range s.Instances {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, i.Name)

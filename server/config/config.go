@@ -34,6 +34,7 @@ type Config struct {
 	MaxRoomsPerMember int
 	Defaults          Limits     // the [fastws] limit keys
 	Instances         []Instance // in file order
+	Cluster           Cluster    // [cluster]; NATS "" = a single node
 }
 
 // Limits are the per-connection and per-instance limits the daemon
