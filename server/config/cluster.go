@@ -55,7 +55,7 @@ func (p *parser) cluster(c *Config, s *ini.Section) {
 		case "nats":
 			c.Cluster.NATS = v // checked below, where the value shown can be redacted
 		case "name":
-			if !clusterToken(v) {
+			if v != "" && !clusterToken(v) {
 				return "must be 1 to 64 letters, digits, - and _ (this node's name, unique in the cluster; default the host name)"
 			}
 			c.Cluster.Name = v
@@ -101,7 +101,7 @@ func checkNATS(v string) string {
 			part = "nats://" + part
 		}
 		u, err := url.Parse(part)
-		if err != nil || u.Host == "" {
+		if err != nil || u.Hostname() == "" {
 			return "not a NATS URL list (comma-separated, e.g. nats://10.0.0.1:4222,tls://user:password@nats.example:4222)"
 		}
 		switch u.Scheme {
