@@ -187,11 +187,19 @@ func (n *Node) setup() error {
 	if err != nil {
 		return fmt.Errorf("cluster: JetStream on NATS %s: %w", n.nc.ConnectedUrlRedacted(), err)
 	}
-	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kvc := jetstream.KeyValueConfig{
 		Bucket:      bucketName(n.prefix),
 		Description: "fastws cluster: uid blocks and nick claims",
 		History:     1,
-	})
+		// On a NATS cluster the bucket keeps three copies, so that it
+		// outlives one server; a single server refuses that, and keeps one.
+		Replicas: 3,
+	}
+	n.kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
+	if err != nil {
+		kvc.Replicas = 1
+		n.kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
+	}
 	if err != nil {
 		return fmt.Errorf("cluster: key-value bucket %s on NATS %s (is JetStream enabled?): %w", bucketName(n.prefix), n.nc.ConnectedUrlRedacted(), err)
 	}
