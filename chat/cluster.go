@@ -234,3 +234,32 @@ func (h *Hub) claimNick(m *Member, nick, key string) bool {
 	h.Refuse(m, "nick "+nick+" is taken")
 	return false
 }
+
+// SendTo hands ev, an event for one member, to uid on whichever node holds
+// it, and reports whether one does: on this node with its session's Send,
+// on another through the cluster (ev must then be a private message, the
+// one kind that crosses to a single member). It is for facilities that
+// address a member by uid without being one (an API), so that they reach
+// every node. It is safe for concurrent use and does not block.
+func (h *Hub) SendTo(uid uint64, ev *Event) bool {
+	if dst := h.members.load(uid); dst != nil {
+		dst.session.Send(ev)
+		return true
+	}
+	if h.cluster == nil || !ev.Private || ev.To != uid || ev.UID == 0 {
+		return false
+	}
+	return h.cluster.Private(ev)
+}
+
+// MemberInfo returns what /who shows of uid, on this node or another, and
+// whether it is online. It is safe for concurrent use.
+func (h *Hub) MemberInfo(uid uint64) (MemberInfo, bool) {
+	if m := h.members.load(uid); m != nil {
+		return MemberInfo{UID: uid, Nick: m.Nick(), Protocol: m.home.protocol}, true
+	}
+	if h.cluster != nil {
+		return h.cluster.Remote(uid)
+	}
+	return MemberInfo{}, false
+}

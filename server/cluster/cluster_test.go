@@ -268,3 +268,49 @@ func TestCrossNode(t *testing.T) {
 		t.Errorf("n1 stats %+v", st)
 	}
 }
+
+// TestRoomInterest: a room's lines go only to the nodes holding its
+// members, and a node unsubscribes when its last member leaves.
+func TestRoomInterest(t *testing.T) {
+	ns := startNATS(t, 0, "")
+	n1 := startNode(t, ns.ClientURL(), "i1")
+	n2 := startNode(t, ns.ClientURL(), "i2")
+	n3 := startNode(t, ns.ClientURL(), "i3")
+	a, b, c := dial(t, n1.addr), dial(t, n2.addr), dial(t, n3.addr)
+	agree(t, []*testNode{n1, n2, n3}, 1, 1, 1)
+	a.send("/join quiet")
+	a.skipUntil("* you are now in #quiet (1 member)")
+	waitFor(t, "n2 sees #quiet", testTimeout, func() bool { return n2.node.RemoteCount("quiet") == 1 })
+	b.send("/join quiet")
+	b.skipUntil("* you are now in #quiet (2 members)")
+	before := n3.node.Stats().Received
+	for i := range 20 {
+		a.send("#quiet line " + strconv.Itoa(i))
+	}
+	b.skipUntil(fmt.Sprintf("[#quiet] uid %d: line 19", a.uid))
+	// A lobby line after them: once n3 has it, it would have had them.
+	a.send("#lobby lobby line")
+	c.skipUntil(fmt.Sprintf("uid %d: lobby line", a.uid))
+	if got := n3.node.Stats().Received - before; got != 1 {
+		t.Errorf("n3, with no member in #quiet, received %d events, want only the lobby line", got)
+	}
+	b.send("/leave quiet")
+	b.skipUntil(fmt.Sprintf("* uid %d left #quiet", b.uid))
+	waitFor(t, "n2 unsubscribed from #quiet", testTimeout, func() bool {
+		n2.node.subMu.Lock()
+		defer n2.node.subMu.Unlock()
+		return n2.node.rooms["quiet"] == nil
+	})
+	// SendTo reaches a member of another node.
+	ev := &chat.Event{Kind: chat.KindMessage, UID: a.uid, To: c.uid, Private: true, Text: "via SendTo", Time: time.Now()}
+	if !n1.srv.Hub().SendTo(c.uid, ev) {
+		t.Fatal("SendTo a member of another node: false")
+	}
+	c.skipUntil(fmt.Sprintf("uid %d (private): via SendTo", a.uid))
+	if mi, ok := n1.srv.Hub().MemberInfo(c.uid); !ok || mi.Protocol != "telnet" {
+		t.Errorf("MemberInfo of a member of another node: %+v %v", mi, ok)
+	}
+	if n1.srv.Hub().SendTo(424242, ev) {
+		t.Error("SendTo a uid online nowhere: true")
+	}
+}
