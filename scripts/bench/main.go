@@ -247,7 +247,7 @@ func (o *options) cases() []caseDef {
 			add("idle", p == "websocket", n)
 		}
 	}
-	return cs
+	return append(cs, o.clusterCases(cs)...)
 }
 
 // selectCases returns the cases of all that only matches (all of them if
@@ -432,7 +432,7 @@ func serversOf(c caseDef, servers []string) []string {
 	var ks []string
 	for _, k := range servers {
 		switch {
-		case c.kind == "rooms" || c.fastwsOnly:
+		case c.kind == "rooms" || c.kind == "cluster" || c.fastwsOnly:
 			if k != kindFastws {
 				continue
 			}
@@ -468,6 +468,9 @@ func redraw(opt *options, stdout, stderr io.Writer) int {
 
 // runCase starts a fresh server of kind, runs c against it and stops it.
 func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
+	if c.kind == "cluster" {
+		return b.runCluster(ctx, c)
+	}
 	r := &Run{Case: c.name, Server: kind, Metrics: map[string]float64{}}
 	b.seq++
 	var s *server

@@ -195,6 +195,16 @@ var rowDefs = map[string][]rowDef{
 		{"allocs_per_rt", "server allocations/round trip (-pprof)", nil},
 		{"errors", "errors", zero},
 	},
+	"cluster": {
+		{"sat_deliveries_per_s", "deliveries/s, saturation (2 nodes)", nil},
+		{"sat_server_us_per_delivery", "node 1 CPU µs/delivery, saturation", nil},
+		{"sat_p99_ms", "latency p99 ms, saturation", nil},
+		{"rate_p50_ms", "latency p50 ms, 100 msg/s", nil},
+		{"rate_p99_ms", "latency p99 ms, 100 msg/s", nil},
+		{"rate_max_ms", "latency max ms, 100 msg/s", nil},
+		{"sat_lost", "lost, saturation", zero},
+		{"rate_lost", "lost, 100 msg/s", zero},
+	},
 	"fanout": {
 		{"sat_deliveries_per_s", "deliveries/s, saturation", ratioAtLeast(1.0)},
 		{"sat_server_us_per_delivery", "server CPU µs/delivery, saturation", ratioAtMost(1.0)},
