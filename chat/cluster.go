@@ -20,6 +20,8 @@ import (
 // report this node's changes and must not block; NextUID and ClaimNick may
 // wait for the cluster, at most its timeout.
 type Cluster interface {
+	// Name returns this node's name.
+	Name() string
 	// NextUID returns a uid no node of the cluster has handed out.
 	NextUID() uint64
 	// ClaimNick claims the nick whose key is key (see checkNick) for uid
@@ -148,14 +150,15 @@ func (h *Hub) Online() int { return h.online() }
 // tokens as on one node.
 func (h *Hub) clusterWho(m *Member, r *Room, page int, now time.Time) *Event {
 	var ms []MemberInfo
+	node := h.cluster.Name()
 	if r.lobby {
 		h.members.each(func(x *Member) {
-			ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.home.protocol})
+			ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.home.protocol, Node: node})
 		})
 	} else {
 		r.mu.Lock()
 		for _, x := range r.members {
-			ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.home.protocol})
+			ms = append(ms, MemberInfo{UID: x.uid, Nick: x.Nick(), Protocol: x.home.protocol, Node: node})
 		}
 		r.mu.Unlock()
 	}
@@ -256,7 +259,11 @@ func (h *Hub) SendTo(uid uint64, ev *Event) bool {
 // whether it is online. It is safe for concurrent use.
 func (h *Hub) MemberInfo(uid uint64) (MemberInfo, bool) {
 	if m := h.members.load(uid); m != nil {
-		return MemberInfo{UID: uid, Nick: m.Nick(), Protocol: m.home.protocol}, true
+		mi := MemberInfo{UID: uid, Nick: m.Nick(), Protocol: m.home.protocol}
+		if h.cluster != nil {
+			mi.Node = h.cluster.Name()
+		}
+		return mi, true
 	}
 	if h.cluster != nil {
 		return h.cluster.Remote(uid)

@@ -307,7 +307,7 @@ func TestRoomInterest(t *testing.T) {
 		t.Fatal("SendTo a member of another node: false")
 	}
 	c.skipUntil(fmt.Sprintf("uid %d (private): via SendTo", a.uid))
-	if mi, ok := n1.srv.Hub().MemberInfo(c.uid); !ok || mi.Protocol != "telnet" {
+	if mi, ok := n1.srv.Hub().MemberInfo(c.uid); !ok || mi.Protocol != "telnet" || mi.Node != "i3" {
 		t.Errorf("MemberInfo of a member of another node: %+v %v", mi, ok)
 	}
 	if n1.srv.Hub().SendTo(424242, ev) {

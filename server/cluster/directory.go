@@ -483,7 +483,7 @@ func (n *Node) Remote(uid uint64) (chat.MemberInfo, bool) {
 	n.dirMu.RLock()
 	defer n.dirMu.RUnlock()
 	if m := n.dir.byUID[uid]; m != nil {
-		return chat.MemberInfo{UID: uid, Nick: m.nick, Protocol: m.protocol}, true
+		return chat.MemberInfo{UID: uid, Nick: m.nick, Protocol: m.protocol, Node: m.peer.name}, true
 	}
 	return chat.MemberInfo{}, false
 }
@@ -494,7 +494,7 @@ func (n *Node) RemoteMembers(key string, fn func(chat.MemberInfo)) {
 	defer n.dirMu.RUnlock()
 	for _, m := range n.dir.byUID {
 		if _, in := m.rooms[key]; in || key == chat.LobbyName {
-			fn(chat.MemberInfo{UID: m.uid, Nick: m.nick, Protocol: m.protocol})
+			fn(chat.MemberInfo{UID: m.uid, Nick: m.nick, Protocol: m.protocol, Node: m.peer.name})
 		}
 	}
 }
