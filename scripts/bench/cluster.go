@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -17,6 +19,9 @@ import (
 //	cluster/fanout/2x500  one sender on node 1, 500 receivers on each of two
 //	                      nodes; compared with fanout/telnet/1000 (one node,
 //	                      1000 receivers) run in the same invocation
+//	cluster/idle/5x19000  five nodes holding 19,000 idle connections each;
+//	                      status on each, the cluster's member total as
+//	                      node 1 sees it, RSS per connection over all nodes
 //
 // The server CPU figures are node 1's alone (the sender's, which also
 // delivers to its 500); the other node and nats-server are not counted.
@@ -38,6 +43,11 @@ func (o *options) clusterCases(cs []caseDef) []caseDef {
 	if single != "" {
 		out = append(out, caseDef{name: single, kind: "fanout", n: nodes * per, fastwsOnly: true})
 	}
+	idleNodes, idlePer := 5, 19000
+	if o.smoke {
+		idlePer = 10
+	}
+	out = append(out, caseDef{name: fmt.Sprintf("cluster/idle/%dx%d", idleNodes, idlePer), kind: "cluster", n: idleNodes * idlePer, room: idleNodes})
 	return append(out, caseDef{name: fmt.Sprintf("cluster/fanout/%dx%d", nodes, per), kind: "cluster", n: nodes * per, room: nodes, lobby: "fanout/telnet/" + strconv.Itoa(nodes*per)})
 }
 
@@ -66,6 +76,10 @@ func (b *bench) runCluster(ctx context.Context, c caseDef) *Run {
 		}
 		nodes = append(nodes, s)
 		b.progressf("  node-%d: pid %d, %s", i+1, s.pid(), s.telnet)
+	}
+	if strings.Contains(c.name, "/idle/") {
+		b.clusterIdle(ctx, nodes, c, r)
+		return r
 	}
 	r.set("receivers", float64(c.n))
 	r.set("nodes", float64(len(nodes)))
@@ -170,4 +184,112 @@ func startFastwsNode(ctx context.Context, bin *binaries, seq, loops int, sendBuf
 		log: filepath.Join(dir, "stderr.log"),
 	}
 	return s, s.start(ctx, "Press Ctrl-C to stop.", bin.fastws, "-c", cfg, "start")
+}
+
+// clusterIdle connects c.n/len(nodes) idle connections to each node, waits
+// until node 1 counts them all, and measures each node's RSS, its status
+// and the member total.
+func (b *bench) clusterIdle(ctx context.Context, nodes []*server, c caseDef, r *Run) {
+	r.set("connections", float64(c.n))
+	r.set("nodes", float64(len(nodes)))
+	time.Sleep(b.opt.settle)
+	rss0 := make([]int64, len(nodes))
+	for i, s := range nodes {
+		rss, err := procRSS(s.pid())
+		if err != nil {
+			r.failf("rss: %v", err)
+			return
+		}
+		rss0[i] = rss
+	}
+	var gs groups
+	defer func() {
+		gs.quiet()
+		for _, s := range nodes {
+			s.stop()
+		}
+		gs.close()
+	}()
+	for i, s := range nodes {
+		spec := groupSpec{Target: s.target(false), N: c.n / len(nodes), SrcAddrs: b.opt.srcAddrs, SrcFirst: 1 + i, DialConc: b.opt.dialConc, BufSize: b.opt.bufSize}
+		g, err := newGroups(ctx, b.workers, spec, b.opt.perProc)
+		if err != nil {
+			r.failf("connections to node %d: %v", i+1, err)
+			return
+		}
+		gs = append(gs, g...)
+	}
+	start := time.Now()
+	if err := gs.connect(ctx); err != nil {
+		r.failf("connect: %v", err)
+		return
+	}
+	if pr := gs.progress(); pr.Connected < int64(c.n) {
+		r.failf("%d of %d connected; last error: %s", pr.Connected, c.n, pr.LastError)
+		return
+	}
+	r.set("connect_s", time.Since(start).Seconds())
+	// The directories converge: node 1 counts every node's members.
+	total := -1
+	converged := waitFor(ctx, b.opt.setupTimeout, func() bool {
+		total, _ = clusterTotal(ctx, nodes[0])
+		return total == c.n
+	})
+	r.set("online_total", float64(total))
+	r.set("converge_s", time.Since(start).Seconds())
+	if !converged {
+		r.failf("node 1 counts %d members across the cluster, want %d", total, c.n)
+	}
+	time.Sleep(b.opt.settle)
+	var grown int64
+	var slowest time.Duration
+	for i, s := range nodes {
+		rss, err := procRSS(s.pid())
+		if err != nil {
+			r.failf("rss: %v", err)
+			return
+		}
+		grown += rss - rss0[i]
+		st, took, err := s.status(ctx)
+		if err != nil {
+			r.failf("node %d status: %v", i+1, err)
+			continue
+		}
+		slowest = max(slowest, took)
+		if st.Daemon.Members != c.n/len(nodes) {
+			r.failf("node %d: status counts %d members, want %d", i+1, st.Daemon.Members, c.n/len(nodes))
+		}
+	}
+	r.set("status_ms", ms(slowest))
+	r.set("rss_kib_per_conn", float64(grown)/1024/float64(c.n))
+	if pr := gs.progress(); pr.Errors > 0 {
+		r.failf("%d connection errors, last: %s", pr.Errors, pr.LastError)
+	}
+	b.progressf("  %d idle connections on %d nodes; node 1 counts %d; %.2f KiB/connection; slowest status %.0f ms",
+		c.n, len(nodes), total, r.Metrics["rss_kib_per_conn"], ms(slowest))
+}
+
+// clusterTotal returns the members of every node as s's status shows them.
+func clusterTotal(ctx context.Context, s *server) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, s.fastws, "-c", s.config, "status", "--json").Output()
+	if err != nil {
+		return 0, err
+	}
+	var st struct {
+		Cluster struct {
+			Nodes []struct {
+				Members int `json:"members"`
+			} `json:"nodes"`
+		} `json:"cluster"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, node := range st.Cluster.Nodes {
+		n += node.Members
+	}
+	return n, nil
 }

@@ -204,6 +204,10 @@ var rowDefs = map[string][]rowDef{
 		{"rate_max_ms", "latency max ms, 100 msg/s", nil},
 		{"sat_lost", "lost, saturation", zero},
 		{"rate_lost", "lost, 100 msg/s", zero},
+		{"online_total", "members counted across the cluster (idle)", nil},
+		{"converge_s", "s until node 1 counts them all (idle)", nil},
+		{"rss_kib_per_conn", "RSS KiB/connection over all nodes (idle)", nil},
+		{"status_ms", "slowest fastws status ms (idle)", nil},
 	},
 	"fanout": {
 		{"sat_deliveries_per_s", "deliveries/s, saturation", ratioAtLeast(1.0)},
