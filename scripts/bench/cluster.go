@@ -43,10 +43,7 @@ func (o *options) clusterCases(cs []caseDef) []caseDef {
 	if single != "" {
 		out = append(out, caseDef{name: single, kind: "fanout", n: nodes * per, fastwsOnly: true})
 	}
-	idleNodes, idlePer := 5, 19000
-	if o.smoke {
-		idlePer = 10
-	}
+	idleNodes, idlePer := 5, max(o.clusterIdle, 1)
 	out = append(out, caseDef{name: fmt.Sprintf("cluster/idle/%dx%d", idleNodes, idlePer), kind: "cluster", n: idleNodes * idlePer, room: idleNodes})
 	return append(out, caseDef{name: fmt.Sprintf("cluster/fanout/%dx%d", nodes, per), kind: "cluster", n: nodes * per, room: nodes, lobby: "fanout/telnet/" + strconv.Itoa(nodes*per)})
 }
@@ -88,17 +85,11 @@ func (b *bench) runCluster(ctx context.Context, c caseDef) *Run {
 		r.failf("sender: %v", err)
 		return r
 	}
-	var gs groups
-	for i, s := range nodes {
-		spec := groupSpec{Target: s.target(false), N: c.n / len(nodes), SrcAddrs: b.opt.srcAddrs, SrcFirst: 1 + i, DialConc: b.opt.dialConc, BufSize: b.opt.bufSize}
-		g, err := newGroups(ctx, b.workers, spec, b.opt.perProc)
-		if err != nil {
-			gs.close()
-			p.close()
-			r.failf("receivers on node %d: %v", i+1, err)
-			return r
-		}
-		gs = append(gs, g...)
+	gs, err := b.clusterGroups(ctx, nodes, c.n)
+	if err != nil {
+		p.close()
+		r.failf("receivers: %v", err)
+		return r
 	}
 	w := b.begin(nodes[0])
 	err = gs.connect(ctx)
@@ -210,14 +201,10 @@ func (b *bench) clusterIdle(ctx context.Context, nodes []*server, c caseDef, r *
 		}
 		gs.close()
 	}()
-	for i, s := range nodes {
-		spec := groupSpec{Target: s.target(false), N: c.n / len(nodes), SrcAddrs: b.opt.srcAddrs, SrcFirst: 1 + i, DialConc: b.opt.dialConc, BufSize: b.opt.bufSize}
-		g, err := newGroups(ctx, b.workers, spec, b.opt.perProc)
-		if err != nil {
-			r.failf("connections to node %d: %v", i+1, err)
-			return
-		}
-		gs = append(gs, g...)
+	gs, err := b.clusterGroups(ctx, nodes, c.n)
+	if err != nil {
+		r.failf("connections: %v", err)
+		return
 	}
 	start := time.Now()
 	if err := gs.connect(ctx); err != nil {
@@ -292,4 +279,27 @@ func clusterTotal(ctx context.Context, s *server) (int, error) {
 		n += node.Members
 	}
 	return n, nil
+}
+
+// clusterGroups spreads n connections evenly over nodes: in this process
+// if n fits in one (-per-proc), else in worker processes of at most
+// perProc each, whatever the node, so that no process runs out of files.
+func (b *bench) clusterGroups(ctx context.Context, nodes []*server, n int) (groups, error) {
+	var gs groups
+	for i, s := range nodes {
+		spec := groupSpec{Target: s.target(false), N: n / len(nodes), SrcAddrs: b.opt.srcAddrs, SrcFirst: 1 + i*(n/len(nodes)), DialConc: b.opt.dialConc, BufSize: b.opt.bufSize}
+		if n <= b.opt.perProc {
+			gs = append(gs, newLocalGroup(spec))
+			continue
+		}
+		for _, sp := range splitGroups(spec, b.opt.perProc) {
+			g, err := b.workers.start(ctx, sp)
+			if err != nil {
+				gs.close()
+				return nil, fmt.Errorf("node %d: %w", i+1, err)
+			}
+			gs = append(gs, g)
+		}
+	}
+	return gs, nil
 }

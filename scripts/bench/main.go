@@ -68,6 +68,7 @@ type options struct {
 	sendBuf, src, pprof, from string
 	servers                   []string
 	baselineAccept            string // native | enroll
+	clusterIdle               int    // cluster/idle/5xN: idle connections per node
 }
 
 // intList is a flag holding comma-separated counts.
@@ -123,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "fan-out: how long deliveries may take after the last send")
 	fs.Var((*intList)(&o.fanout), "fanout", "fan-out receiver counts")
 	fs.Var((*intList)(&o.idle), "idle", "idle connection counts")
+	fs.IntVar(&o.clusterIdle, "cluster-idle", 19000, "cluster/idle/5xN: idle connections per node")
 	fs.IntVar(&o.room, "room", 1000, "rooms/N-of-M: receivers in the room the one sender talks to (compared with the lobby fan-out at N)")
 	fs.IntVar(&o.roomConns, "room-conns", 10000, "rooms/N-of-M: receiving connections, the others in idle rooms of N")
 	fs.IntVar(&o.busyRooms, "busy-rooms", 1000, "rooms/RxK: rooms, every one busy")
@@ -175,7 +177,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"case1": "300ms", "case2": "300ms", "case2-conns": "50", "sat": "2s", "sat-msgs": "200",
 			"rate-dur": "200ms", "drain": "5s", "fanout": "50", "idle": "50", "settle": "100ms",
 			"setup-timeout": "20s", "timeout": "2m", "per-proc": "40", "rounds": "1",
-			"room": "50", "room-conns": "150", "busy-rooms": "20", "room-size": "5",
+			"room": "50", "room-conns": "150", "busy-rooms": "20", "room-size": "5", "cluster-idle": "10",
 		}
 		for name, v := range smoke {
 			if !set[name] {
