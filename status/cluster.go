@@ -65,7 +65,7 @@ func newClusterMetrics() clusterMetrics {
 		nodes:     prometheus.NewDesc("fastws_cluster_nodes", "Nodes of the cluster this node knows, itself among them; 0 for a single node.", nil, nil),
 		sent:      prometheus.NewDesc("fastws_cluster_messages_sent_total", "Events sent to other nodes of the cluster.", nil, nil),
 		received:  prometheus.NewDesc("fastws_cluster_messages_received_total", "Events received from other nodes of the cluster.", nil, nil),
-		connected: prometheus.NewDesc("fastws_cluster_nats_connected", "1 while connected to NATS, else 0; absent for a single node.", nil, nil),
+		connected: prometheus.NewDesc("fastws_cluster_nats_connected", "1 while connected to NATS, else 0 (always 0 for a single node, which uses none).", nil, nil),
 	}
 }
 
@@ -80,11 +80,9 @@ func (m clusterMetrics) collect(ch chan<- prometheus.Metric, c Cluster) {
 	ch <- prometheus.MustNewConstMetric(m.nodes, prometheus.GaugeValue, float64(len(c.Nodes)))
 	ch <- prometheus.MustNewConstMetric(m.sent, prometheus.CounterValue, float64(c.MessagesSent))
 	ch <- prometheus.MustNewConstMetric(m.received, prometheus.CounterValue, float64(c.MessagesReceived))
-	if c.Enabled {
-		up := 0.0
-		if c.Connected {
-			up = 1
-		}
-		ch <- prometheus.MustNewConstMetric(m.connected, prometheus.GaugeValue, up)
+	up := 0.0
+	if c.Connected {
+		up = 1
 	}
+	ch <- prometheus.MustNewConstMetric(m.connected, prometheus.GaugeValue, up)
 }

@@ -58,6 +58,9 @@ fastws_cluster_messages_received_total 0
 # HELP fastws_cluster_messages_sent_total Events sent to other nodes of the cluster.
 # TYPE fastws_cluster_messages_sent_total counter
 fastws_cluster_messages_sent_total 0
+# HELP fastws_cluster_nats_connected 1 while connected to NATS, else 0 (always 0 for a single node, which uses none).
+# TYPE fastws_cluster_nats_connected gauge
+fastws_cluster_nats_connected 0
 # HELP fastws_cluster_nodes Nodes of the cluster this node knows, itself among them; 0 for a single node.
 # TYPE fastws_cluster_nodes gauge
 fastws_cluster_nodes 0
