@@ -17,8 +17,11 @@ import (
 // once to every other node that holds members of its room.
 //
 // Its methods are safe for concurrent use. The member and room methods
-// report this node's changes and must not block; NextUID and ClaimNick may
-// wait for the cluster, at most its timeout.
+// report this node's changes and must not block, but for Entered of the
+// member whose join opened a room here, which waits for the room's
+// subscription (one round trip), so that it hears what is said once it is
+// told it is in; NextUID and ClaimNick may wait for the cluster too. Each
+// waits at most the cluster's timeout, and is called with no Hub lock held.
 type Cluster interface {
 	// Name returns this node's name.
 	Name() string

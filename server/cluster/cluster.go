@@ -81,6 +81,7 @@ type Node struct {
 	subMu   sync.Mutex
 	subs    []*nats.Subscription          // guarded by subMu: the fixed ones
 	rooms   map[string]*nats.Subscription // guarded by subMu: room key -> its subscription
+	opened  map[string]bool               // guarded by subMu: rooms subscribed to, not yet flushed
 	localMu sync.Mutex
 	local   map[uint64]*member // guarded by localMu: this node's members
 
@@ -90,6 +91,7 @@ type Node struct {
 	uids uidSource
 
 	releases chan nickClaim
+	prefetch chan struct{} // asks the release goroutine for a uid block ahead
 
 	connected atomic.Bool
 	reason    atomic.Pointer[string] // why not connected; or a name conflict
@@ -142,9 +144,11 @@ func Connect(cfg Config, log *slog.Logger) (*Node, error) {
 		cfg: cfg, log: log, id: hex.EncodeToString(idb[:]), prefix: cfg.Prefix,
 		in:       make(chan *nats.Msg, 1<<16),
 		rooms:    map[string]*nats.Subscription{},
+		opened:   map[string]bool{},
 		local:    map[uint64]*member{},
 		dir:      newDirectory(),
 		releases: make(chan nickClaim, 4096),
+		prefetch: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
 	n.uids.init(cfg.Name)

@@ -82,7 +82,7 @@ func (d *directory) exit(key string) {
 // whose heartbeats stopped for gone.
 func (n *Node) loop() {
 	defer n.wg.Done()
-	check := time.NewTicker(n.cfg.Heartbeat / 4)
+	check := time.NewTicker(n.cfg.Heartbeat / 10)
 	defer check.Stop()
 	for {
 		select {
@@ -417,8 +417,18 @@ func (n *Node) Renamed(uid uint64, nick, key string) {
 	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendString(appendUint([]byte{msgRenamed}, uid), nick), key))
 }
 
-// Entered implements [chat.Cluster].
+// Entered implements [chat.Cluster]. The member who opened a room on this
+// node waits here for NATS to confirm the room's subscription (one round
+// trip, at most the timeout), before the Hub tells it it is in: lines
+// sent to the room from other nodes once it is told reach it.
 func (n *Node) Entered(uid uint64, r *chat.Room) {
+	n.subMu.Lock()
+	flush := n.opened[r.Key()]
+	delete(n.opened, r.Key())
+	n.subMu.Unlock()
+	if flush && n.connected.Load() {
+		_ = n.nc.FlushTimeout(n.cfg.Timeout)
+	}
 	n.localMu.Lock()
 	if m := n.local[uid]; m != nil {
 		m.rooms[r.Key()] = r.Name()
@@ -446,6 +456,7 @@ func (n *Node) RoomOpened(r *chat.Room) {
 	}
 	if sub, err := n.nc.ChanSubscribe(n.subject(subRoom, roomToken(r.Key())), n.in); err == nil {
 		n.rooms[r.Key()] = sub
+		n.opened[r.Key()] = true
 	}
 }
 
@@ -457,6 +468,7 @@ func (n *Node) RoomClosed(r *chat.Room) {
 	if sub := n.rooms[r.Key()]; sub != nil {
 		_ = sub.Unsubscribe()
 		delete(n.rooms, r.Key())
+		delete(n.opened, r.Key())
 	}
 }
 

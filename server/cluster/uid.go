@@ -31,10 +31,14 @@ const (
 	uidKey        = "uid"
 )
 
-// uidSource is a node's current block.
+// uidSource is a node's current block, and the next one, taken ahead by
+// the kv goroutine once half the current one is handed out, so that a join
+// seldom waits for NATS.
 type uidSource struct {
 	mu        sync.Mutex
 	next, end uint64 // next uid to hand out, and the end of its block
+	spare     uint64 // the block taken ahead, plus one; 0 = none
+	fetching  bool   // the kv goroutine is taking one
 	emergency uint64 // next uid of the emergency range
 	emEnd     uint64
 }
@@ -52,7 +56,18 @@ func (n *Node) NextUID() uint64 {
 	u := &n.uids
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.next >= u.end && u.spare != 0 {
+		k := u.spare - 1
+		u.next, u.end, u.spare = max(k*uidBlock, 1), (k+1)*uidBlock, 0
+	}
 	if u.next < u.end {
+		if u.spare == 0 && !u.fetching && u.end-u.next <= uidBlock/2 && n.connected.Load() {
+			select {
+			case n.prefetch <- struct{}{}:
+				u.fetching = true
+			default:
+			}
+		}
 		u.next++
 		return u.next - 1
 	}
@@ -189,13 +204,28 @@ func (n *Node) releaseNick(c nickClaim) {
 	}
 }
 
-// release deletes released nick claims that are still the holder's.
+// takeAhead takes the next uid block for uidSource.
+func (n *Node) takeAhead() {
+	k, err := n.takeBlock()
+	u := &n.uids
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.fetching = false
+	if err == nil {
+		u.spare = k + 1
+	}
+}
+
+// release is the node's key-value goroutine: it deletes released nick
+// claims that are still the holder's, and takes uid blocks ahead.
 func (n *Node) release() {
 	defer n.wg.Done()
 	for {
 		select {
 		case <-n.stop:
 			return
+		case <-n.prefetch:
+			n.takeAhead()
 		case c := <-n.releases:
 			if !n.connected.Load() {
 				continue
