@@ -80,11 +80,11 @@ func (p *natsProc) waitHealthy(t *testing.T) {
 
 // startNodes starts n fastws daemons (start -d, the built binary) on nats
 // and returns their configs and telnet ports.
-func startNodes(t *testing.T, nats string, n int) (cfgs []string, ports []int, pids []int) {
+func startNodes(t *testing.T, nats string, n int, extra string) (cfgs []string, ports []int, pids []int) {
 	t.Helper()
 	for i := range n {
 		port := freePort(t)
-		cfg := writeConfig(t, fmt.Sprintf("\n[cluster]\nnats = %s\nname = node-%d\n", nats, i+1), port)
+		cfg := writeConfig(t, fmt.Sprintf("\n[cluster]\nnats = %s\nname = node-%d\n%s", nats, i+1, extra), port)
 		pids = append(pids, startDaemon(t, cfg))
 		cfgs, ports = append(cfgs, cfg), append(ports, port)
 	}
@@ -115,7 +115,7 @@ func TestClusterThreeDaemons(t *testing.T) {
 	t.Parallel()
 	ns := startNATSProc(t, natsBinary(t))
 	ns.waitHealthy(t)
-	cfgs, ports, pids := startNodes(t, ns.url, 3)
+	cfgs, ports, pids := startNodes(t, ns.url, 3, "")
 	for _, cfg := range cfgs {
 		waitNodes(t, cfg, 3)
 	}
@@ -202,7 +202,10 @@ func TestClusterNATSServerKilled(t *testing.T) {
 		s.waitHealthy(t)
 		urls = append(urls, s.url)
 	}
-	cfgs, ports, _ := startNodes(t, strings.Join(urls, ","), 2)
+	// A NATS cluster that loses a server elects new leaders for the
+	// key-value bucket, which can take longer than the default 2s: a nick
+	// claim meanwhile waits up to timeout, then is checked locally only.
+	cfgs, ports, _ := startNodes(t, strings.Join(urls, ","), 2, "timeout = 10s\n")
 	for _, cfg := range cfgs {
 		waitNodes(t, cfg, 2)
 	}

@@ -96,11 +96,14 @@ func (n *Node) takeBlock() (uint64, error) {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			if _, err := n.kv.Create(ctx, uidKey, []byte("1")); err == nil {
 				return 0, nil
-			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			} else if !errors.Is(err, jetstream.ErrKeyExists) && !retry(ctx) {
 				return 0, err
 			}
 			continue
 		case err != nil:
+			if retry(ctx) {
+				continue
+			}
 			return 0, err
 		}
 		k, err := strconv.ParseUint(string(e.Value()), 10, 64)
@@ -113,6 +116,22 @@ func (n *Node) takeBlock() (uint64, error) {
 			return 0, err
 		}
 		// Another node took it first: try the next.
+	}
+}
+
+// retry waits a moment before another try at the key-value store, which
+// answers with errors for a second or two while a NATS cluster elects the
+// bucket a new leader; false once ctx leaves no time for one.
+func retry(ctx context.Context) bool {
+	const pause = 100 * time.Millisecond
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < 2*pause {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(pause):
+		return true
 	}
 }
 
@@ -140,16 +159,24 @@ func (n *Node) ClaimNick(uid uint64, key string) bool {
 	k := nickKVKey(key)
 	mine := nickClaim{node: n.cfg.Name, uid: uid, key: key}.value()
 	for range 3 {
-		if _, err := n.kv.Create(ctx, k, []byte(mine)); err == nil {
+		_, err := n.kv.Create(ctx, k, []byte(mine))
+		for err != nil && !errors.Is(err, jetstream.ErrKeyExists) && retry(ctx) {
+			_, err = n.kv.Create(ctx, k, []byte(mine))
+		}
+		if err == nil {
 			return true
 		} else if !errors.Is(err, jetstream.ErrKeyExists) {
 			n.log.Warn("cluster: nick claim not checked with the cluster", "err", err)
 			return true
 		}
 		e, err := n.kv.Get(ctx, k)
+		for err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && retry(ctx) {
+			e, err = n.kv.Get(ctx, k)
+		}
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		} else if err != nil {
+			n.log.Warn("cluster: nick claim not checked with the cluster", "err", err)
 			return true
 		}
 		holder := string(e.Value())
