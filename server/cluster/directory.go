@@ -374,9 +374,13 @@ func (n *Node) applyDumpFrom(from string, r *reader) {
 // payload limit is 1 MB.
 const dumpPart = 4000
 
-// sendDump sends this node's members to subj, in parts.
+// sendDump sends this node's members to subj, in parts. Like every change
+// of the members, it is published under localMu: a change is either in
+// the dump or published after it, never published before a dump that
+// misses it (which would undo it where the dump arrives).
 func (n *Node) sendDump(subj string) {
 	n.localMu.Lock()
+	defer n.localMu.Unlock()
 	ms := make([]dumpMember, 0, len(n.local))
 	for _, m := range n.local {
 		dm := dumpMember{uid: m.uid, nick: m.nick, nickKey: m.nickKey, protocol: m.protocol}
@@ -385,7 +389,6 @@ func (n *Node) sendDump(subj string) {
 		}
 		ms = append(ms, dm)
 	}
-	n.localMu.Unlock()
 	for i := 0; i == 0 || i < len(ms); i += dumpPart {
 		n.publish(subj, encodeDump(n.cfg.Name, n.id, i == 0, ms[i:min(i+dumpPart, len(ms))]))
 	}
@@ -394,26 +397,26 @@ func (n *Node) sendDump(subj string) {
 // Joined implements [chat.Cluster].
 func (n *Node) Joined(uid uint64, protocol string) {
 	n.localMu.Lock()
+	defer n.localMu.Unlock()
 	n.local[uid] = &member{uid: uid, protocol: protocol, rooms: map[string]string{chat.LobbyName: chat.LobbyName}}
-	n.localMu.Unlock()
 	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendUint([]byte{msgJoined}, uid), protocol))
 }
 
 // Left implements [chat.Cluster].
 func (n *Node) Left(uid uint64) {
 	n.localMu.Lock()
+	defer n.localMu.Unlock()
 	delete(n.local, uid)
-	n.localMu.Unlock()
 	n.publish(n.subject(subDir, n.cfg.Name), appendUint([]byte{msgLeft}, uid))
 }
 
 // Renamed implements [chat.Cluster].
 func (n *Node) Renamed(uid uint64, nick, key string) {
 	n.localMu.Lock()
+	defer n.localMu.Unlock()
 	if m := n.local[uid]; m != nil {
 		m.nick, m.nickKey = nick, key
 	}
-	n.localMu.Unlock()
 	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendString(appendUint([]byte{msgRenamed}, uid), nick), key))
 }
 
@@ -430,20 +433,20 @@ func (n *Node) Entered(uid uint64, r *chat.Room) {
 		_ = n.nc.FlushTimeout(n.cfg.Timeout)
 	}
 	n.localMu.Lock()
+	defer n.localMu.Unlock()
 	if m := n.local[uid]; m != nil {
 		m.rooms[r.Key()] = r.Name()
 	}
-	n.localMu.Unlock()
 	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendString(appendUint([]byte{msgEntered}, uid), r.Key()), r.Name()))
 }
 
 // Exited implements [chat.Cluster].
 func (n *Node) Exited(uid uint64, r *chat.Room) {
 	n.localMu.Lock()
+	defer n.localMu.Unlock()
 	if m := n.local[uid]; m != nil {
 		delete(m.rooms, r.Key())
 	}
-	n.localMu.Unlock()
 	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendUint([]byte{msgExited}, uid), r.Key()))
 }
 
