@@ -199,10 +199,20 @@ func (n *Node) setup() error {
 		// outlives one server; a single server refuses that, and keeps one.
 		Replicas: 3,
 	}
-	n.kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
-	if err != nil {
-		kvc.Replicas = 1
+	for {
 		n.kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+		case kvc.Replicas > 1 && errors.As(err, &apiErr) && apiErr.ErrorCode == errReplicasNotSupported:
+			kvc.Replicas = 1
+			continue
+		case retry(ctx):
+			// A NATS cluster just started may still be electing its
+			// JetStream leader.
+			continue
+		}
+		break
 	}
 	if err != nil {
 		return fmt.Errorf("cluster: key-value bucket %s on NATS %s (is JetStream enabled?): %w", bucketName(n.prefix), n.nc.ConnectedUrlRedacted(), err)
@@ -215,6 +225,11 @@ func (n *Node) setup() error {
 	}
 	return nil
 }
+
+// errReplicasNotSupported is JetStream's answer to a bucket of more than
+// one copy on a NATS server that is not part of a NATS cluster
+// (JSStreamReplicasNotSupportedErr).
+const errReplicasNotSupported = 10074
 
 // Start subscribes the node to the cluster's subjects on behalf of hub,
 // whose [chat.Options] named the node as its Cluster, and starts its
