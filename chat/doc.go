@@ -51,6 +51,19 @@
 // [Hub.MembersOf] ([Presence] has a Node for the cluster to fill). Each
 // is safe for concurrent use and never blocks.
 //
+// # Cluster
+//
+// With Options.Cluster set (server/cluster, over NATS), the Hub is one node
+// of several: uids come from [Cluster.NextUID], nicks are claimed with
+// [Cluster.ClaimNick], and this node reports its members' joins, leaves,
+// nicks and rooms; /who, /rooms, room counts and $uid: add the members of
+// other nodes from the cluster's directory. The cluster is also the Broker:
+// a room event crosses to the nodes holding members of its room, and comes
+// back in through [Hub.ClusterRoom] and the Broker's deliver as if
+// published here. Without a cluster (the default) each hook is one nil
+// check, none of them on the path of a line to a room. NextUID and
+// ClaimNick may wait for the cluster; they are called with no lock held.
+//
 // # How to add a command
 //
 // Give it an Op and a case in parse (command.go), with its grammar in

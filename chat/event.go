@@ -48,6 +48,7 @@ type MemberInfo struct {
 	UID      uint64
 	Nick     string
 	Protocol string
+	Node     string // the cluster node that holds it; "" on a single node
 }
 
 // RoomInfo describes one room in a /rooms listing.

@@ -122,7 +122,7 @@ func TestEventLines(t *testing.T) {
 		{"error", &Event{Kind: KindError, Text: "uid 3 is not online"}, []string{"! uid 3 is not online"}},
 		{"shutdown", &Event{Kind: KindShutdown}, []string{"* server is shutting down"}},
 		{"who, empty", &Event{Kind: KindWho}, []string{"* 0 online"}},
-		{"who", &Event{Kind: KindWho, Online: 2, Members: []MemberInfo{{1, "", "telnet"}, {2, "bob", "websocket"}}},
+		{"who", &Event{Kind: KindWho, Online: 2, Members: []MemberInfo{{1, "", "telnet", ""}, {2, "bob", "websocket", ""}}},
 			[]string{"* uid 1 (telnet)", "* uid 2 bob (websocket)", "* 2 online"}},
 	}
 	for _, tt := range tests {

@@ -15,10 +15,12 @@ import (
 // and never block on I/O.
 type Hub struct {
 	broker   Broker
+	cluster  Cluster // nil: a single node
 	now      func() time.Time
 	announce atomic.Int64 // AnnounceLimit; 0 = always
 
 	lastUID atomic.Uint64
+	joined  atomic.Uint64 // members joined, with a cluster (else lastUID)
 
 	// members maps uid to *Member. A message looks up its recipient with
 	// no lock taken, so event loops never contend on the room to talk.
@@ -60,6 +62,11 @@ type Options struct {
 	// 0 = unlimited.
 	MaxRooms          int
 	MaxRoomsPerMember int
+
+	// Cluster shares uids, nicks, members and rooms with other nodes, and
+	// is the Broker too if it is one and Broker is nil; nil (the default)
+	// is a single node.
+	Cluster Cluster
 }
 
 // NewHub returns an empty room.
@@ -71,6 +78,10 @@ func NewHub(o Options) *Hub {
 		homes:  make(map[home]*home),
 		rooms:  make(map[string]*Room),
 		lobby:  &Room{name: LobbyName, key: LobbyName, lobby: true},
+	}
+	h.cluster = o.Cluster
+	if b, ok := o.Cluster.(Broker); ok && h.broker == nil {
+		h.broker = b
 	}
 	if h.broker == nil {
 		h.broker = NewMemoryBroker()
@@ -149,7 +160,7 @@ func (h *Hub) Join(s Session, o JoinOptions) *Member {
 // per-connection state, so that a connection is one allocation and a
 // message touches fewer cache lines.
 func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
-	m.uid = h.lastUID.Add(1)
+	m.uid = h.nextUID()
 	m.session = s
 	m.home = h.home(o.Protocol, o.Fanout)
 	m.rate = float32(o.Rate)
@@ -165,6 +176,10 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 	// m is in the table others can reach it.
 	s.Reply(&Event{Kind: KindWelcome, UID: m.uid, Time: now})
 	n := h.members.add(m)
+	if h.cluster != nil {
+		h.cluster.Joined(m.uid, o.Protocol)
+		n += int64(h.cluster.RemoteCount(LobbyName))
+	}
 	if h.announced(n) {
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Room: h.lobby, Time: now})
 	}
@@ -208,7 +223,15 @@ func (h *Hub) Leave(m *Member) {
 	h.mu.Unlock()
 	h.forgetUser(m)
 	now := h.now()
-	if !h.leaveAll(m, now) {
+	inLobby := h.leaveAll(m, now)
+	if h.cluster != nil {
+		h.cluster.Left(m.uid)
+		if nick != "" {
+			h.cluster.ReleaseNick(m.uid, m.nick.Load().key)
+		}
+		n += int64(h.cluster.RemoteCount(LobbyName))
+	}
+	if !inLobby {
 		return // out of the lobby: nothing to tell it
 	}
 	if n -= h.outOfLobby.Load(); h.announced(n) {
@@ -420,6 +443,9 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text strin
 		return
 	}
 	dst := h.members.load(to)
+	if dst == nil && h.cluster != nil && h.sayRemote(m, now, to, nick, text) {
+		return
+	}
 	if dst == nil {
 		if target == nil {
 			target = strconv.AppendUint(nil, to, 10)
@@ -465,13 +491,32 @@ func (h *Hub) setNick(m *Member, nick string) {
 		h.Refuse(m, "nick "+nick+" is taken")
 		return
 	}
-	old := m.Nick()
+	if h.cluster != nil {
+		// The claim waits for the cluster: not under mu.
+		if h.mu.Unlock(); !h.claimNick(m, nick, key) {
+			return
+		}
+		h.mu.Lock()
+		if owner, taken := h.nicks[key]; h.members.load(m.uid) != m || taken && owner != m.uid {
+			h.mu.Unlock()
+			h.cluster.ReleaseNick(m.uid, key)
+			return
+		}
+	}
+	old, oldKey := m.Nick(), ""
 	if old != "" {
-		delete(h.nicks, m.nick.Load().key)
+		oldKey = m.nick.Load().key
+		delete(h.nicks, oldKey)
 	}
 	h.nicks[key] = m.uid
 	m.nick.Store(&nickName{shown: nick, key: key})
 	h.mu.Unlock()
+	if h.cluster != nil {
+		h.cluster.Renamed(m.uid, nick, key)
+		if oldKey != "" && oldKey != key {
+			h.cluster.ReleaseNick(m.uid, oldKey)
+		}
+	}
 	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: h.now()})
 }
 
@@ -488,9 +533,9 @@ const whoLinesPerToken = 10
 // whoLinesPerToken members it would list, at least 1, and at most m's
 // burst, so that a page is never out of reach.
 func (h *Hub) whoCost(m *Member, cmd Command) int {
-	n := int(h.members.online.Load())
+	n := h.online()
 	if r := h.whoRoom(m, cmd); r != nil && !r.lobby {
-		n = int(r.count.Load())
+		n = h.roomCount(r)
 	}
 	return roomWhoCost(m, n, cmd.Page)
 }
@@ -544,6 +589,9 @@ func (h *Hub) whoCommand(m *Member, cmd Command, now time.Time) {
 // members on later pages. It costs O(WhoMax) allocation whatever the
 // room's size.
 func (h *Hub) who(m *Member, page int, now time.Time) *Event {
+	if h.cluster != nil {
+		return h.clusterWho(m, h.lobby, page, now)
+	}
 	page = max(page, 1)
 	online := int(h.members.online.Load())
 	skip := min((page-1)*WhoMax, online)
@@ -656,5 +704,9 @@ type Stats struct {
 // concurrent use.
 func (h *Hub) Stats() Stats {
 	// Every uid handed out is a member that joined.
-	return Stats{Members: int(h.members.online.Load()), JoinedTotal: h.lastUID.Load(), Rooms: int(h.numRooms.Load())}
+	joined := h.lastUID.Load()
+	if h.cluster != nil {
+		joined = h.joined.Load()
+	}
+	return Stats{Members: int(h.members.online.Load()), JoinedTotal: joined, Rooms: int(h.numRooms.Load())}
 }

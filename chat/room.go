@@ -219,12 +219,19 @@ func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
 		r = &Room{name: shown, key: key}
 		h.rooms[key] = r
 		h.numRooms.Store(int64(len(h.rooms)))
+		if h.cluster != nil {
+			h.cluster.RoomOpened(r)
+		}
 	}
 	r.mu.Lock()
 	l := r.addLocked(m, f)
 	n := len(r.members)
 	r.mu.Unlock()
 	h.roomsMu.Unlock()
+	if h.cluster != nil {
+		h.cluster.Entered(m.uid, r)
+		n += h.cluster.RemoteCount(key)
+	}
 	st.in = append(st.in, roomRef{room: r, idx: len(l.members)})
 	l.members = append(l.members, m)
 	st.current = r
@@ -256,6 +263,10 @@ func (h *Hub) joinLobby(m *Member, now time.Time) {
 	st.current = h.lobby
 	n := h.outOfLobby.Add(-1)
 	online := h.members.online.Load()
+	if h.cluster != nil {
+		h.cluster.Entered(m.uid, h.lobby)
+		online += int64(h.cluster.RemoteCount(LobbyName))
+	}
 	m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: h.lobby, Online: int(online - n), Time: now})
 	if h.announced(online - n) {
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Nick: m.Nick(), Except: m.uid, Room: h.lobby, Time: now})
@@ -322,9 +333,16 @@ func (h *Hub) dropRoom(m *Member, st *memberRooms, i int) int {
 			st.current = st.in[len(st.in)-1].room
 		}
 	}
+	if h.cluster != nil {
+		h.cluster.Exited(m.uid, r)
+	}
 	if r.lobby {
 		st.outOfLobby = true
-		return int(h.members.online.Load() - h.outOfLobby.Add(1))
+		n := int(h.members.online.Load() - h.outOfLobby.Add(1))
+		if h.cluster != nil {
+			n += h.cluster.RemoteCount(LobbyName)
+		}
+		return n
 	}
 	// Out of its fanout's list: the last member takes its place, and its
 	// own reference learns where (it is on the same goroutine).
@@ -345,8 +363,14 @@ func (h *Hub) dropRoom(m *Member, st *memberRooms, i int) int {
 	if n == 0 && h.rooms[r.key] == r {
 		delete(h.rooms, r.key)
 		h.numRooms.Store(int64(len(h.rooms)))
+		if h.cluster != nil {
+			h.cluster.RoomClosed(r)
+		}
 	}
 	h.roomsMu.Unlock()
+	if h.cluster != nil {
+		n += h.cluster.RemoteCount(r.key)
+	}
 	return n
 }
 
@@ -426,6 +450,11 @@ func (h *Hub) roomList(m *Member, now time.Time) *Event {
 		}
 		top = slices.Insert(top, i, ri)
 	}
+	if h.cluster != nil {
+		add(RoomInfo{Name: LobbyName, Members: h.roomCount(h.lobby)})
+		n := h.clusterRooms(add)
+		return &Event{Kind: KindRooms, UID: m.uid, Rooms: top, Online: n, Time: now}
+	}
 	add(RoomInfo{Name: LobbyName, Members: h.lobbyCount()})
 	h.roomsMu.Lock()
 	n := len(h.rooms) + 1
@@ -442,6 +471,15 @@ func (h *Hub) roomWho(m *Member, key string, page int, now time.Time) *Event {
 	h.roomsMu.Lock()
 	r := h.rooms[key]
 	h.roomsMu.Unlock()
+	if h.cluster != nil {
+		if r == nil {
+			r = h.remoteRoom(key)
+		}
+		if r == nil {
+			return nil
+		}
+		return h.clusterWho(m, r, page, now)
+	}
 	if r == nil {
 		return nil
 	}

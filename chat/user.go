@@ -389,7 +389,7 @@ func (h *Hub) Online() Online {
 	h.ids.mu.RLock()
 	users := len(h.ids.byUser)
 	h.ids.mu.RUnlock()
-	return Online{Members: int(h.members.online.Load()), Users: users, Rooms: int(h.numRooms.Load()) + 1}
+	return Online{Members: h.online(), Users: users, Rooms: int(h.numRooms.Load()) + 1}
 }
 
 // RoomList returns every room, the lobby first, then by name, with its
@@ -473,14 +473,6 @@ func (h *Hub) findRoom(name string) *Room {
 	h.roomsMu.Lock()
 	defer h.roomsMu.Unlock()
 	return h.rooms[key]
-}
-
-// roomCount returns r's members.
-func (h *Hub) roomCount(r *Room) int {
-	if r.lobby {
-		return h.lobbyCount()
-	}
-	return int(r.count.Load())
 }
 
 // ValidRoom reports whether name ("#" in front optional) is a valid room

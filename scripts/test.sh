@@ -104,6 +104,18 @@ if [ -n "$unit_out" ]; then
 	echo "systemd-analyze verify warns:"; echo "$unit_out"; exit 1
 fi
 
+# --- cluster (issue 19) ---------------------------------------------------
+# The real nats-server, built from its module into .bin (gitignored), for the
+# multi-process cluster tests (cluster_daemon_test.go: three daemons on one
+# nats-server; a three-server NATS cluster losing a server). They run within
+# "go test -race" below, in parallel with the other packages.
+step "cluster: build nats-server v2.15.3 into .bin"
+NATS_SERVER_VERSION=v2.15.3
+[ -x .bin/nats-server ] && .bin/nats-server --version 2>/dev/null | grep -q "${NATS_SERVER_VERSION#v}" ||
+	quiet env GOBIN="$PWD/.bin" go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+export FASTWS_NATS_SERVER=$PWD/.bin/nats-server
+# --- end cluster -------------------------------------------------------------
+
 step "go test -race"
 # The per-package verdicts are shown; the tests' own output is in the log.
 if ! go test -race -count=1 ./... >>"$LOG" 2>&1; then

@@ -56,6 +56,7 @@ func (s *session) authOnUpgrade(token string) {
 // authTimeoutText is what a member closed for auth_timeout reads last.
 const authTimeoutText = "not authenticated in time, closing"
 
-// Hub returns the server's room, for the HTTP API and identity settings.
+// Hub returns the server's room: for the HTTP API and identity settings,
+// and for a cluster node to deliver what other nodes send.
 // It is safe for concurrent use.
 func (s *Server) Hub() *chat.Hub { return s.hub }

@@ -154,7 +154,30 @@
 //	      },
 //	      "error": "instance FastWS-WebSocket: listen 0.0.0.0:19912: bind: address already in use; it keeps serving 0.0.0.0:19911 with its previous settings"
 //	    }
-//	  ]
+//	  ],
+//	  "cluster": {
+//	    "enabled": true,
+//	    "node": "fra-1",
+//	    "nats": "nats://10.0.0.5:4222",
+//	    "connected": true,
+//	    "rttSeconds": 0.00042,
+//	    "error": "another node uses this node's name fra-1; give each node a unique name",
+//	    "messagesSent": 18211,
+//	    "messagesReceived": 40960,
+//	    "malformed": 2,
+//	    "nodes": [
+//	      {
+//	        "name": "fra-1",
+//	        "members": 1500,
+//	        "self": true
+//	      },
+//	      {
+//	        "name": "fra-2",
+//	        "members": 1733,
+//	        "self": false
+//	      }
+//	    ]
+//	  }
 //	}
 //
 // An example of "fastws connections --json":

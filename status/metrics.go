@@ -41,7 +41,8 @@ type Collector struct {
 	stalls                                 *prometheus.Desc
 	protoErrors, up, members, rooms, build *prometheus.Desc
 
-	more []prometheus.Collector // see Add
+	more    []prometheus.Collector // see Add
+	cluster clusterMetrics
 }
 
 // Add makes c also expose x's metrics (the daemon's API counters, kept
@@ -76,6 +77,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 		up:          desc("instance_up", "Whether the instance accepts connections (1) or not (0).", inst...),
 		members:     desc("room_members", "Chat room members online now, across all instances."),
 		rooms:       desc("rooms", "Rooms that exist now (/join), the lobby not counted."),
+		cluster:     newClusterMetrics(),
 		build:       desc("build_info", "A metric with a constant '1' value labeled by the fastws version and the Go version that built it.", "version", "goversion"),
 	}
 }
@@ -91,6 +93,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range c.more {
 		x.Describe(ch)
 	}
+	c.cluster.describe(ch)
 }
 
 // Collect implements prometheus.Collector: it takes one snapshot and sends
@@ -103,6 +106,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.build, prometheus.GaugeValue, 1, s.Daemon.Version, s.Daemon.GoVersion)
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(s.Daemon.Members))
 	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(s.Daemon.Rooms))
+	c.cluster.collect(ch, s.Cluster)
 	for _, i := range s.Instances {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, i.Name)

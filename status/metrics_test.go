@@ -52,6 +52,18 @@ fastws_broadcast_deliveries_total{instance="FastWS-WebSocket"} 0
 # HELP fastws_build_info A metric with a constant '1' value labeled by the fastws version and the Go version that built it.
 # TYPE fastws_build_info gauge
 fastws_build_info{goversion="go1.26.8",version="0.1.0"} 1
+# HELP fastws_cluster_messages_received_total Events received from other nodes of the cluster.
+# TYPE fastws_cluster_messages_received_total counter
+fastws_cluster_messages_received_total 0
+# HELP fastws_cluster_messages_sent_total Events sent to other nodes of the cluster.
+# TYPE fastws_cluster_messages_sent_total counter
+fastws_cluster_messages_sent_total 0
+# HELP fastws_cluster_nats_connected 1 while connected to NATS, else 0 (always 0 for a single node, which uses none).
+# TYPE fastws_cluster_nats_connected gauge
+fastws_cluster_nats_connected 0
+# HELP fastws_cluster_nodes Nodes of the cluster this node knows, itself among them; 0 for a single node.
+# TYPE fastws_cluster_nodes gauge
+fastws_cluster_nodes 0
 # HELP fastws_connections Client connections open now.
 # TYPE fastws_connections gauge
 fastws_connections{instance="FastWS-Telnet"} 2

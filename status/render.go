@@ -36,6 +36,7 @@ func RenderStatus(w io.Writer, s Snapshot) {
 		rooms = fmt.Sprintf(", %d rooms beside the lobby", d.Rooms)
 	}
 	fmt.Fprintf(w, "room    %d %s%s\n", d.Members, members, rooms)
+	renderCluster(w, s.Cluster)
 
 	var t table
 	t.add("INSTANCE", "PROTOCOL", "LISTEN", "REACTORS", "CONNS", "TOTAL", "MSG IN", "MSG OUT", "BYTES IN", "BYTES OUT", "ERRORS", "STATE")

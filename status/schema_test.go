@@ -125,7 +125,7 @@ func asMap(t *testing.T, v any) map[string]any {
 // the code writes, so the documented interface cannot rot.
 func TestSchemaFieldsMatchJSON(t *testing.T) {
 	doc := schemaFields(t)
-	snap := asMap(t, Snapshot{Instances: []Instance{{}}}.wire())
+	snap := asMap(t, Snapshot{Instances: []Instance{{}}, Cluster: Cluster{Nodes: []ClusterNode{{}}}}.wire())
 	conns := asMap(t, wireConnections([]Connection{{}}))
 	tests := []struct {
 		section string
@@ -134,6 +134,8 @@ func TestSchemaFieldsMatchJSON(t *testing.T) {
 		{"Snapshot", snap},
 		{"Daemon", snap["daemon"]},
 		{"Instance", snap["instances"].([]any)[0]},
+		{"Cluster", snap["cluster"]},
+		{"ClusterNode", snap["cluster"].(map[string]any)["nodes"].([]any)[0]},
 		{"Connections", conns},
 		{"Connection", conns["connections"].([]any)[0]},
 	}

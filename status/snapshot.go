@@ -18,6 +18,7 @@ func SocketPath(runDir string) string { return filepath.Join(runDir, SocketName)
 type Snapshot struct {
 	Daemon    Daemon     `json:"daemon"`
 	Instances []Instance `json:"instances"` // in config order; [] when none
+	Cluster   Cluster    `json:"cluster"`   // see Cluster
 }
 
 // Daemon describes the daemon process.
@@ -108,6 +109,7 @@ type Connections struct {
 func (s Snapshot) wire() Snapshot {
 	s.Daemon.Started = s.Daemon.Started.UTC()
 	s.Instances = append(make([]Instance, 0, len(s.Instances)), s.Instances...)
+	s.Cluster.Nodes = append(make([]ClusterNode, 0, len(s.Cluster.Nodes)), s.Cluster.Nodes...)
 	for k := range s.Instances {
 		i := &s.Instances[k]
 		if i.ClosedByReason == nil {

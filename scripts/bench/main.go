@@ -69,6 +69,7 @@ type options struct {
 	sendBuf, src, pprof, from string
 	servers                   []string
 	baselineAccept            string // native | enroll
+	clusterIdle               int    // cluster/idle/5xN: idle connections per node
 }
 
 // intList is a flag holding comma-separated counts.
@@ -124,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "fan-out: how long deliveries may take after the last send")
 	fs.Var((*intList)(&o.fanout), "fanout", "fan-out receiver counts")
 	fs.Var((*intList)(&o.idle), "idle", "idle connection counts")
+	fs.IntVar(&o.clusterIdle, "cluster-idle", 19000, "cluster/idle/5xN: idle connections per node")
 	fs.IntVar(&o.room, "room", 1000, "rooms/N-of-M: receivers in the room the one sender talks to (compared with the lobby fan-out at N)")
 	fs.IntVar(&o.roomConns, "room-conns", 10000, "rooms/N-of-M: receiving connections, the others in idle rooms of N")
 	fs.IntVar(&o.busyRooms, "busy-rooms", 1000, "rooms/RxK: rooms, every one busy")
@@ -177,7 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"case1": "300ms", "case2": "300ms", "case2-conns": "50", "sat": "2s", "sat-msgs": "200",
 			"rate-dur": "200ms", "drain": "5s", "fanout": "50", "idle": "50", "settle": "100ms",
 			"setup-timeout": "20s", "timeout": "2m", "per-proc": "40", "rounds": "1",
-			"room": "50", "room-conns": "150", "busy-rooms": "20", "room-size": "5",
+			"room": "50", "room-conns": "150", "busy-rooms": "20", "room-size": "5", "cluster-idle": "10",
 			"api-conns": "50",
 		}
 		for name, v := range smoke {
@@ -255,7 +257,7 @@ func (o *options) cases() []caseDef {
 	if o.src == "" && o.apiConns > 0 {
 		cs = append(cs, caseDef{name: "api/telnet/" + strconv.Itoa(o.apiConns), kind: "api", n: o.apiConns})
 	}
-	return cs
+	return append(cs, o.clusterCases(cs)...)
 }
 
 // selectCases returns the cases of all that only matches (all of them if
@@ -442,7 +444,7 @@ func serversOf(c caseDef, servers []string) []string {
 	var ks []string
 	for _, k := range servers {
 		switch {
-		case c.kind == "rooms" || c.kind == "api" || c.fastwsOnly:
+		case c.kind == "rooms" || c.kind == "api" || c.kind == "cluster" || c.fastwsOnly:
 			if k != kindFastws {
 				continue
 			}
@@ -478,6 +480,9 @@ func redraw(opt *options, stdout, stderr io.Writer) int {
 
 // runCase starts a fresh server of kind, runs c against it and stops it.
 func (b *bench) runCase(ctx context.Context, c caseDef, kind string) *Run {
+	if c.kind == "cluster" {
+		return b.runCluster(ctx, c)
+	}
 	r := &Run{Case: c.name, Server: kind, Metrics: map[string]float64{}}
 	b.seq++
 	var s *server

@@ -35,6 +35,7 @@ type Config struct {
 	Defaults          Limits     // the [fastws] limit keys
 	Instances         []Instance // in file order
 	API               API        // [api]: see api.go
+	Cluster           Cluster    // [cluster]; NATS "" = a single node
 }
 
 // Limits are the per-connection and per-instance limits the daemon

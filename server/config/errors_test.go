@@ -37,17 +37,17 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown section",
 			text: "[server]\nport = 1\n" + oneInstance,
-			want: []string{`config.ini:1: [server]: unknown section; allowed: [fastws], [api], [instance.NAME]`},
+			want: []string{`config.ini:1: [server]: unknown section; allowed: [fastws], [api], [instance.NAME], [cluster]`},
 		},
 		{
 			name: "section in the wrong case",
 			text: "[FastWS]\n" + oneInstance,
-			want: []string{`config.ini:1: [FastWS]: unknown section; allowed: [fastws], [api], [instance.NAME]`},
+			want: []string{`config.ini:1: [FastWS]: unknown section; allowed: [fastws], [api], [instance.NAME], [cluster]`},
 		},
 		{
 			name: "bare instance section with keys",
 			text: "[instance]\nport = 1\n" + oneInstance,
-			want: []string{`config.ini:1: [instance]: section needs a name; allowed: [fastws], [api], [instance.NAME]`},
+			want: []string{`config.ini:1: [instance]: section needs a name; allowed: [fastws], [api], [instance.NAME], [cluster]`},
 		},
 		{
 			name: "bad instance section name",
@@ -62,7 +62,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "explicit DEFAULT section",
 			text: "[DEFAULT]\nport = 1\n" + oneInstance,
-			want: []string{`config.ini:1: [DEFAULT]: unknown section; allowed: [fastws], [api], [instance.NAME]`},
+			want: []string{`config.ini:1: [DEFAULT]: unknown section; allowed: [fastws], [api], [instance.NAME], [cluster]`},
 		},
 		{
 			name: "duplicate address",

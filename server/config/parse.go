@@ -17,7 +17,7 @@ import (
 const (
 	sectionDaemon   = "fastws"
 	sectionInstance = "instance" // [instance.NAME]; ini.v1's parent of the instances
-	msgSections     = "allowed: [fastws], [api], [instance.NAME]"
+	msgSections     = "allowed: [fastws], [api], [instance.NAME], [cluster]"
 )
 
 // loadOptions makes ini.v1 read config.ini like php.ini: "=" separates key
@@ -94,6 +94,7 @@ func (p *parser) parse() *Config {
 		Defaults:          DefaultLimits(),
 
 		MaxSendBufferTotal: defaultSendTotal,
+		Cluster:            defaultCluster(),
 	}
 	var instances []*ini.Section
 	daemonSeen := false
@@ -111,6 +112,8 @@ func (p *parser) parse() *Config {
 			if len(s.Keys()) > 0 {
 				p.sectionErr(name, "section needs a name; "+msgSections)
 			}
+		case name == sectionCluster:
+			p.cluster(c, s)
 		case strings.HasPrefix(name, sectionInstance+"."):
 			instances = append(instances, s)
 		default:

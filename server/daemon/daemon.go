@@ -26,6 +26,7 @@ import (
 	"github.com/fastws/fastws/chat"
 	"github.com/fastws/fastws/pidfile"
 	"github.com/fastws/fastws/server"
+	"github.com/fastws/fastws/server/cluster"
 	"github.com/fastws/fastws/server/config"
 	"github.com/fastws/fastws/status"
 	"golang.org/x/sys/unix"
@@ -68,6 +69,7 @@ type Daemon struct {
 	stdout  io.Writer
 	signals <-chan os.Signal
 	srv     *server.Server
+	node    *cluster.Node // nil for a single node
 	started time.Time
 	metrics *status.MetricsServer // nil without metricsListen
 	id      *identity             // [api]: the HTTP API and auth counts; see api.go
@@ -114,7 +116,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) 
 	}
 	d := &Daemon{
 		log: o.Log, logFile: o.LogFile, version: o.Version, stdout: o.Stdout, signals: o.Signals,
-		srv: server.New(o.Log, chat.Options{}), started: time.Now(), cfg: cfg, id: newIdentity(),
+		started: time.Now(), cfg: cfg, id: newIdentity(),
 		stopReq: make(chan time.Duration, 1), done: make(chan struct{}),
 	}
 	d.startedBy, d.serviceUnit = startedBy(o.LogFile != "")
@@ -136,6 +138,9 @@ func (d *Daemon) start(cfg *config.Config, notify func(string)) error {
 		return err
 	}
 	d.undo = append(d.undo, func() { _ = pf.Release() })
+	if err := d.startRoom(cfg); err != nil {
+		return err
+	}
 	if pid := pf.Stale(); pid != 0 {
 		note := fmt.Sprintf("note: replaced the stale pidfile %s of pid %d, which is no longer running", pf.Path(), pid)
 		d.log.Warn(note)
@@ -340,6 +345,7 @@ func (d *Daemon) Status() status.Snapshot {
 		StartedBy: d.startedBy, ServiceUnit: d.serviceUnit,
 	}}
 	snap.Instances = st.Instances
+	snap.Cluster = d.clusterStatus()
 	return snap
 }
 
@@ -350,6 +356,11 @@ func (d *Daemon) healthy() error {
 	d.mu.Lock()
 	want := d.cfg.Instances
 	d.mu.Unlock()
+	if d.node != nil {
+		if err := d.node.Healthy(); err != nil {
+			return err
+		}
+	}
 	byName := make(map[string]status.Instance, len(want))
 	for _, i := range d.srv.Stats().Instances {
 		byName[i.Name] = i
@@ -443,6 +454,9 @@ func reloadable(old *config.Config) (*config.Config, error) {
 	}
 	if cfg.MetricsListen != old.MetricsListen {
 		return nil, fmt.Errorf("%s: metricsListen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.MetricsListen, cfg.MetricsListen)
+	}
+	if cfg.Cluster != old.Cluster {
+		return nil, fmt.Errorf("%s: [cluster] changed; that needs 'fastws restart'", old.Path)
 	}
 	return cfg, nil
 }
