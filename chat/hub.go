@@ -202,9 +202,7 @@ func (h *Hub) Leave(m *Member) {
 		return
 	}
 	nick := m.Nick()
-	if nick != "" {
-		delete(h.nicks, m.nick.Load().key)
-	}
+	h.releaseNickLocked(m)
 	h.mu.Unlock()
 	h.forgetUser(m)
 	now := h.now()
@@ -460,16 +458,14 @@ func (h *Hub) setNick(m *Member, nick string) {
 		h.mu.Unlock()
 		return
 	}
-	if owner, taken := h.nicks[key]; taken && owner != m.uid {
+	if owner, taken := h.nicks[key]; taken && owner != m.uid && !h.sharesNickLocked(m, owner) {
 		h.mu.Unlock()
 		h.Refuse(m, "nick "+nick+" is taken")
 		return
 	}
 	old := m.Nick()
-	if old != "" {
-		delete(h.nicks, m.nick.Load().key)
-	}
-	h.nicks[key] = m.uid
+	h.releaseNickLocked(m) // see user.go: one user's connections share a nick
+	h.holdNickLocked(m, key)
 	m.nick.Store(&nickName{shown: nick, key: key})
 	h.mu.Unlock()
 	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: h.now()})

@@ -94,6 +94,8 @@ func (p *parser) parse() *Config {
 		Defaults:          DefaultLimits(),
 
 		MaxSendBufferTotal: defaultSendTotal,
+
+		API: API{MaxConnectionsPerUser: DefaultMaxConnectionsPerUser},
 	}
 	var instances []*ini.Section
 	daemonSeen := false
