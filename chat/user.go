@@ -17,6 +17,19 @@ type Identity struct {
 	User  string   // the application's user id, 1-64 bytes
 	Name  string   // becomes the nick; "" = keep the nick
 	Rooms []string // joined on authentication
+	// Expires is when the token stops being good (its exp plus the clock
+	// skew allowed); zero = never. A session that is an [Expirer] is told.
+	Expires time.Time
+}
+
+// Expirer is implemented by sessions that close their member when its
+// token expires (reason ReasonTokenExpired), as Centrifugo's connection
+// expiry: a token's exp bounds the connection, not only the /auth.
+type Expirer interface {
+	// Expire sets when the session is to be closed: at (zero = never),
+	// replacing what an earlier authentication set. It is called on the
+	// goroutine that handles the member's lines and must not block.
+	Expire(at time.Time)
 }
 
 // Verifier checks a user token and returns its identity, or an error
@@ -166,6 +179,9 @@ func (h *Hub) Authenticate(m *Member, id Identity) bool {
 	h.ids.byUser[id.User] = slices.Insert(ms, i, m)
 	h.ids.mu.Unlock()
 	m.authed = true
+	if e, ok := m.session.(Expirer); ok {
+		e.Expire(id.Expires)
+	}
 	// The answer first, then the nick change everyone sees: the member
 	// learns who it is before it reads its new name.
 	shown := m.Nick()

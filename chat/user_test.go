@@ -358,3 +358,45 @@ func TestMaxPerUser(t *testing.T) {
 		t.Errorf("unlimited: %d members, want 3", n)
 	}
 }
+
+// expSession is a fake session that records what Expire is told.
+type expSession struct {
+	*fakeSession
+	at []time.Time
+}
+
+func (s *expSession) Expire(at time.Time) { s.at = append(s.at, at) }
+
+// TestAuthExpire: a session that is an Expirer learns when the token it
+// authenticated with stops being good, at each authentication; not at a
+// refused one.
+func TestAuthExpire(t *testing.T) {
+	r := newTestRoom(t)
+	exp := time.Unix(1767225600, 0)
+	r.hub.SetAuth(AuthOptions{MaxPerUser: 1, Verify: func(tok string) (Identity, error) {
+		id, err := stubVerifier(tok)
+		id.Expires = exp
+		return id, err
+	}})
+	s := &expSession{fakeSession: &fakeSession{}}
+	r.group.add(s.fakeSession)
+	m := r.hub.Join(s, JoinOptions{})
+	r.hub.Handle(m, []byte("/auth nonsense"))
+	r.hub.Handle(m, []byte("/auth good:u1:"))
+	r.hub.Handle(m, []byte("/auth good:u1:"))
+	if !slices.Equal(s.at, []time.Time{exp, exp}) {
+		t.Errorf("Expire: got %v, want the token's expiry at each good /auth", s.at)
+	}
+	other, _ := r.join(t, JoinOptions{})
+	r.hub.Handle(other, []byte("/auth good:u1:")) // refused: MaxPerUser
+	s2 := &expSession{fakeSession: &fakeSession{}}
+	r.group.add(s2.fakeSession)
+	m2 := r.hub.Join(s2, JoinOptions{})
+	r.hub.Handle(m2, []byte("/auth good:u1:"))
+	if len(s2.at) != 0 {
+		t.Errorf("Expire on a refused /auth: %v", s2.at)
+	}
+	if ReasonTokenExpired.String() != "token_expired" {
+		t.Errorf("ReasonTokenExpired is %q", ReasonTokenExpired)
+	}
+}

@@ -1,10 +1,17 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/fastws/fastws/server/auth"
 )
 
 // TestUserDevices: one user on a telnet phone and a websocket laptop
@@ -104,4 +111,49 @@ func TestMaxConnectionsPerUser(t *testing.T) {
 	}
 	c.send("/auth " + token(t, "u123", ""))
 	c.expect(fmt.Sprintf("* authenticated as uid %d (user u123)", c.uid))
+}
+
+// TestTokenExpired: a member whose token expires is closed (reason
+// token_expired) once exp plus the leeway has passed, over telnet and
+// websocket; one that authenticated again with a fresh token stays.
+func TestTokenExpired(t *testing.T) {
+	d, _ := apiDaemon(t, "", "")
+	// exp 28 s ago: still good (30 s of leeway), gone in about 2 s.
+	soon := func(user string) string {
+		tok, err := auth.Sign([]byte(testSecret), user, "", nil, time.Second, time.Now().Add(-auth.Leeway+time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	tn := dialTelnet(t, d.Addrs()["Telnet"])
+	tn.send("/auth " + soon("u1"))
+	tn.expectNext(fmt.Sprintf("* authenticated as uid %d (user u1)", tn.uid))
+	renewed := dialTelnet(t, d.Addrs()["Telnet"])
+	renewed.send("/auth " + soon("u2"))
+	renewed.expectNext(fmt.Sprintf("* authenticated as uid %d (user u2)", renewed.uid))
+	renewed.send("/auth " + token(t, "u2", ""))
+	renewed.expectNext(fmt.Sprintf("* authenticated as uid %d (user u2)", renewed.uid))
+	ws := dialWS(t, d.Addrs()["WS"], "?token="+soon("u3"))
+	ws.expect(map[string]any{"type": "auth"})
+
+	tn.expect("! token expired, closing")
+	tn.expectClosed()
+	ws.expect(map[string]any{"type": "error", "text": "token expired, closing"})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	for {
+		if _, _, err := ws.conn.Read(ctx); err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "token expired" {
+				t.Errorf("websocket closed with %v, want 1008 token expired", err)
+			}
+			break
+		}
+	}
+	waitFor(t, func() bool { return closedBy(d, "token_expired") == 2 })
+	renewed.sync() // a fresh token replaced the expiring one
+	if n := closedBy(d, "token_expired"); n != 2 {
+		t.Errorf("token_expired closes: %d, want 2", n)
+	}
 }
