@@ -25,7 +25,7 @@ type Hub struct {
 	members memberTable
 
 	mu      sync.RWMutex
-	nicks   map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid
+	nicks   map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid of a holder; one user's others in ids.shared
 	fanouts []Fanout          // guarded by mu
 	homes   map[home]*home    // guarded by mu: one per protocol and fanout, shared by their members
 
