@@ -160,11 +160,13 @@ func (i *instance) reactorFor(loop gnet.EventLoop) *reactor {
 // admit applies the connection limits to a new peer and counts it. It
 // returns why the peer is refused, or "".
 func (i *instance) admit(ip string) string {
+	// The check and the count happen under one lock: two loops admitting
+	// at once must not both take the last slot.
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	if max := i.limits.MaxConnections; max > 0 && i.conns.Load() >= int64(max) {
 		return "server full (maxConnections " + strconv.Itoa(max) + "), try again later"
 	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
 	held := i.perIP[ip]
 	if max := i.limits.MaxConnectionsPerIP; max > 0 && held >= max {
 		return "too many connections from " + ip + " (maxConnectionsPerIP " + strconv.Itoa(max) + ")"
