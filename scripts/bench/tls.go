@@ -26,12 +26,12 @@ import (
 )
 
 // The TLS cases compare a telnet instance with TLS against a plain one,
-// in the same run, each against a fresh daemon. They run only when -only
-// names them (e.g. -only tls, or -only tls/idle), and in -smoke: not part
-// of the default suite. Their clients are goroutines of this process (TLS in workers
-// would need the worker protocol taught TLS), so client CPU shares the
-// machine with the daemon: server CPU per operation is the figure to
-// compare, rates are what the machine gave both.
+// in the same run, each against a fresh daemon, in every run (not with
+// -src, whose daemon may predate TLS). Their clients are goroutines of
+// this process (TLS in workers would need the worker protocol taught
+// TLS), so client CPU shares the machine with the daemon: server CPU per
+// operation is the figure to compare, rates are what the machine gave
+// both.
 //
 //	tls/idle/N       RSS per idle connection, plain and TLS
 //	tls/fanout/N     deliveries/s and server CPU per delivery to N receivers
@@ -197,8 +197,8 @@ func closeAll(cls []*tlsClient) {
 func (b *bench) runTLSCases(ctx context.Context, only *regexp.Regexp) []*Run {
 	var runs []*Run
 	for _, name := range tlsCaseNames {
-		if only == nil && !b.opt.smoke || only != nil && !only.MatchString(name) {
-			continue // opt-in, but in the smoke run that checks every case works
+		if only != nil && !only.MatchString(name) || b.opt.src != "" {
+			continue // a daemon built with -src may predate TLS
 		}
 		var pair [2]*Run
 		for k, secure := range []bool{false, true} {
