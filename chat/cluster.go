@@ -69,9 +69,10 @@ type Cluster interface {
 	// Authenticated reports that uid, a member of this node, is now the
 	// member of user (a valid user id, see [ValidUser]).
 	Authenticated(uid uint64, user string)
-	// RemoteUser returns the user id of uid, a member of another node, ""
-	// if anonymous or unknown.
-	RemoteUser(uid uint64) string
+	// RemoteDetail returns what the API's members shows of uid, a member
+	// of another node, beyond [MemberInfo]: its user id ("" if anonymous
+	// or unknown), its instance and since when it is connected.
+	RemoteDetail(uid uint64) (user, instance string, since time.Time)
 	// RemoteUsers calls fn once for every user id with members on other
 	// nodes, in no order.
 	RemoteUsers(fn func(user string))

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // This file makes the Application API's Hub methods (see user.go)
@@ -119,9 +120,7 @@ func (h *Hub) clusterRoomList() []RoomInfo {
 
 // clusterMembers is [Hub.MembersOf] across the cluster: ps, this node's
 // first limit members of the room with key (nil if it has none here),
-// merged with every other node's, in uid order, cut to limit. A member of
-// another node has no Instance or Since: the directory does not carry
-// them.
+// merged with every other node's, in uid order, cut to limit.
 func (h *Hub) clusterMembers(ps []Presence, local bool, key string, limit int) ([]Presence, bool) {
 	node := h.cluster.Name()
 	for i := range ps {
@@ -140,10 +139,25 @@ func (h *Hub) clusterMembers(ps []Presence, local bool, key string, limit int) (
 	ps = ps[:min(len(ps), limit)]
 	for i := range ps {
 		if ps[i].Node != node {
-			ps[i].User = h.cluster.RemoteUser(ps[i].UID)
+			ps[i].User, ps[i].Instance, ps[i].Since = h.cluster.RemoteDetail(ps[i].UID)
 		}
 	}
 	return ps, true
+}
+
+// Describe returns the instance of member uid of this node and since when
+// it is connected, if its session is a [Describer]; ok is false if uid is
+// not a member here. A cluster tells the other nodes. It is safe for
+// concurrent use.
+func (h *Hub) Describe(uid uint64) (instance string, since time.Time, ok bool) {
+	m := h.members.load(uid)
+	if m == nil {
+		return "", time.Time{}, false
+	}
+	if d, is := m.session.(Describer); is {
+		instance, since = d.Describe()
+	}
+	return instance, since, true
 }
 
 // clusterAuthed tells the cluster whose member m is now.

@@ -80,6 +80,9 @@ func TestAPIAcrossNodes(t *testing.T) {
 		p, ok := presence(h1, "lobby", a2.uid)
 		return ok && p.User == "alice" && p.Node == "x2" && p.Protocol == "telnet"
 	})
+	if p, _ := presence(h1, "lobby", a2.uid); p.Instance != "t" || time.Since(p.Since) > time.Minute || time.Since(p.Since) < 0 {
+		t.Errorf("x1's entry of a2: instance %q since %v", p.Instance, p.Since)
+	}
 	if p, ok := presence(h1, "#lobby", a1.uid); !ok || p.User != "alice" || p.Node != "x1" || p.Instance != "t" {
 		t.Errorf("x1's own member: %+v %v", p, ok)
 	}
@@ -242,7 +245,7 @@ func TestHTTPAPIAcrossNodes(t *testing.T) {
 		t.Fatalf("members of #ops on w1: %v", out)
 	}
 	m := ms[0].(map[string]any)
-	if m["uid"] != float64(b.uid) || m["user"] != "bob" || m["node"] != "w2" || m["protocol"] != "telnet" {
+	if m["uid"] != float64(b.uid) || m["user"] != "bob" || m["node"] != "w2" || m["protocol"] != "telnet" || m["instance"] != "t" || m["since"] == "0001-01-01T00:00:00Z" {
 		t.Errorf("member of #ops: %v", m)
 	}
 	out = apiCall(t, "GET", base+"online", "")
@@ -252,6 +255,17 @@ func TestHTTPAPIAcrossNodes(t *testing.T) {
 	out = apiCall(t, "GET", base+"rooms", "")
 	if fmt.Sprint(out["rooms"]) != "[map[members:2 room:lobby] map[members:1 room:ops]]" {
 		t.Errorf("rooms on w1: %v", out)
+	}
+	// A node started now learns bob, his user id and instance, from w2's
+	// dump.
+	n3 := startNode(t, ns.ClientURL(), "w3")
+	h3 := withAuth(n3)
+	waitFor(t, "w3 lists bob from w2's dump", testTimeout, func() bool {
+		p, ok := presence(h3, "ops", b.uid)
+		return ok && p.User == "bob" && p.Node == "w2" && p.Instance == "t" && !p.Since.IsZero()
+	})
+	if o := h3.Online(); o != (chat.Online{Members: 2, Users: 1, Rooms: 2}) {
+		t.Errorf("online on w3: %+v", o)
 	}
 	if out := apiCall(t, "POST", base+"send", `{"room": "ops", "text": "to ops"}`); out["delivered"] != 1.0 {
 		t.Errorf("send to #ops: %v", out)
@@ -323,7 +337,7 @@ func TestForwardHostile(t *testing.T) {
 		t.Errorf("dropped %d of %d hostile forwards", d, len(hostile))
 	}
 	waitFor(t, "y1 counts the bad user message", testTimeout, func() bool { return n1.node.Stats().Dropped == 1 })
-	if u := n1.node.RemoteUser(b.uid); u != "bob" {
+	if u, _, _ := n1.node.RemoteDetail(b.uid); u != "bob" {
 		t.Errorf("y1 has b as %q", u)
 	}
 	if rs := n2.srv.Hub().RoomList(); len(rs) != 1 {

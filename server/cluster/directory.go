@@ -19,6 +19,8 @@ type member struct {
 	nickKey  string
 	protocol string
 	user     string            // the user id it authenticated as; "" = anonymous
+	instance string            // the instance it connected to
+	since    int64             // unix nanoseconds when it connected
 	rooms    map[string]string // key -> name, the lobby ("lobby") among them unless out of it
 	peer     *peer             // nil for this node's
 }
@@ -318,9 +320,14 @@ func (n *Node) handleDir(from string, typ byte, r *reader) {
 		uid = r.uint()
 	}
 	var a, b string
+	var since int64
 	switch typ {
 	case msgJoined:
-		a = r.string()
+		a, b, since = r.string(), r.string(), r.int()
+		if !validInstance(b) {
+			n.dropped.Add(1)
+			return
+		}
 	case msgRenamed, msgEntered:
 		a, b = r.string(), r.string()
 	case msgExited:
@@ -348,7 +355,7 @@ func (n *Node) handleDir(from string, typ byte, r *reader) {
 	m := p.members[uid]
 	switch typ {
 	case msgJoined:
-		n.dir.add(p, &member{uid: uid, protocol: a, rooms: map[string]string{chat.LobbyName: chat.LobbyName}})
+		n.dir.add(p, &member{uid: uid, protocol: a, instance: b, since: since, rooms: map[string]string{chat.LobbyName: chat.LobbyName}})
 	case msgLeft:
 		if m != nil {
 			n.dir.remove(m)
@@ -417,7 +424,7 @@ func (n *Node) applyDumpFrom(from string, r *reader) {
 		}
 	}
 	for _, dm := range ms {
-		m := &member{uid: dm.uid, nick: dm.nick, nickKey: dm.nickKey, protocol: dm.protocol, user: dm.user, rooms: map[string]string{}}
+		m := &member{uid: dm.uid, nick: dm.nick, nickKey: dm.nickKey, protocol: dm.protocol, user: dm.user, instance: dm.instance, since: dm.since, rooms: map[string]string{}}
 		for _, rr := range dm.rooms {
 			m.rooms[rr.key] = rr.name
 		}
@@ -438,7 +445,7 @@ func (n *Node) sendDump(subj string) {
 	defer n.localMu.Unlock()
 	ms := make([]dumpMember, 0, len(n.local))
 	for _, m := range n.local {
-		dm := dumpMember{uid: m.uid, nick: m.nick, nickKey: m.nickKey, protocol: m.protocol, user: m.user}
+		dm := dumpMember{uid: m.uid, nick: m.nick, nickKey: m.nickKey, protocol: m.protocol, user: m.user, instance: m.instance, since: m.since}
 		for k, name := range m.rooms {
 			dm.rooms = append(dm.rooms, roomRef{key: k, name: name})
 		}
@@ -453,8 +460,13 @@ func (n *Node) sendDump(subj string) {
 func (n *Node) Joined(uid uint64, protocol string) {
 	n.localMu.Lock()
 	defer n.localMu.Unlock()
-	n.local[uid] = &member{uid: uid, protocol: protocol, rooms: map[string]string{chat.LobbyName: chat.LobbyName}}
-	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendUint([]byte{msgJoined}, uid), protocol))
+	m := &member{uid: uid, protocol: protocol, rooms: map[string]string{chat.LobbyName: chat.LobbyName}}
+	if n.hub != nil {
+		inst, since, _ := n.hub.Describe(uid)
+		m.instance, m.since = inst, since.UnixNano()
+	}
+	n.local[uid] = m
+	n.publish(n.subject(subDir, n.cfg.Name), encodeJoined(uid, protocol, m.instance, m.since))
 }
 
 // Left implements [chat.Cluster].
@@ -606,14 +618,17 @@ func (n *Node) Authenticated(uid uint64, user string) {
 	n.publish(n.subject(subDir, n.cfg.Name), encodeUser(uid, user))
 }
 
-// RemoteUser implements [chat.Cluster].
-func (n *Node) RemoteUser(uid uint64) string {
+// RemoteDetail implements [chat.Cluster].
+func (n *Node) RemoteDetail(uid uint64) (user, instance string, since time.Time) {
 	n.dirMu.RLock()
 	defer n.dirMu.RUnlock()
 	if m := n.dir.byUID[uid]; m != nil {
-		return m.user
+		user, instance = m.user, m.instance
+		if m.since != 0 {
+			since = time.Unix(0, m.since)
+		}
 	}
-	return ""
+	return user, instance, since
 }
 
 // RemoteUsers implements [chat.Cluster].

@@ -19,7 +19,7 @@ import (
 //	         flags: 1 private, 2 echo; roomKey "" = no room (a nick change,
 //	         or the application's message to everyone); uid 0 = from the
 //	         server (nick "server", a public message)
-//	joined   'j' uid protocol
+//	joined   'j' uid protocol instance since   (since: unix nanoseconds)
 //	left     'l' uid
 //	renamed  'n' uid nick nickKey
 //	entered  'i' uid roomKey roomName          (the lobby: key "lobby")
@@ -29,7 +29,7 @@ import (
 //	user     'u' uid user                      (the member authenticated as user)
 //	forward  'a' op uid user arg               (an API action for node N's members:
 //	                                            uid or user, see chat.Forwarded)
-//	dump     'd' name id first count {uid nick nickKey protocol user nrooms {roomKey roomName}}
+//	dump     'd' name id first count {uid nick nickKey protocol user instance since nrooms {roomKey roomName}}
 //	         first: 1 in the first part of a dump, which replaces what was known
 //
 // Decoding never trusts a length: every count and string is checked
@@ -67,6 +67,8 @@ type dumpMember struct {
 	nick, nickKey string
 	protocol      string
 	user          string // "" = anonymous
+	instance      string
+	since         int64 // unix nanoseconds
 	rooms         []roomRef
 }
 
@@ -217,6 +219,8 @@ func encodeDump(name, id string, first bool, ms []dumpMember) []byte {
 		b = appendString(b, m.nickKey)
 		b = appendString(b, m.protocol)
 		b = appendString(b, m.user)
+		b = appendString(b, m.instance)
+		b = binary.AppendVarint(b, m.since)
 		b = appendUint(b, uint64(len(m.rooms)))
 		for _, rr := range m.rooms {
 			b = appendString(appendString(b, rr.key), rr.name)
@@ -229,10 +233,10 @@ func encodeDump(name, id string, first bool, ms []dumpMember) []byte {
 func decodeDump(r *reader) (id string, first bool, ms []dumpMember, err error) {
 	id = r.string()
 	first = r.byte() == 1
-	n := r.count(6)
+	n := r.count(8)
 	ms = make([]dumpMember, 0, n)
 	for range n {
-		m := dumpMember{uid: r.uint(), nick: r.string(), nickKey: r.string(), protocol: r.string(), user: r.string()}
+		m := dumpMember{uid: r.uint(), nick: r.string(), nickKey: r.string(), protocol: r.string(), user: r.string(), instance: r.string(), since: r.int()}
 		k := r.count(2)
 		for range k {
 			m.rooms = append(m.rooms, roomRef{key: r.string(), name: r.string()})
@@ -240,7 +244,7 @@ func decodeDump(r *reader) (id string, first bool, ms []dumpMember, err error) {
 		if r.err != nil {
 			return "", false, nil, r.err
 		}
-		if m.uid == 0 || m.user != "" && !chat.ValidUser(m.user) {
+		if m.uid == 0 || m.user != "" && !chat.ValidUser(m.user) || !validInstance(m.instance) {
 			return "", false, nil, errMalformed
 		}
 		ms = append(ms, m)
@@ -287,4 +291,17 @@ func decodeForward(r *reader) (chat.Forwarded, error) {
 		return chat.Forwarded{}, errMalformed
 	}
 	return f, nil
+}
+
+// encodeJoined returns a 'j' message.
+func encodeJoined(uid uint64, protocol, instance string, since int64) []byte {
+	b := appendString(appendUint([]byte{msgJoined}, uid), protocol)
+	return binary.AppendVarint(appendString(b, instance), since)
+}
+
+// validInstance reports whether s may be an instance's name as another
+// node reports it: "" or up to 64 bytes of clean text (it reaches the
+// API's members as is).
+func validInstance(s string) bool {
+	return len(s) <= 64 && chat.CleanLine(s) == s
 }

@@ -18,6 +18,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeDump("n1", "id", true, []dumpMember{{uid: 4, protocol: "websocket", user: "alice"}}))
 	f.Add(encodeEvent(&chat.Event{Kind: chat.KindMessage, Nick: chat.ServerNick, Text: "to all"}))
 	f.Add(encodeUser(5, "alice"))
+	f.Add(encodeJoined(5, "telnet", "main", 1234567))
 	f.Add(encodeUser(5, "bad\x1b"))
 	f.Add(encodeForward(chat.Forwarded{Op: chat.ForwardJoin, Target: chat.Target{User: "bob"}, Arg: "#games"}))
 	f.Add(encodeForward(chat.Forwarded{Op: chat.ForwardDisconnect, Target: chat.Target{UID: 9}, Arg: "bye"}))
@@ -49,7 +50,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("%d members from %d bytes", len(ms), len(data))
 			}
 			for _, m := range ms {
-				if m.user != "" && !chat.ValidUser(m.user) {
+				if m.user != "" && !chat.ValidUser(m.user) || !validInstance(m.instance) {
 					t.Fatalf("dump member with user %q accepted", m.user)
 				}
 			}
