@@ -27,7 +27,7 @@ type Hub struct {
 	members memberTable
 
 	mu      sync.RWMutex
-	nicks   map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid
+	nicks   map[string]uint64 // guarded by mu: nick's key (see checkNick) -> uid of a holder; one user's others in ids.shared
 	fanouts []Fanout          // guarded by mu
 	homes   map[home]*home    // guarded by mu: one per protocol and fanout, shared by their members
 
@@ -217,9 +217,7 @@ func (h *Hub) Leave(m *Member) {
 		return
 	}
 	nick := m.Nick()
-	if nick != "" {
-		delete(h.nicks, m.nick.Load().key)
-	}
+	h.releaseNickLocked(m)
 	h.mu.Unlock()
 	h.forgetUser(m)
 	now := h.now()
@@ -486,7 +484,7 @@ func (h *Hub) setNick(m *Member, nick string) {
 		h.mu.Unlock()
 		return
 	}
-	if owner, taken := h.nicks[key]; taken && owner != m.uid {
+	if owner, taken := h.nicks[key]; taken && owner != m.uid && !h.sharesNickLocked(m, owner) {
 		h.mu.Unlock()
 		h.Refuse(m, "nick "+nick+" is taken")
 		return
@@ -497,7 +495,7 @@ func (h *Hub) setNick(m *Member, nick string) {
 			return
 		}
 		h.mu.Lock()
-		if owner, taken := h.nicks[key]; h.members.load(m.uid) != m || taken && owner != m.uid {
+		if owner, taken := h.nicks[key]; h.members.load(m.uid) != m || taken && owner != m.uid && !h.sharesNickLocked(m, owner) {
 			h.mu.Unlock()
 			h.cluster.ReleaseNick(m.uid, key)
 			return
@@ -506,9 +504,9 @@ func (h *Hub) setNick(m *Member, nick string) {
 	old, oldKey := m.Nick(), ""
 	if old != "" {
 		oldKey = m.nick.Load().key
-		delete(h.nicks, oldKey)
 	}
-	h.nicks[key] = m.uid
+	h.releaseNickLocked(m) // see user.go: one user's connections share a nick
+	h.holdNickLocked(m, key)
 	m.nick.Store(&nickName{shown: nick, key: key})
 	h.mu.Unlock()
 	if h.cluster != nil {

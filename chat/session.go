@@ -52,13 +52,14 @@ const (
 	ReasonPingTimeout                      // a websocket ping went unanswered past pongTimeout
 	ReasonAuthTimeout                      // requireAuth: not authenticated within authTimeout
 	ReasonDisconnected                     // disconnected by the application (the HTTP API)
+	ReasonTokenExpired                     // the user token it authenticated with expired (see Expirer)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"client_closed", "client_quit", "idle", "slow_consumer", "protocol_error",
 	"flood", "refused", "shutdown", "error", "ping_timeout",
-	"auth_timeout", "disconnected",
+	"auth_timeout", "disconnected", "token_expired",
 }
 
 // String returns the reason's stable snake_case name.

@@ -17,6 +17,19 @@ type Identity struct {
 	User  string   // the application's user id, 1-64 bytes
 	Name  string   // becomes the nick; "" = keep the nick
 	Rooms []string // joined on authentication
+	// Expires is when the token stops being good (its exp plus the clock
+	// skew allowed); zero = never. A session that is an [Expirer] is told.
+	Expires time.Time
+}
+
+// Expirer is implemented by sessions that close their member when its
+// token expires (reason ReasonTokenExpired), as Centrifugo's connection
+// expiry: a token's exp bounds the connection, not only the /auth.
+type Expirer interface {
+	// Expire sets when the session is to be closed: at (zero = never),
+	// replacing what an earlier authentication set. It is called on the
+	// goroutine that handles the member's lines and must not block.
+	Expire(at time.Time)
 }
 
 // Verifier checks a user token and returns its identity, or an error
@@ -36,7 +49,16 @@ type AuthOptions struct {
 	// OnAuth, if set, is called with "" for each success and with the
 	// reason for each refusal, for metrics. It must not block.
 	OnAuth func(reason string)
+	// MaxPerUser is the most connections one user id may hold at once
+	// (0 = unlimited): one more authentication is refused and its member
+	// stays as it was. It bounds what the API's per-user join, leave,
+	// send and disconnect cost.
+	MaxPerUser int
 }
+
+// ReasonTooMany is the OnAuth reason of an authentication refused by
+// AuthOptions.MaxPerUser.
+const ReasonTooMany = "too many connections"
 
 // identities is the Hub's part for users: who holds which uid, and the
 // settings of SetAuth. Kept out of Member (see Member's size budget):
@@ -48,6 +70,11 @@ type identities struct {
 	mu     sync.RWMutex
 	byUID  map[uint64]string    // guarded by mu: uid -> user id
 	byUser map[string][]*Member // guarded by mu: user id -> its members, in uid order
+
+	// shared holds, for a nick that several connections of one user
+	// hold, the uids holding it besides the one in Hub.nicks. Guarded by
+	// Hub.mu, not mu: it is part of the nick registry (see holdNickLocked).
+	shared map[string][]uint64
 }
 
 // SetAuth sets how members authenticate (at start and on reload). It is
@@ -108,31 +135,45 @@ func (h *Hub) Auth(m *Member, token string) {
 		h.Refuse(m, "bad token: "+err.Error())
 		return
 	}
+	ok := h.Authenticate(m, id)
 	if o.OnAuth != nil {
-		o.OnAuth("")
+		if ok {
+			o.OnAuth("")
+		} else if h.members.load(m.uid) == m {
+			o.OnAuth(ReasonTooMany)
+		}
 	}
-	h.Authenticate(m, id)
-	if h.cluster != nil {
+	if ok && h.cluster != nil {
 		h.clusterAuthed(m)
 	}
 }
 
 // Authenticate makes m the member of user id.User: id.Name becomes its
-// nick (taken over from whoever holds it: the user's name wins), and it
-// joins id.Rooms. m reads "* authenticated as NAME (user ID)". A second
-// authentication replaces the first. It is called on the goroutine that
-// handles m's lines.
-func (h *Hub) Authenticate(m *Member, id Identity) {
+// nick (taken over from whoever holds it: the user's name wins; the
+// user's other connections share it), and it joins id.Rooms. m reads
+// "* authenticated as NAME (user ID)". A second authentication replaces
+// the first. Past AuthOptions.MaxPerUser connections of the user it is
+// refused ("! too many connections for user ID (maxConnectionsPerUser
+// N)") and m stays as it was. It returns whether m is now the user's.
+// It is called on the goroutine that handles m's lines.
+func (h *Hub) Authenticate(m *Member, id Identity) bool {
 	if h.members.load(m.uid) != m {
-		return // gone
+		return false // gone
 	}
 	now := h.now()
+	limit := h.authOptions().MaxPerUser
 	h.ids.mu.Lock()
 	if h.ids.byUID == nil {
 		h.ids.byUID = make(map[uint64]string)
 		h.ids.byUser = make(map[string][]*Member)
 	}
-	if old, ok := h.ids.byUID[m.uid]; ok {
+	old, had := h.ids.byUID[m.uid]
+	if limit > 0 && (!had || old != id.User) && len(h.ids.byUser[id.User]) >= limit {
+		h.ids.mu.Unlock()
+		h.Refuse(m, "too many connections for user "+id.User+" (maxConnectionsPerUser "+strconv.Itoa(limit)+")")
+		return false
+	}
+	if had {
 		h.dropUserLocked(m, old)
 	}
 	h.ids.byUID[m.uid] = id.User
@@ -141,6 +182,9 @@ func (h *Hub) Authenticate(m *Member, id Identity) {
 	h.ids.byUser[id.User] = slices.Insert(ms, i, m)
 	h.ids.mu.Unlock()
 	m.authed = true
+	if e, ok := m.session.(Expirer); ok {
+		e.Expire(id.Expires)
+	}
 	// The answer first, then the nick change everyone sees: the member
 	// learns who it is before it reads its new name.
 	shown := m.Nick()
@@ -164,6 +208,7 @@ func (h *Hub) Authenticate(m *Member, id Identity) {
 			h.joinRoom(m, s, key, now)
 		}
 	}
+	return true
 }
 
 func cmpUID(a, b uint64) int {
@@ -200,32 +245,87 @@ func (h *Hub) forgetUser(m *Member) {
 }
 
 // takeNick gives m the nick (checked: see checkNick, which gave key),
-// taking it from its holder if need be: a name a user token vouches for
-// wins over one anyone could type.
+// taking it from its holders if need be: a name a user token vouches for
+// wins over one anyone could type. Connections of one user share it.
 func (h *Hub) takeNick(m *Member, nick, key string, now time.Time) {
 	h.mu.Lock()
 	if h.members.load(m.uid) != m || m.Nick() == nick {
 		h.mu.Unlock()
 		return
 	}
-	var loser *Member
-	if owner, taken := h.nicks[key]; taken && owner != m.uid {
-		if loser = h.members.load(owner); loser != nil {
-			loser.nick.Store(nil)
+	var losers []*Member
+	if owner, taken := h.nicks[key]; taken && owner != m.uid && !h.sharesNickLocked(m, owner) {
+		for _, uid := range append([]uint64{owner}, h.ids.shared[key]...) {
+			if l := h.members.load(uid); l != nil && l != m {
+				l.nick.Store(nil)
+				losers = append(losers, l)
+			}
 		}
 		delete(h.nicks, key)
+		delete(h.ids.shared, key)
 	}
 	old := m.Nick()
-	if old != "" {
-		delete(h.nicks, m.nick.Load().key)
-	}
-	h.nicks[key] = m.uid
+	h.releaseNickLocked(m)
+	h.holdNickLocked(m, key)
 	m.nick.Store(&nickName{shown: nick, key: key})
 	h.mu.Unlock()
-	if loser != nil {
-		loser.session.Send(&Event{Kind: KindError, UID: loser.uid, Text: "your nick " + nick + " was taken by its user", Time: now})
+	for _, l := range losers {
+		l.session.Send(&Event{Kind: KindError, UID: l.uid, Text: "your nick " + nick + " was taken by its user", Time: now})
 	}
 	h.broker.Publish(&Event{Kind: KindNick, UID: m.uid, Nick: nick, OldNick: old, Time: now})
+}
+
+// sharesNickLocked reports whether m may share the nick owner holds: both
+// are connections of one user (a phone and a laptop). h.mu is held; it
+// is called on m's goroutine.
+func (h *Hub) sharesNickLocked(m *Member, owner uint64) bool {
+	if !m.authed {
+		return false
+	}
+	h.ids.mu.RLock()
+	defer h.ids.mu.RUnlock()
+	user, ok := h.ids.byUID[m.uid]
+	return ok && h.ids.byUID[owner] == user
+}
+
+// holdNickLocked records m as a holder of key: the one in Hub.nicks if
+// it is free, else one more in shared (the caller checked that m may
+// share it). h.mu is held.
+func (h *Hub) holdNickLocked(m *Member, key string) {
+	if _, taken := h.nicks[key]; !taken {
+		h.nicks[key] = m.uid
+		return
+	}
+	if h.ids.shared == nil {
+		h.ids.shared = make(map[string][]uint64)
+	}
+	h.ids.shared[key] = append(h.ids.shared[key], m.uid)
+}
+
+// releaseNickLocked lets go of m's nick, if any: the key stays taken
+// while another holder has it, and is free once the last one lets go.
+// It leaves m.nick as it is. h.mu is held.
+func (h *Hub) releaseNickLocked(m *Member) {
+	p := m.nick.Load()
+	if p == nil {
+		return
+	}
+	key := p.key
+	rest := h.ids.shared[key]
+	if owner, ok := h.nicks[key]; ok && owner == m.uid {
+		if len(rest) == 0 {
+			delete(h.nicks, key)
+			return
+		}
+		h.nicks[key], rest = rest[0], rest[1:]
+	} else {
+		rest = slices.DeleteFunc(rest, func(uid uint64) bool { return uid == m.uid })
+	}
+	if len(rest) == 0 {
+		delete(h.ids.shared, key)
+	} else {
+		h.ids.shared[key] = rest
+	}
 }
 
 // authGate reports whether m may run op: with requireAuth, an

@@ -226,3 +226,177 @@ func TestJoinForLeaveFor(t *testing.T) {
 		t.Errorf("JoinFor a missing uid: %d", n)
 	}
 }
+
+// TestUserDevicesShareNick: one user on a phone and a laptop holds its
+// name on both; the second connection does not take it from the first.
+func TestUserDevicesShareNick(t *testing.T) {
+	r := newTestRoom(t)
+	r.hub.SetAuth(AuthOptions{Verify: stubVerifier})
+	phone, sp := r.join(t, JoinOptions{})
+	laptop, sl := r.join(t, JoinOptions{})
+	other, so := r.join(t, JoinOptions{})
+	r.send(t, phone.UID(), "/auth good:u1:alice")
+	r.send(t, laptop.UID(), "/auth good:u1:alice")
+	if phone.Nick() != "alice" || laptop.Nick() != "alice" {
+		t.Fatalf("nicks %q and %q, want alice on both devices", phone.Nick(), laptop.Nick())
+	}
+	if got := drainLines(t, sp); slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, "was taken") }) {
+		t.Errorf("phone got %q: its own user took its nick", got)
+	}
+	drainLines(t, sl)
+	drainLines(t, so)
+	r.send(t, other.UID(), "/who")
+	who := drainLines(t, so)
+	if len(who) < 2 || !strings.HasPrefix(who[0], "* uid 1 alice ") || !strings.HasPrefix(who[1], "* uid 2 alice ") {
+		t.Errorf("/who: got %q, want both uids as alice", who)
+	}
+	r.send(t, other.UID(), "$1:to the phone", "$2:to the laptop")
+	if got := drainLines(t, so); len(got) != 2 || !strings.Contains(got[0], "alice") || !strings.Contains(got[1], "alice") {
+		t.Errorf("private copies: got %q, want the nick", got)
+	}
+	if got := drainLines(t, sp); len(got) != 1 || !strings.HasSuffix(got[0], "to the phone") {
+		t.Errorf("phone: got %q", got)
+	}
+	r.send(t, phone.UID(), "$3:from the phone")
+	if got := drainLines(t, so); len(got) != 1 || !strings.HasPrefix(got[0], "alice(1)") {
+		t.Errorf("private from the phone: got %q, want the nick", got)
+	}
+	// An anonymous member may not have it while any device holds it.
+	r.send(t, other.UID(), "/nick alice", "/nick ALICE")
+	if got := drainLines(t, so); !slices.Equal(got, []string{"! nick alice is taken", "! nick ALICE is taken"}) {
+		t.Errorf("anonymous /nick alice: got %q", got)
+	}
+	r.leave(t, phone.UID()) // the holder in Hub.nicks leaves: the laptop keeps it
+	drainLines(t, so)
+	r.send(t, other.UID(), "/nick alice")
+	if got := drainLines(t, so); !slices.Equal(got, []string{"! nick alice is taken"}) {
+		t.Errorf("after the phone left: got %q, want alice still the laptop's", got)
+	}
+	r.send(t, laptop.UID(), "/nick bob") // the last holder lets go
+	r.send(t, other.UID(), "/nick alice")
+	if other.Nick() != "alice" {
+		t.Errorf("after the last device let go: nick %q, want alice free", other.Nick())
+	}
+}
+
+// TestOtherUserTakesSharedNick: another user's token with the name takes
+// it from every device of the user holding it.
+func TestOtherUserTakesSharedNick(t *testing.T) {
+	r := newTestRoom(t)
+	r.hub.SetAuth(AuthOptions{Verify: stubVerifier})
+	a1, s1 := r.join(t, JoinOptions{})
+	a2, s2 := r.join(t, JoinOptions{})
+	b, sb := r.join(t, JoinOptions{})
+	r.send(t, a1.UID(), "/auth good:u1:alice")
+	r.send(t, a2.UID(), "/nick x", "/auth good:u1:alice")
+	r.drainAll()
+	r.send(t, b.UID(), "/auth good:u2:Alice")
+	if a1.Nick() != "" || a2.Nick() != "" || b.Nick() != "Alice" {
+		t.Fatalf("nicks %q %q %q, want u2 to hold it alone", a1.Nick(), a2.Nick(), b.Nick())
+	}
+	for _, s := range []*fakeSession{s1, s2} {
+		if got := drainLines(t, s); !slices.Contains(got, "! your nick Alice was taken by its user") {
+			t.Errorf("u1's device got %q", got)
+		}
+	}
+	drainLines(t, sb)
+	// u1 takes it back on one device: u2 loses it, and the key is u1's alone.
+	r.send(t, a1.UID(), "/nick alice")
+	if got := drainLines(t, s1); !slices.Equal(got, []string{"! nick alice is taken"}) {
+		t.Errorf("/nick of a name another user holds: got %q", got)
+	}
+	r.leave(t, b.UID())
+	r.send(t, a1.UID(), "/nick alice")
+	r.send(t, a2.UID(), "/nick alice") // a device of the same user shares it
+	if a1.Nick() != "alice" || a2.Nick() != "alice" {
+		t.Errorf("nicks %q %q, want the user's devices to share it by /nick", a1.Nick(), a2.Nick())
+	}
+}
+
+func TestMaxPerUser(t *testing.T) {
+	r := newTestRoom(t)
+	var reasons []string
+	r.hub.SetAuth(AuthOptions{Verify: stubVerifier, MaxPerUser: 2, OnAuth: func(reason string) { reasons = append(reasons, reason) }})
+	a, _ := r.join(t, JoinOptions{})
+	b, _ := r.join(t, JoinOptions{})
+	c, sc := r.join(t, JoinOptions{})
+	r.send(t, a.UID(), "/auth good:u123:alice")
+	r.send(t, b.UID(), "/auth good:u123:alice")
+	r.drainAll()
+	r.send(t, c.UID(), "/auth good:u123:alice")
+	if got := drainLines(t, sc); !slices.Equal(got, []string{"! too many connections for user u123 (maxConnectionsPerUser 2)"}) {
+		t.Errorf("third connection: got %q", got)
+	}
+	if c.Authenticated() || r.hub.User(c.UID()) != "" || c.Nick() != "" || len(r.hub.UserMembers("u123")) != 2 {
+		t.Errorf("the refused connection was authenticated: user %q nick %q", r.hub.User(c.UID()), c.Nick())
+	}
+	if !slices.Equal(reasons, []string{"", "", ReasonTooMany}) {
+		t.Errorf("OnAuth: got %q", reasons)
+	}
+	// It stays anonymous and usable.
+	r.send(t, c.UID(), "/nick carol", "/join games")
+	if got := drainLines(t, sc); len(got) != 2 || got[0] != "* uid 3 is now carol" {
+		t.Errorf("refused connection afterwards: got %q", got)
+	}
+	// A connection already the user's may authenticate again at the limit,
+	// and another user is not counted against it.
+	r.send(t, b.UID(), "/auth good:u123:")
+	r.send(t, c.UID(), "/auth good:u9:")
+	if len(r.hub.UserMembers("u123")) != 2 || r.hub.User(c.UID()) != "u9" {
+		t.Errorf("re-auth at the limit: u123 %d members, c is %q", len(r.hub.UserMembers("u123")), r.hub.User(c.UID()))
+	}
+	// Reloaded limits apply to the next authentication; 0 = unlimited.
+	r.leave(t, a.UID())
+	r.send(t, c.UID(), "/auth good:u123:")
+	if r.hub.User(c.UID()) != "u123" {
+		t.Errorf("after one left: c is %q, want u123", r.hub.User(c.UID()))
+	}
+	r.hub.SetAuth(AuthOptions{Verify: stubVerifier})
+	d, _ := r.join(t, JoinOptions{})
+	r.send(t, d.UID(), "/auth good:u123:")
+	if n := len(r.hub.UserMembers("u123")); n != 3 {
+		t.Errorf("unlimited: %d members, want 3", n)
+	}
+}
+
+// expSession is a fake session that records what Expire is told.
+type expSession struct {
+	*fakeSession
+	at []time.Time
+}
+
+func (s *expSession) Expire(at time.Time) { s.at = append(s.at, at) }
+
+// TestAuthExpire: a session that is an Expirer learns when the token it
+// authenticated with stops being good, at each authentication; not at a
+// refused one.
+func TestAuthExpire(t *testing.T) {
+	r := newTestRoom(t)
+	exp := time.Unix(1767225600, 0)
+	r.hub.SetAuth(AuthOptions{MaxPerUser: 1, Verify: func(tok string) (Identity, error) {
+		id, err := stubVerifier(tok)
+		id.Expires = exp
+		return id, err
+	}})
+	s := &expSession{fakeSession: &fakeSession{}}
+	r.group.add(s.fakeSession)
+	m := r.hub.Join(s, JoinOptions{})
+	r.hub.Handle(m, []byte("/auth nonsense"))
+	r.hub.Handle(m, []byte("/auth good:u1:"))
+	r.hub.Handle(m, []byte("/auth good:u1:"))
+	if !slices.Equal(s.at, []time.Time{exp, exp}) {
+		t.Errorf("Expire: got %v, want the token's expiry at each good /auth", s.at)
+	}
+	other, _ := r.join(t, JoinOptions{})
+	r.hub.Handle(other, []byte("/auth good:u1:")) // refused: MaxPerUser
+	s2 := &expSession{fakeSession: &fakeSession{}}
+	r.group.add(s2.fakeSession)
+	m2 := r.hub.Join(s2, JoinOptions{})
+	r.hub.Handle(m2, []byte("/auth good:u1:"))
+	if len(s2.at) != 0 {
+		t.Errorf("Expire on a refused /auth: %v", s2.at)
+	}
+	if ReasonTokenExpired.String() != "token_expired" {
+		t.Errorf("ReasonTokenExpired is %q", ReasonTokenExpired)
+	}
+}

@@ -41,6 +41,7 @@ type reactor struct {
 	held     int64      // bytes its sessions hold in gnet's outbound buffers, as noted (sendBudget)
 	scratch  []byte     // encodeOne's output until flush
 	tlsBuf   []byte     // a TLS session's plaintext while it is decoded
+	exp      expiries   // when authenticated sessions' tokens expire (see expiry.go)
 
 	counters  reactorCounters
 	enrolling atomic.Int64 // connections the acceptor gave this loop and has no result for (opened ones count twice for a moment)
@@ -365,6 +366,7 @@ func (r *reactor) remove(s *session) {
 	r.sessions[s.idx].idx = s.idx
 	r.sessions[last] = nil
 	r.sessions = r.sessions[:last]
+	r.exp.forget(s)
 }
 
 // execute queues fn to run on the reactor's event loop, as a task.
@@ -453,6 +455,7 @@ func (r *reactor) tick(now time.Time) {
 			}
 		}
 	}
+	r.checkExpiries(n, now)
 	// gnet drains outbound buffers out of our sight: bring the budget
 	// up to date, and act on it even if nothing is written now.
 	r.refresh()

@@ -92,6 +92,8 @@ func (d *wsDecoder) farewell(r chat.CloseReason) []byte {
 		return closeFrame(ws.StatusPolicyViolation, "auth timeout")
 	case chat.ReasonDisconnected:
 		return closeFrame(ws.StatusNormalClosure, "disconnected")
+	case chat.ReasonTokenExpired:
+		return closeFrame(ws.StatusPolicyViolation, "token expired")
 	}
 	return nil
 }

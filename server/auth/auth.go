@@ -106,7 +106,9 @@ func Verifier(secret []byte) chat.Verifier {
 				return chat.Identity{}, ErrBadRoom
 			}
 		}
-		return chat.Identity{User: c.Subject, Name: c.Name, Rooms: c.Rooms}, nil
+		// The token stops being good at exp plus the leeway: the member is
+		// closed then (chat.Expirer), as the token would be refused then.
+		return chat.Identity{User: c.Subject, Name: c.Name, Rooms: c.Rooms, Expires: c.ExpiresAt.Add(Leeway)}, nil
 	}
 }
 

@@ -77,7 +77,8 @@ func TestVerify(t *testing.T) {
 }
 
 func TestSignVerifies(t *testing.T) {
-	tok, err := Sign(secret, "u123", "alice", []string{"games"}, time.Hour, time.Now())
+	now := time.Unix(time.Now().Unix(), 0) // exp is in whole seconds
+	tok, err := Sign(secret, "u123", "alice", []string{"games"}, time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +88,9 @@ func TestSignVerifies(t *testing.T) {
 	}
 	if id.User != "u123" || id.Name != "alice" || len(id.Rooms) != 1 || id.Rooms[0] != "games" {
 		t.Fatalf("got %+v", id)
+	}
+	if want := now.Add(time.Hour + Leeway); !id.Expires.Equal(want) {
+		t.Errorf("Expires %v, want exp plus the leeway, %v", id.Expires, want)
 	}
 	if _, err := Sign(nil, "u", "", nil, time.Hour, time.Now()); err == nil {
 		t.Fatal("signed with no secret")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -23,7 +24,15 @@ type API struct {
 	TokenSecret string
 	RequireAuth bool          // requireAuth: only authenticated members may talk; default false
 	AuthTimeout time.Duration // authTimeout: with RequireAuth, how long one may stay unauthenticated; default 10s
+	// MaxConnectionsPerUser (maxConnectionsPerUser) is the most
+	// connections one user id may hold at once; 0 = unlimited; default
+	// 16 (see DefaultMaxConnectionsPerUser).
+	MaxConnectionsPerUser int
 }
+
+// DefaultMaxConnectionsPerUser is [api] maxConnectionsPerUser when unset:
+// a user's devices and tabs, not a botnet behind one token.
+const DefaultMaxConnectionsPerUser = 16
 
 // Environment variables that override [api] secrets, so that they need
 // not sit in a file.
@@ -42,7 +51,7 @@ const (
 	defaultAuthTimeout = 10 * time.Second
 )
 
-var apiKeys = []string{"listen", "key", "tokenSecret", "requireAuth", "authTimeout"}
+var apiKeys = []string{"listen", "key", "tokenSecret", "requireAuth", "authTimeout", "maxConnectionsPerUser"}
 
 // api reads [api]. The secrets' values never reach an error message, nor
 // does the value of an unknown key (it may be a misspelt key).
@@ -84,6 +93,12 @@ func (p *parser) api(c *Config, s *ini.Section) {
 				return "must be a positive duration (Go syntax, e.g. 10s)"
 			}
 			c.API.AuthTimeout = d
+		case "maxConnectionsPerUser":
+			n, ok := parseInt(v, 0, math.MaxInt32)
+			if !ok {
+				return "must be a whole number >= 0 (connections one user id may hold at once; 0 = unlimited)"
+			}
+			c.API.MaxConnectionsPerUser = n
 		}
 		return ""
 	})

@@ -10,13 +10,16 @@ func TestAPISection(t *testing.T) {
 	t.Setenv(EnvAPIKey, "")
 	t.Setenv(EnvTokenSecret, "")
 	c := mustParse(t, oneInstance)
-	if c.API != (API{AuthTimeout: 10 * time.Second}) {
+	if c.API != (API{AuthTimeout: 10 * time.Second, MaxConnectionsPerUser: 16}) {
 		t.Errorf("defaults: got %+v", c.API)
 	}
-	c = mustParse(t, "[api]\nlisten = 127.0.0.1:19980\nkey = 0123456789abcdef\ntokenSecret = s3cret-s3cret-s3cret-s3cret-0123456\nrequireAuth = true\nauthTimeout = 3s\n"+oneInstance)
-	want := API{Listen: "127.0.0.1:19980", Key: "0123456789abcdef", TokenSecret: "s3cret-s3cret-s3cret-s3cret-0123456", RequireAuth: true, AuthTimeout: 3 * time.Second}
+	c = mustParse(t, "[api]\nlisten = 127.0.0.1:19980\nkey = 0123456789abcdef\ntokenSecret = s3cret-s3cret-s3cret-s3cret-0123456\nrequireAuth = true\nauthTimeout = 3s\nmaxConnectionsPerUser = 3\n"+oneInstance)
+	want := API{Listen: "127.0.0.1:19980", Key: "0123456789abcdef", TokenSecret: "s3cret-s3cret-s3cret-s3cret-0123456", RequireAuth: true, AuthTimeout: 3 * time.Second, MaxConnectionsPerUser: 3}
 	if c.API != want {
 		t.Errorf("got %+v, want %+v", c.API, want)
+	}
+	if c = mustParse(t, "[api]\nmaxConnectionsPerUser = 0\n"+oneInstance); c.API.MaxConnectionsPerUser != 0 {
+		t.Errorf("maxConnectionsPerUser = 0: got %d, want 0 (unlimited)", c.API.MaxConnectionsPerUser)
 	}
 }
 
@@ -32,6 +35,9 @@ func TestAPIErrors(t *testing.T) {
 		{"bad listen", "listen = nowhere", `[api] listen = "nowhere": not host:port`},
 		{"bad bool", "requireAuth = maybe", `[api] requireAuth = "maybe": not a boolean`},
 		{"bad timeout", "authTimeout = -1s", `[api] authTimeout = "-1s": must be a positive duration`},
+		{"negative per-user limit", "maxConnectionsPerUser = -1", `[api] maxConnectionsPerUser = "-1": must be a whole number >= 0`},
+		{"huge per-user limit", "maxConnectionsPerUser = 99999999999999999999", `[api] maxConnectionsPerUser = "99999999999999999999": must be a whole number >= 0`},
+		{"per-user limit not a number", "maxConnectionsPerUser = 16 conns", `[api] maxConnectionsPerUser = "16 conns": must be a whole number >= 0`},
 		{"requireAuth without secret", "requireAuth = true", "[api] requireAuth: needs tokenSecret"},
 		{"short token secret", "tokenSecret = " + secret, "config.ini:3: [api] tokenSecret: too short: at least 32 bytes for HS256 (the value is not shown)"},
 		{"unknown key", "Key = " + secret, "[api] Key: unknown key (did you mean key?"},

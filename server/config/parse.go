@@ -95,6 +95,7 @@ func (p *parser) parse() *Config {
 
 		MaxSendBufferTotal: defaultSendTotal,
 		Cluster:            defaultCluster(),
+		API:                API{MaxConnectionsPerUser: DefaultMaxConnectionsPerUser},
 	}
 	var instances []*ini.Section
 	daemonSeen := false

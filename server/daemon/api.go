@@ -64,7 +64,7 @@ func (id *identity) Collect(ch chan<- prometheus.Metric) {
 		fails[k] = v
 	}
 	id.mu.Unlock()
-	for _, r := range auth.Reasons() {
+	for _, r := range append(auth.Reasons(), chat.ReasonTooMany) {
 		if _, ok := fails[r]; !ok {
 			fails[r] = 0
 		}
@@ -89,7 +89,7 @@ func (id *identity) Collect(ch chan<- prometheus.Metric) {
 
 // authOptions returns the hub's identity settings for cfg.
 func (d *Daemon) authOptions(cfg *config.Config) chat.AuthOptions {
-	o := chat.AuthOptions{Require: cfg.API.RequireAuth, Timeout: cfg.API.AuthTimeout, OnAuth: d.id.onAuth}
+	o := chat.AuthOptions{Require: cfg.API.RequireAuth, Timeout: cfg.API.AuthTimeout, OnAuth: d.id.onAuth, MaxPerUser: cfg.API.MaxConnectionsPerUser}
 	if cfg.API.TokenSecret != "" {
 		o.Verify = auth.Verifier([]byte(cfg.API.TokenSecret))
 	}
@@ -166,7 +166,7 @@ func (d *Daemon) APIAddr() string {
 }
 
 // reloadAPI applies what a reload may change in [api]: the key, the
-// token secret, requireAuth and authTimeout. A changed listen is refused
+// token secret, requireAuth, authTimeout and maxConnectionsPerUser. A changed listen is refused
 // before (see reloadable): it needs a restart, as metricsListen does.
 func (d *Daemon) reloadAPI(cfg *config.Config) {
 	d.srv.Hub().SetAuth(d.authOptions(cfg))
