@@ -65,6 +65,23 @@ type Cluster interface {
 	// RemoteRooms calls fn for every room, the lobby aside, with members
 	// on other nodes: its name, key and their number.
 	RemoteRooms(fn func(name, key string, n int))
+
+	// Authenticated reports that uid, a member of this node, is now the
+	// member of user (a valid user id, see [ValidUser]).
+	Authenticated(uid uint64, user string)
+	// RemoteDetail returns what the API's members shows of uid, a member
+	// of another node, beyond [MemberInfo]: its user id ("" if anonymous
+	// or unknown), its instance and since when it is connected.
+	RemoteDetail(uid uint64) (user, instance string, since time.Time)
+	// RemoteUsers calls fn once for every user id with members on other
+	// nodes, in no order.
+	RemoteUsers(fn func(user string))
+	// UserNodes calls fn for every other node that holds members of user,
+	// with how many it holds.
+	UserNodes(user string, fn func(node string, n int))
+	// Forward sends f to node, which runs it with [Hub.RunForwarded], and
+	// reports whether it could be sent.
+	Forward(node string, f Forwarded) bool
 }
 
 // nextUID returns a fresh uid: the cluster's, or the next of this process.

@@ -143,6 +143,9 @@ func (h *Hub) Auth(m *Member, token string) {
 			o.OnAuth(ReasonTooMany)
 		}
 	}
+	if ok && h.cluster != nil {
+		h.clusterAuthed(m)
+	}
 }
 
 // Authenticate makes m the member of user id.User: id.Name becomes its
@@ -362,6 +365,12 @@ func (h *Hub) SendServer(t Target, text string) int {
 	switch {
 	case t.Room != "":
 		r := h.findRoom(t.Room)
+		if r == nil && h.cluster != nil {
+			// A room with members on other nodes only: its publish
+			// reaches them, and nobody here.
+			_, key, _ := roomArg([]byte(t.Room))
+			r = h.remoteRoom(key)
+		}
 		if r == nil {
 			return 0
 		}
@@ -371,25 +380,27 @@ func (h *Hub) SendServer(t Target, text string) int {
 			h.broker.Publish(ev)
 		}
 		return n
-	case t.UID != 0:
-		m := h.members.load(t.UID)
-		if m == nil {
-			return 0
+	case t.UID != 0, t.User != "":
+		n := h.sendLocal(t, ev)
+		if h.cluster != nil {
+			n += h.forward(Forwarded{Op: ForwardSend, Target: t, Arg: text})
 		}
-		m.session.Send(ev)
-		return 1
-	case t.User != "":
-		ms := h.UserMembers(t.User)
-		for _, m := range ms {
-			m.session.Send(ev)
-		}
-		return len(ms)
+		return n
 	}
-	n := int(h.members.online.Load())
+	n := h.online()
 	if n > 0 {
 		h.broker.Publish(ev)
 	}
 	return n
+}
+
+// sendLocal sends ev to the members of t.UID or t.User on this node.
+func (h *Hub) sendLocal(t Target, ev *Event) int {
+	ms := h.targets(t)
+	for _, m := range ms {
+		m.session.Send(ev)
+	}
+	return len(ms)
 }
 
 // ServerNick is the nick of what the server (an application) sends.
@@ -440,6 +451,19 @@ func (h *Hub) roomFor(t Target, room string, join bool) int {
 	if !ok {
 		return -1
 	}
+	n := h.roomForLocal(t, shown, key, join)
+	if h.cluster != nil {
+		op := ForwardLeave
+		if join {
+			op = ForwardJoin
+		}
+		n += h.forward(Forwarded{Op: op, Target: t, Arg: room})
+	}
+	return n
+}
+
+// roomForLocal is roomFor for this node's members.
+func (h *Hub) roomForLocal(t Target, shown, key string, join bool) int {
 	n := 0
 	for _, m := range h.targets(t) {
 		r, ok := m.session.(Runner)
@@ -463,11 +487,25 @@ func (h *Hub) roomFor(t Target, room string, join bool) int {
 // (reason "" = none given). It returns the members closed. It is safe
 // for concurrent use and does not block.
 func (h *Hub) Disconnect(t Target, reason string) int {
-	ms := h.targets(t)
+	n := h.disconnectLocal(t, disconnectText(reason))
+	if h.cluster != nil {
+		n += h.forward(Forwarded{Op: ForwardDisconnect, Target: t, Arg: reason})
+	}
+	return n
+}
+
+// disconnectText is what a member disconnected for reason reads.
+func disconnectText(reason string) string {
 	text := "disconnected"
 	if reason = strings.TrimSpace(CleanLine(reason)); reason != "" {
 		text += ": " + reason
 	}
+	return text
+}
+
+// disconnectLocal is Disconnect for this node's members.
+func (h *Hub) disconnectLocal(t Target, text string) int {
+	ms := h.targets(t)
 	now := h.now()
 	for _, m := range ms {
 		m.session.Send(&Event{Kind: KindMessage, Nick: ServerNick, Text: text, Time: now})
@@ -486,6 +524,9 @@ type Online struct {
 // Online returns the counts of members, users and rooms. It is safe for
 // concurrent use.
 func (h *Hub) Online() Online {
+	if h.cluster != nil {
+		return h.clusterOnline()
+	}
 	h.ids.mu.RLock()
 	users := len(h.ids.byUser)
 	h.ids.mu.RUnlock()
@@ -495,6 +536,9 @@ func (h *Hub) Online() Online {
 // RoomList returns every room, the lobby first, then by name, with its
 // member count. It is safe for concurrent use.
 func (h *Hub) RoomList() []RoomInfo {
+	if h.cluster != nil {
+		return h.clusterRoomList()
+	}
 	h.roomsMu.Lock()
 	rs := make([]RoomInfo, 0, len(h.rooms)+1)
 	for _, r := range h.rooms {
@@ -540,12 +584,14 @@ func (h *Hub) MembersOf(room string, limit int) ([]Presence, bool) {
 		h.members.ranked(0, limit, func(m *Member) { ms = append(ms, m) })
 	} else {
 		r := h.findRoom(room)
-		if r == nil {
+		if r == nil && h.cluster == nil {
 			return nil, false
 		}
-		r.mu.Lock()
-		ms = slices.Clone(r.members[:min(limit, len(r.members))])
-		r.mu.Unlock()
+		if r != nil {
+			r.mu.Lock()
+			ms = slices.Clone(r.members[:min(limit, len(r.members))])
+			r.mu.Unlock()
+		}
 	}
 	out := make([]Presence, len(ms))
 	h.ids.mu.RLock()
@@ -557,6 +603,9 @@ func (h *Hub) MembersOf(room string, limit int) ([]Presence, bool) {
 		if d, ok := m.session.(Describer); ok {
 			out[i].Instance, out[i].Since = d.Describe()
 		}
+	}
+	if h.cluster != nil {
+		return h.clusterMembers(out, key == LobbyName || len(ms) > 0, key, limit)
 	}
 	return out, true
 }

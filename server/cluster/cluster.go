@@ -7,8 +7,10 @@
 //
 //	P.lobby      a line, join, leave or nick change in the lobby   every node
 //	P.room.R     the same in room R                  nodes with members in R
-//	P.node.N     a private message to a member of N                 node N
-//	P.dir.N      N's member changes, its dump after a reconnect, its bye  all
+//	P.node.N     a private message to a member of N, or an API      node N
+//	             action (send, join, leave, disconnect) for N's members
+//	P.dir.N      N's member changes (user ids among them), its dump
+//	             after a reconnect, its bye                            all
 //	P.hb.N       N's heartbeat, every second                        every node
 //	P.sync.N     a request for N's dump (reply: P.dump.M)            node N
 //

@@ -18,6 +18,9 @@ type member struct {
 	nick     string
 	nickKey  string
 	protocol string
+	user     string            // the user id it authenticated as; "" = anonymous
+	instance string            // the instance it connected to
+	since    int64             // unix nanoseconds when it connected
 	rooms    map[string]string // key -> name, the lobby ("lobby") among them unless out of it
 	peer     *peer             // nil for this node's
 }
@@ -35,12 +38,41 @@ type peer struct {
 type directory struct {
 	peers  map[string]*peer
 	byUID  map[uint64]*member
-	counts map[string]int    // room key -> members of other nodes in it
-	names  map[string]string // room key -> name, while counts has it
+	counts map[string]int                // room key -> members of other nodes in it
+	names  map[string]string             // room key -> name, while counts has it
+	users  map[string]map[uint64]*member // user id -> its members on other nodes
 }
 
 func newDirectory() directory {
-	return directory{peers: map[string]*peer{}, byUID: map[uint64]*member{}, counts: map[string]int{}, names: map[string]string{}}
+	return directory{peers: map[string]*peer{}, byUID: map[uint64]*member{}, counts: map[string]int{}, names: map[string]string{}, users: map[string]map[uint64]*member{}}
+}
+
+// setUser makes m, in the directory, the member of user.
+func (d *directory) setUser(m *member, user string) {
+	d.unsetUser(m)
+	m.user = user
+	if user == "" {
+		return
+	}
+	ms := d.users[user]
+	if ms == nil {
+		ms = map[uint64]*member{}
+		d.users[user] = ms
+	}
+	ms[m.uid] = m
+}
+
+func (d *directory) unsetUser(m *member) {
+	if m.user == "" {
+		return
+	}
+	if ms := d.users[m.user]; ms[m.uid] == m {
+		delete(ms, m.uid)
+		if len(ms) == 0 {
+			delete(d.users, m.user)
+		}
+	}
+	m.user = ""
 }
 
 func (d *directory) add(p *peer, m *member) {
@@ -50,6 +82,10 @@ func (d *directory) add(p *peer, m *member) {
 	m.peer = p
 	p.members[m.uid] = m
 	d.byUID[m.uid] = m
+	if user := m.user; user != "" {
+		m.user = ""
+		d.setUser(m, user)
+	}
 	for k, name := range m.rooms {
 		d.enter(k, name)
 	}
@@ -60,6 +96,7 @@ func (d *directory) remove(m *member) {
 	if d.byUID[m.uid] == m {
 		delete(d.byUID, m.uid)
 	}
+	d.unsetUser(m)
 	for k := range m.rooms {
 		d.exit(k)
 	}
@@ -114,6 +151,10 @@ func (n *Node) handle(msg *nats.Msg) {
 	typ := msg.Data[0]
 	switch kind {
 	case subLobby, subRoom, subNode:
+		if kind == subNode && typ == msgForward {
+			n.runForward(r)
+			return
+		}
 		if typ != msgEvent {
 			n.dropped.Add(1)
 			return
@@ -161,7 +202,8 @@ func (n *Node) deliverRemote(w wireEvent) {
 		if ev.Room = n.hub.ClusterRoom(w.roomKey); ev.Room == nil {
 			return // nobody here is in it any more
 		}
-	} else if ev.Kind != chat.KindNick {
+	} else if ev.Kind != chat.KindNick && ev.UID != 0 {
+		// No room: a nick change, or the server's message to everyone.
 		n.dropped.Add(1)
 		return
 	}
@@ -258,14 +300,34 @@ func (n *Node) handleDir(from string, typ byte, r *reader) {
 		n.applyDumpFrom(from, r)
 		return
 	}
+	if typ == msgUser {
+		uid, user, err := decodeUser(r)
+		if err != nil {
+			n.dropped.Add(1)
+			return
+		}
+		n.dirMu.Lock()
+		if p := n.dir.peers[from]; p != nil {
+			if m := p.members[uid]; m != nil {
+				n.dir.setUser(m, user)
+			}
+		}
+		n.dirMu.Unlock()
+		return
+	}
 	uid := uint64(0)
 	if typ != msgBye {
 		uid = r.uint()
 	}
 	var a, b string
+	var since int64
 	switch typ {
 	case msgJoined:
-		a = r.string()
+		a, b, since = r.string(), r.string(), r.int()
+		if !validInstance(b) {
+			n.dropped.Add(1)
+			return
+		}
 	case msgRenamed, msgEntered:
 		a, b = r.string(), r.string()
 	case msgExited:
@@ -293,7 +355,7 @@ func (n *Node) handleDir(from string, typ byte, r *reader) {
 	m := p.members[uid]
 	switch typ {
 	case msgJoined:
-		n.dir.add(p, &member{uid: uid, protocol: a, rooms: map[string]string{chat.LobbyName: chat.LobbyName}})
+		n.dir.add(p, &member{uid: uid, protocol: a, instance: b, since: since, rooms: map[string]string{chat.LobbyName: chat.LobbyName}})
 	case msgLeft:
 		if m != nil {
 			n.dir.remove(m)
@@ -362,7 +424,7 @@ func (n *Node) applyDumpFrom(from string, r *reader) {
 		}
 	}
 	for _, dm := range ms {
-		m := &member{uid: dm.uid, nick: dm.nick, nickKey: dm.nickKey, protocol: dm.protocol, rooms: map[string]string{}}
+		m := &member{uid: dm.uid, nick: dm.nick, nickKey: dm.nickKey, protocol: dm.protocol, user: dm.user, instance: dm.instance, since: dm.since, rooms: map[string]string{}}
 		for _, rr := range dm.rooms {
 			m.rooms[rr.key] = rr.name
 		}
@@ -383,7 +445,7 @@ func (n *Node) sendDump(subj string) {
 	defer n.localMu.Unlock()
 	ms := make([]dumpMember, 0, len(n.local))
 	for _, m := range n.local {
-		dm := dumpMember{uid: m.uid, nick: m.nick, nickKey: m.nickKey, protocol: m.protocol}
+		dm := dumpMember{uid: m.uid, nick: m.nick, nickKey: m.nickKey, protocol: m.protocol, user: m.user, instance: m.instance, since: m.since}
 		for k, name := range m.rooms {
 			dm.rooms = append(dm.rooms, roomRef{key: k, name: name})
 		}
@@ -398,8 +460,13 @@ func (n *Node) sendDump(subj string) {
 func (n *Node) Joined(uid uint64, protocol string) {
 	n.localMu.Lock()
 	defer n.localMu.Unlock()
-	n.local[uid] = &member{uid: uid, protocol: protocol, rooms: map[string]string{chat.LobbyName: chat.LobbyName}}
-	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendUint([]byte{msgJoined}, uid), protocol))
+	m := &member{uid: uid, protocol: protocol, rooms: map[string]string{chat.LobbyName: chat.LobbyName}}
+	if n.hub != nil {
+		inst, since, _ := n.hub.Describe(uid)
+		m.instance, m.since = inst, since.UnixNano()
+	}
+	n.local[uid] = m
+	n.publish(n.subject(subDir, n.cfg.Name), encodeJoined(uid, protocol, m.instance, m.since))
 }
 
 // Left implements [chat.Cluster].
@@ -537,4 +604,73 @@ func (n *Node) RemoteRooms(fn func(name, key string, n int)) {
 			fn(n.dir.names[k], k, c)
 		}
 	}
+}
+
+// Authenticated implements [chat.Cluster].
+func (n *Node) Authenticated(uid uint64, user string) {
+	n.localMu.Lock()
+	defer n.localMu.Unlock()
+	m := n.local[uid]
+	if m == nil {
+		return // gone: its left is on its way
+	}
+	m.user = user
+	n.publish(n.subject(subDir, n.cfg.Name), encodeUser(uid, user))
+}
+
+// RemoteDetail implements [chat.Cluster].
+func (n *Node) RemoteDetail(uid uint64) (user, instance string, since time.Time) {
+	n.dirMu.RLock()
+	defer n.dirMu.RUnlock()
+	if m := n.dir.byUID[uid]; m != nil {
+		user, instance = m.user, m.instance
+		if m.since != 0 {
+			since = time.Unix(0, m.since)
+		}
+	}
+	return user, instance, since
+}
+
+// RemoteUsers implements [chat.Cluster].
+func (n *Node) RemoteUsers(fn func(user string)) {
+	n.dirMu.RLock()
+	defer n.dirMu.RUnlock()
+	for u := range n.dir.users {
+		fn(u)
+	}
+}
+
+// UserNodes implements [chat.Cluster].
+func (n *Node) UserNodes(user string, fn func(node string, n int)) {
+	per := map[string]int{}
+	n.dirMu.RLock()
+	for _, m := range n.dir.users[user] {
+		per[m.peer.name]++
+	}
+	n.dirMu.RUnlock()
+	for node, c := range per {
+		fn(node, c)
+	}
+}
+
+// Forward implements [chat.Cluster]: f goes to node's own subject, as a
+// private message does.
+func (n *Node) Forward(node string, f chat.Forwarded) bool {
+	if !n.publish(n.subject(subNode, node), encodeForward(f)) {
+		return false
+	}
+	n.sent.Add(1)
+	return true
+}
+
+// runForward runs an action another node forwarded to this node's
+// members. The Hub checks it as API input; what it refuses is counted as
+// malformed.
+func (n *Node) runForward(r *reader) {
+	f, err := decodeForward(r)
+	if err != nil || n.hub.RunForwarded(f) < 0 {
+		n.dropped.Add(1)
+		return
+	}
+	n.received.Add(1)
 }

@@ -16,15 +16,20 @@ import (
 // the bytes.
 //
 //	event    'e' kind flags uid to except time nick oldNick toNick text roomKey roomName
-//	         flags: 1 private, 2 echo; roomKey "" = no room (a nick change)
-//	joined   'j' uid protocol
+//	         flags: 1 private, 2 echo; roomKey "" = no room (a nick change,
+//	         or the application's message to everyone); uid 0 = from the
+//	         server (nick "server", a public message)
+//	joined   'j' uid protocol instance since   (since: unix nanoseconds)
 //	left     'l' uid
 //	renamed  'n' uid nick nickKey
 //	entered  'i' uid roomKey roomName          (the lobby: key "lobby")
 //	exited   'x' uid roomKey
 //	bye      'b'                               (a graceful stop: all its members left)
 //	beat     'h' id members                    (id: random per process, see node)
-//	dump     'd' name id first count {uid nick nickKey protocol nrooms {roomKey roomName}}
+//	user     'u' uid user                      (the member authenticated as user)
+//	forward  'a' op uid user arg               (an API action for node N's members:
+//	                                            uid or user, see chat.Forwarded)
+//	dump     'd' name id first count {uid nick nickKey protocol user instance since nrooms {roomKey roomName}}
 //	         first: 1 in the first part of a dump, which replaces what was known
 //
 // Decoding never trusts a length: every count and string is checked
@@ -40,6 +45,8 @@ const (
 	msgBye     = 'b'
 	msgBeat    = 'h'
 	msgDump    = 'd'
+	msgUser    = 'u'
+	msgForward = 'a'
 )
 
 // maxString bounds a string field: a line of text is the longest.
@@ -59,6 +66,9 @@ type dumpMember struct {
 	uid           uint64
 	nick, nickKey string
 	protocol      string
+	user          string // "" = anonymous
+	instance      string
+	since         int64 // unix nanoseconds
 	rooms         []roomRef
 }
 
@@ -185,7 +195,12 @@ func decodeEvent(r *reader) (wireEvent, error) {
 	default:
 		return w, errMalformed
 	}
-	if w.ev.UID == 0 || w.ev.Private && w.ev.To == 0 {
+	if w.ev.Private && w.ev.To == 0 {
+		return w, errMalformed
+	}
+	// Only the server (an application, through the API) speaks without a
+	// uid, and only in public messages.
+	if w.ev.UID == 0 && (kind != chat.KindMessage || w.ev.Private || w.ev.Nick != chat.ServerNick) {
 		return w, errMalformed
 	}
 	return w, nil
@@ -203,6 +218,9 @@ func encodeDump(name, id string, first bool, ms []dumpMember) []byte {
 		b = appendString(b, m.nick)
 		b = appendString(b, m.nickKey)
 		b = appendString(b, m.protocol)
+		b = appendString(b, m.user)
+		b = appendString(b, m.instance)
+		b = binary.AppendVarint(b, m.since)
 		b = appendUint(b, uint64(len(m.rooms)))
 		for _, rr := range m.rooms {
 			b = appendString(appendString(b, rr.key), rr.name)
@@ -215,10 +233,10 @@ func encodeDump(name, id string, first bool, ms []dumpMember) []byte {
 func decodeDump(r *reader) (id string, first bool, ms []dumpMember, err error) {
 	id = r.string()
 	first = r.byte() == 1
-	n := r.count(5)
+	n := r.count(8)
 	ms = make([]dumpMember, 0, n)
 	for range n {
-		m := dumpMember{uid: r.uint(), nick: r.string(), nickKey: r.string(), protocol: r.string()}
+		m := dumpMember{uid: r.uint(), nick: r.string(), nickKey: r.string(), protocol: r.string(), user: r.string(), instance: r.string(), since: r.int()}
 		k := r.count(2)
 		for range k {
 			m.rooms = append(m.rooms, roomRef{key: r.string(), name: r.string()})
@@ -226,10 +244,64 @@ func decodeDump(r *reader) (id string, first bool, ms []dumpMember, err error) {
 		if r.err != nil {
 			return "", false, nil, r.err
 		}
-		if m.uid == 0 {
+		if m.uid == 0 || m.user != "" && !chat.ValidUser(m.user) || !validInstance(m.instance) {
 			return "", false, nil, errMalformed
 		}
 		ms = append(ms, m)
 	}
 	return id, first, ms, r.err
+}
+
+// encodeUser returns a 'u' message: uid is now user's.
+func encodeUser(uid uint64, user string) []byte {
+	return appendString(appendUint([]byte{msgUser}, uid), user)
+}
+
+// decodeUser decodes the body of a 'u' message: a uid and a valid user id.
+func decodeUser(r *reader) (uint64, string, error) {
+	uid, user := r.uint(), r.string()
+	if r.err != nil {
+		return 0, "", r.err
+	}
+	if uid == 0 || !chat.ValidUser(user) {
+		return 0, "", errMalformed
+	}
+	return uid, user, nil
+}
+
+// encodeForward returns f as an 'a' message.
+func encodeForward(f chat.Forwarded) []byte {
+	b := appendUint([]byte{msgForward, byte(f.Op)}, f.Target.UID)
+	b = appendString(b, f.Target.User)
+	return appendString(b, f.Arg)
+}
+
+// decodeForward decodes the body of an 'a' message. What it checks is the
+// form (a known action, exactly one target); the receiving Hub checks the
+// content as it checks API input (chat.Hub.RunForwarded).
+func decodeForward(r *reader) (chat.Forwarded, error) {
+	f := chat.Forwarded{Op: chat.ForwardOp(r.byte())}
+	f.Target.UID = r.uint()
+	f.Target.User = r.string()
+	f.Arg = r.string()
+	if r.err != nil {
+		return chat.Forwarded{}, r.err
+	}
+	if f.Op < chat.ForwardSend || f.Op > chat.ForwardDisconnect || (f.Target.UID != 0) == (f.Target.User != "") || len(r.b) != 0 {
+		return chat.Forwarded{}, errMalformed
+	}
+	return f, nil
+}
+
+// encodeJoined returns a 'j' message.
+func encodeJoined(uid uint64, protocol, instance string, since int64) []byte {
+	b := appendString(appendUint([]byte{msgJoined}, uid), protocol)
+	return binary.AppendVarint(appendString(b, instance), since)
+}
+
+// validInstance reports whether s may be an instance's name as another
+// node reports it: "" or up to 64 bytes of clean text (it reaches the
+// API's members as is).
+func validInstance(s string) bool {
+	return len(s) <= 64 && chat.CleanLine(s) == s
 }
