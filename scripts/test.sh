@@ -63,7 +63,7 @@ command -v php >/dev/null && php -m | grep -qix curl || apt_install php-cli php-
 quiet npm ci --prefix scripts/examples --no-audit --no-fund --loglevel=error
 export FASTWS_EXAMPLES=1
 # --- end of the Application API examples
-# --- TLS (issue 20) ---
+# --- TLS ---
 # openssl s_client and socat speak to a TLS telnet instance (server/tls_test.go);
 # nginx terminates TLS in front of a plain websocket instance with
 # scripts/nginx/fastws.conf (server/nginx_test.go runs it as the test
@@ -104,7 +104,7 @@ if [ -n "$unit_out" ]; then
 	echo "systemd-analyze verify warns:"; echo "$unit_out"; exit 1
 fi
 
-# --- cluster (issue 19) ---------------------------------------------------
+# --- cluster over NATS ---
 # The real nats-server, built from its module into .bin (gitignored), for the
 # multi-process cluster tests (cluster_daemon_test.go: three daemons on one
 # nats-server; a three-server NATS cluster losing a server). They run within
