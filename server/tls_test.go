@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/fastws/fastws/server/tlstest"
 )
 
 // TestTLSTelnet chats between a telnet client over TLS and a plain one:
@@ -278,7 +280,7 @@ func TestTLSCommandLineClients(t *testing.T) {
 	s := startServer(t, withTLS(t, telnetInstance("tls", 1), ca), telnetInstance("plain", 1))
 	addrs := s.Addrs()
 	caFile := t.TempDir() + "/ca.pem"
-	writeFile(t, caFile, pemCert(ca.cert.Raw))
+	writeFile(t, caFile, tlstest.PEMCert(ca.cert.Raw))
 	tools := []struct {
 		name string
 		args []string
