@@ -2,14 +2,19 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/fastws/fastws/server/config"
 	"github.com/fastws/fastws/server/tlstest"
@@ -129,3 +134,26 @@ func (p *pipeConn) SetDeadline(time.Time) error      { return nil }
 func (p *pipeConn) SetWriteDeadline(time.Time) error { return nil }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 1<<20) }
+
+// chatOverWSS dials wss://front/ with hc and checks that it and a telnet
+// client on telAddr chat both ways: the telnet client says toWS, the wss
+// one toTel. how says which path failed ("through nginx", "directly").
+func chatOverWSS(t *testing.T, ctx context.Context, hc *http.Client, front, telAddr, how, toWS, toTel string) {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, "wss://"+front+"/", &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		t.Fatalf("dial wss %s: %v", how, err)
+	}
+	defer conn.CloseNow()
+	ws := &coderClient{tb: t, ctx: ctx, conn: conn}
+	m := welcomeRE.FindStringSubmatch(ws.read())
+	if m == nil {
+		t.Fatalf("no welcome over wss %s", how)
+	}
+	tel := dial(t, telAddr)
+	ws.expect(fmt.Sprintf("* uid %d joined", tel.uid))
+	tel.send(toWS + "\r\n")
+	ws.expect(fmt.Sprintf("uid %d: %s", tel.uid, toWS))
+	ws.send(toTel + "\n")
+	tel.skipUntil(fmt.Sprintf("uid %s: %s", m[1], toTel))
+}
