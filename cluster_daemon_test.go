@@ -94,15 +94,22 @@ func startNodes(t *testing.T, nats string, n int, extra string) (cfgs []string, 
 // waitNodes waits until status --json of cfg lists want nodes.
 func waitNodes(t *testing.T, cfg string, want int) {
 	t.Helper()
+	waitCluster(t, cfg, fmt.Sprintf("%d nodes", want), func(nodes []any) bool { return len(nodes) == want })
+}
+
+// waitCluster polls status --json of cfg until ok holds for its cluster's
+// nodes, and fails the test, saying it wanted what, at testTimeout.
+func waitCluster(t *testing.T, cfg, what string, ok func(nodes []any) bool) {
+	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for {
-		st := statusJSON(t, cfg)
-		c, _ := st["cluster"].(map[string]any)
-		if nodes, _ := c["nodes"].([]any); len(nodes) == want {
+		c, _ := statusJSON(t, cfg)["cluster"].(map[string]any)
+		nodes, _ := c["nodes"].([]any)
+		if ok(nodes) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: status shows cluster %v, want %d nodes", cfg, c, want)
+			t.Fatalf("%s: status shows cluster %v, want %s", cfg, c, what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -160,24 +167,15 @@ func TestClusterThreeDaemons(t *testing.T) {
 // waitMembers waits until every node's view in status adds up to want.
 func waitMembers(t *testing.T, cfg string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		c, _ := statusJSON(t, cfg)["cluster"].(map[string]any)
-		nodes, _ := c["nodes"].([]any)
+	waitCluster(t, cfg, fmt.Sprintf("%d members in all", want), func(nodes []any) bool {
 		sum := 0
 		for _, n := range nodes {
 			m, _ := n.(map[string]any)
 			f, _ := m["members"].(float64)
 			sum += int(f)
 		}
-		if sum == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: nodes %v, want %d members in all", cfg, nodes, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return sum == want
+	})
 }
 
 // TestClusterNATSServerKilled runs three nats-servers as a NATS cluster

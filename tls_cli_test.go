@@ -2,15 +2,8 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,28 +13,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fastws/fastws/server/tlstest"
 )
 
 // certMaker issues certificates for the binary's tests in-process: a
 // throwaway CA, leaves it signs, and self-signed ones.
 type certMaker struct {
-	ca    *x509.Certificate
-	caKey *ecdsa.PrivateKey
-	caPEM []byte
+	*tlstest.CA
 }
 
 func newCertMaker(t *testing.T) *certMaker {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fastws test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := tlstest.NewCA(time.Now().Add(48 * time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(der)
-	return &certMaker{ca: ca, caKey: key, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &certMaker{ca}
 }
 
 // leaf writes dir/name.crt and dir/name.key for localhost, valid from
@@ -49,26 +37,25 @@ func newCertMaker(t *testing.T) *certMaker {
 // with the CA after the leaf if chain.
 func (m *certMaker) leaf(t *testing.T, dir, name string, from, until time.Duration, selfSigned, chain bool) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost", "chat.example"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(from - time.Hour), NotAfter: time.Now().Add(until),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	parent, signer := m.ca, m.caKey
+	signer := m.CA
 	if selfSigned {
-		parent, signer = tmpl, key
+		signer = nil
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	der, key, err := signer.Issue(tlstest.Leaf{Serial: time.Now().UnixNano(), DNSNames: []string{"localhost", "chat.example"},
+		NotBefore: time.Now().Add(from - time.Hour), NotAfter: time.Now().Add(until), ServerAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	out := tlstest.PEMCert(der)
 	if chain {
-		out = append(out, m.caPEM...)
+		out = append(out, m.PEM...)
 	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := tlstest.PEMKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	write(t, filepath.Join(dir, name+".crt"), out)
-	write(t, filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	write(t, filepath.Join(dir, name+".key"), keyPEM)
 }
 
 func write(t *testing.T, path string, b []byte) {
@@ -211,8 +198,7 @@ func TestTLSReloadRenews(t *testing.T) {
 	cfg := tlsConfig(t, dir, "site.crt", "site.key")
 	pid := startDaemon(t, cfg)
 	port := regexp.MustCompile(`port = (\d+)`).FindStringSubmatch(string(mustReadFile(t, cfg)))[1]
-	pool := x509.NewCertPool()
-	pool.AddCert(m.ca)
+	pool := m.Pool
 	dialTLS := func() (*tls.Conn, *bufio.Reader, uint64) {
 		t.Helper()
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", "127.0.0.1:"+port, &tls.Config{RootCAs: pool, ServerName: "localhost"})

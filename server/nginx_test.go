@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/coder/websocket"
 )
 
 // TestNginxProxy runs Debian's nginx with scripts/nginx/fastws.conf,
@@ -80,22 +77,7 @@ func TestNginxProxy(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "wss://"+front+"/", &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatalf("dial wss through nginx: %v", err)
-	}
-	defer conn.CloseNow()
-	ws := &coderClient{tb: t, ctx: ctx, conn: conn}
-	m := welcomeRE.FindStringSubmatch(ws.read())
-	if m == nil {
-		t.Fatal("no welcome through nginx")
-	}
-	tel := dial(t, addrs["tel"])
-	ws.expect(fmt.Sprintf("* uid %d joined", tel.uid))
-	tel.send("through the proxy\r\n")
-	ws.expect(fmt.Sprintf("uid %d: through the proxy", tel.uid))
-	ws.send("back through it\n")
-	tel.skipUntil(fmt.Sprintf("uid %s: back through it", m[1]))
+	chatOverWSS(t, ctx, hc, front, addrs["tel"], "through nginx", "through the proxy", "back through it")
 }
 
 // freeLoopbackPort returns a loopback port that was free a moment ago,

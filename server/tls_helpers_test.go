@@ -2,52 +2,40 @@ package server
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"fmt"
 	"io"
-	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/fastws/fastws/server/config"
+	"github.com/fastws/fastws/server/tlstest"
 )
 
 // testCA is a throwaway certificate authority made in-process for one
 // test: it issues the certificates the TLS instances serve, and its pool
 // is what the test's clients trust.
 type testCA struct {
+	*tlstest.CA
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
 	pool *x509.CertPool
 }
 
 func newTestCA(tb testing.TB) *testCA {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := tlstest.NewCA(time.Now().Add(24 * time.Hour))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fastws test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
+	return &testCA{CA: ca, cert: ca.Cert, pool: ca.Pool}
 }
 
 // issue writes a leaf for 127.0.0.1 and localhost, valid from notBefore
@@ -55,27 +43,18 @@ func newTestCA(tb testing.TB) *testCA {
 // returns their paths.
 func (ca *testCA) issue(tb testing.TB, dir, name string, serial int64, notBefore, notAfter time.Time) (certFile, keyFile string) {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, key, err := ca.Issue(tlstest.Leaf{Serial: serial, DNSNames: []string{"localhost"},
+		NotBefore: notBefore, NotAfter: notAfter, ServerAuth: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := tlstest.PEMKey(key)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writeFile(tb, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	writeFile(tb, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	writeFile(tb, certFile, tlstest.PEMCert(der))
+	writeFile(tb, keyFile, keyPEM)
 	return certFile, keyFile
 }
 
@@ -138,10 +117,6 @@ func mustRead(tb testing.TB, path string) []byte {
 	return b
 }
 
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
 // pipeConn is a net.Conn over a child process's stdout and stdin, for a
 // client whose TLS is the child's (openssl s_client). Deadlines are the
 // child's context's.
@@ -159,3 +134,26 @@ func (p *pipeConn) SetDeadline(time.Time) error      { return nil }
 func (p *pipeConn) SetWriteDeadline(time.Time) error { return nil }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 1<<20) }
+
+// chatOverWSS dials wss://front/ with hc and checks that it and a telnet
+// client on telAddr chat both ways: the telnet client says toWS, the wss
+// one toTel. how says which path failed ("through nginx", "directly").
+func chatOverWSS(t *testing.T, ctx context.Context, hc *http.Client, front, telAddr, how, toWS, toTel string) {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, "wss://"+front+"/", &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		t.Fatalf("dial wss %s: %v", how, err)
+	}
+	defer conn.CloseNow()
+	ws := &coderClient{tb: t, ctx: ctx, conn: conn}
+	m := welcomeRE.FindStringSubmatch(ws.read())
+	if m == nil {
+		t.Fatalf("no welcome over wss %s", how)
+	}
+	tel := dial(t, telAddr)
+	ws.expect(fmt.Sprintf("* uid %d joined", tel.uid))
+	tel.send(toWS + "\r\n")
+	ws.expect(fmt.Sprintf("uid %d: %s", tel.uid, toWS))
+	ws.send(toTel + "\n")
+	tel.skipUntil(fmt.Sprintf("uid %s: %s", m[1], toTel))
+}

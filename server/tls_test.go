@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/fastws/fastws/server/tlstest"
 )
 
 // TestTLSTelnet chats between a telnet client over TLS and a plain one:
@@ -111,22 +113,7 @@ func TestTLSWebSocket(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "wss://"+addrs["wss"]+"/", &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatalf("dial wss: %v", err)
-	}
-	defer conn.CloseNow()
-	ws := &coderClient{tb: t, ctx: ctx, conn: conn}
-	m := welcomeRE.FindStringSubmatch(ws.read())
-	if m == nil {
-		t.Fatal("no welcome over wss")
-	}
-	tel := dial(t, addrs["tel"])
-	ws.expect(fmt.Sprintf("* uid %d joined", tel.uid))
-	tel.send("hello wss\r\n")
-	ws.expect(fmt.Sprintf("uid %d: hello wss", tel.uid))
-	ws.send("hello telnet\n")
-	tel.skipUntil(fmt.Sprintf("uid %s: hello telnet", m[1]))
+	chatOverWSS(t, ctx, hc, addrs["wss"], addrs["tel"], "directly", "hello wss", "hello telnet")
 	// A wss client that does not trust the CA gets no connection.
 	if _, _, err := websocket.Dial(ctx, "wss://"+addrs["wss"]+"/", nil); err == nil {
 		t.Error("a client without the test CA connected, want a certificate error")
@@ -278,7 +265,7 @@ func TestTLSCommandLineClients(t *testing.T) {
 	s := startServer(t, withTLS(t, telnetInstance("tls", 1), ca), telnetInstance("plain", 1))
 	addrs := s.Addrs()
 	caFile := t.TempDir() + "/ca.pem"
-	writeFile(t, caFile, pemCert(ca.cert.Raw))
+	writeFile(t, caFile, tlstest.PEMCert(ca.cert.Raw))
 	tools := []struct {
 		name string
 		args []string

@@ -150,31 +150,7 @@ func (b *bench) startNATS(ctx context.Context) (url string, stop func(), err err
 
 // startFastwsNode is startFastws with a [cluster] section.
 func startFastwsNode(ctx context.Context, bin *binaries, seq, loops int, sendBuf, natsURL, name string) (*server, error) {
-	var ports [3]int
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	dir := filepath.Join(bin.dir, "fastws-"+strconv.Itoa(seq))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
-	cfg := filepath.Join(dir, "config.ini")
-	text := fmt.Sprintf(daemonConfig, filepath.Join(dir, "run"), metrics, sendBuf, ports[1], loops, ports[2], loops)
-	text += "\n[cluster]\nnats = " + natsURL + "\nname = " + name + "\n"
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		return nil, err
-	}
-	s := &server{
-		kind: kindFastws, metrics: metrics, config: cfg, fastws: bin.fastws,
-		telnet: "127.0.0.1:" + strconv.Itoa(ports[1]), ws: "127.0.0.1:" + strconv.Itoa(ports[2]),
-		log: filepath.Join(dir, "stderr.log"),
-	}
-	return s, s.start(ctx, "Press Ctrl-C to stop.", bin.fastws, "-c", cfg, "start")
+	return startFastwsWith(ctx, bin, seq, loops, sendBuf, "", false, "\n[cluster]\nnats = "+natsURL+"\nname = "+name+"\n")
 }
 
 // clusterIdle connects c.n/len(nodes) idle connections to each node, waits

@@ -130,6 +130,11 @@ childProcessCount = %d
 // the foreground; it returns once the start screen says every instance
 // listens.
 func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pprof string, api bool) (*server, error) {
+	return startFastwsWith(ctx, bin, seq, loops, sendBuf, pprof, api, "")
+}
+
+// startFastwsWith is startFastws with extra appended to the config.
+func startFastwsWith(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pprof string, api bool, extra string) (*server, error) {
 	var ports [4]int
 	for i := range ports {
 		p, err := freePort()
@@ -148,6 +153,7 @@ func startFastws(ctx context.Context, bin *binaries, seq, loops int, sendBuf, pp
 	if api { // only for the api case: a daemon built with -src may have no [api]
 		text += apiSection(ports[3])
 	}
+	text += extra
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		return nil, err
 	}

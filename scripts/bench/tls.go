@@ -3,16 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fastws/fastws/server/tlstest"
 )
 
 // The TLS cases compare a telnet instance with TLS against a plain one,
@@ -99,24 +94,19 @@ func startFastwsTLS(ctx context.Context, bin *binaries, seq, loops int) (*server
 // writeBenchCert writes a self-signed ECDSA P-256 certificate, what a
 // modern site serves, to dir/cert.pem and dir/key.pem.
 func writeBenchCert(dir string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var selfSigned *tlstest.CA
+	der, key, err := selfSigned.Issue(tlstest.Leaf{Serial: 1, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)})
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := tlstest.PEMKey(key)
 	if err != nil {
 		return err
 	}
 	return errors.Join(
-		os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600),
-		os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600))
+		os.WriteFile(filepath.Join(dir, "cert.pem"), tlstest.PEMCert(der), 0o600),
+		os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600))
 }
 
 // tlsClient is one connection of a TLS case.
