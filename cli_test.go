@@ -294,8 +294,9 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	d := startForeground(t, writeConfig(t, "maxSendBuffer = 256M\nstopTimeout = 1m", port))
-	// A client that never reads: the graceful stop waits for it.
-	stuck, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	// A client that never reads, with a small receive buffer (see
+	// smallReceiver): the graceful stop waits for it.
+	stuck, err := smallReceiver().Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,14 +58,11 @@ func startOps(t *testing.T, cfg string) *opsDaemon {
 
 func (d *opsDaemon) pid() int { return d.cmd.Process.Pid }
 
-// stuckClient connects a client that never reads, then has another
-// client say n bytes of lines, so that the daemon holds about n bytes
-// queued for the stuck one (maxSendBuffer must allow it). It returns
-// once a third client has received the last line, that is once the
-// broadcast has been queued for everyone.
-func stuckClient(t *testing.T, port, n int) net.Conn {
-	t.Helper()
-	d := net.Dialer{Timeout: testTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
+// smallReceiver returns a dialer whose connections have a 4 KiB receive
+// buffer: loopback autotuning (tcp_rmem up to 32 MiB on some kernels)
+// would otherwise let a client that never reads take megabytes.
+func smallReceiver() *net.Dialer {
+	return &net.Dialer{Timeout: testTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
 			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
@@ -75,7 +72,16 @@ func stuckClient(t *testing.T, port, n int) net.Conn {
 		}
 		return serr
 	}}
-	stuck, err := d.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+}
+
+// stuckClient connects a client that never reads, then has another
+// client say n bytes of lines, so that the daemon holds about n bytes
+// queued for the stuck one (maxSendBuffer must allow it). It returns
+// once a third client has received the last line, that is once the
+// broadcast has been queued for everyone.
+func stuckClient(t *testing.T, port, n int) net.Conn {
+	t.Helper()
+	stuck, err := smallReceiver().Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)
 	}
