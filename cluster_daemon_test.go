@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsBinary returns the nats-server binary that scripts/test.sh builds
@@ -200,6 +204,7 @@ func TestClusterNATSServerKilled(t *testing.T) {
 		s.waitHealthy(t)
 		urls = append(urls, s.url)
 	}
+	waitJetStream(t, urls)
 	// A NATS cluster that loses a server elects new leaders for the
 	// key-value bucket, which can take longer than the default 2s: a nick
 	// claim meanwhile waits up to timeout, then is checked locally only.
@@ -264,4 +269,37 @@ func TestClusterNATSServerKilled(t *testing.T) {
 	a.waitFor("* uid " + a.uid + " is now alice")
 	b.say("/nick alice")
 	b.waitFor("! nick alice is taken")
+}
+
+// waitJetStream waits until a NATS cluster just started has elected its
+// JetStream leaders, by creating the daemons' key-value bucket (three
+// copies) itself: on two busy cores the election can outlast a daemon's
+// start timeout, and a daemon that cannot open the bucket refuses to
+// start, as it should.
+func waitJetStream(t *testing.T, urls []string) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		try, stop := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.CreateOrUpdateKeyValue(try, jetstream.KeyValueConfig{Bucket: "fastws_cluster", History: 1, Replicas: 3})
+		stop()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("JetStream of the NATS cluster not ready within a minute: %v", err)
+		case <-time.After(100 * time.Millisecond): // poll interval
+		}
+	}
 }
