@@ -333,7 +333,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // form of a text line, used by the JSON subprotocol. It is safe for
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
-	if now := h.now(); h.allow(m, now, 1, len(text)) && h.authGate(m, OpBroadcast) {
+	if now := h.now(); h.take(m, now, 1, len(text), OpBroadcast) {
 		var r *Room
 		if to == 0 {
 			if r = h.current(m); r == nil {
@@ -350,7 +350,7 @@ func (h *Hub) Say(m *Member, to uint64, text string) {
 // Like Handle, it is called on the goroutine that handles m's lines.
 func (h *Hub) SayRoom(m *Member, room, text string) {
 	now := h.now()
-	if !h.allow(m, now, 1, len(text)) || !h.authGate(m, OpRoomSay) {
+	if !h.take(m, now, 1, len(text), OpRoomSay) {
 		return
 	}
 	shown, key, ok := roomArg([]byte(room))
@@ -366,7 +366,7 @@ func (h *Hub) SayRoom(m *Member, room, text string) {
 // handles m's lines.
 func (h *Hub) JoinRoom(m *Member, room string) {
 	now := h.now()
-	if !h.allow(m, now, 1, len(room)) || !h.authGate(m, OpJoin) {
+	if !h.take(m, now, 1, len(room), OpJoin) {
 		return
 	}
 	shown, key, ok := roomArg([]byte(room))
@@ -380,7 +380,7 @@ func (h *Hub) JoinRoom(m *Member, room string) {
 // LeaveRoom: see [Hub.JoinRoom].
 func (h *Hub) LeaveRoom(m *Member, room string) {
 	now := h.now()
-	if !h.allow(m, now, 1, len(room)) || !h.authGate(m, OpJoin) {
+	if !h.take(m, now, 1, len(room), OpLeave) {
 		return
 	}
 	var shown, key string
@@ -392,6 +392,13 @@ func (h *Hub) LeaveRoom(m *Member, room string) {
 		}
 	}
 	h.leaveRoom(m, shown, key, now)
+}
+
+// take is what a member's structured input (a say, a join, a leave from
+// JSON or the API's transports) passes before it runs: the rate limit,
+// then, with requireAuth, the authentication gate for op.
+func (h *Hub) take(m *Member, now time.Time, cost, size int, op Op) bool {
+	return h.allow(m, now, cost, size) && h.authGate(m, op)
 }
 
 // RefuseInput refuses input of size bytes that the transport could not
