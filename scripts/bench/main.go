@@ -56,13 +56,14 @@ type options struct {
 	hold                      time.Duration
 	case2Conns, window        int
 	rounds                    int
+	fanoutRounds              int
 	satMsgs                   int
 	rate                      float64
 	fanout, idle              []int
 	room, roomConns           int // rooms/ROOM-of-ROOMCONNS
 	busyRooms, roomSize       int // rooms/BUSYROOMSxROOMSIZE
 	roomsPerSender            int
-	apiConns                  int // api/telnet/APICONNS
+	apiConns                  int // api/send/APICONNS
 	protos                    []string
 	srcAddrs, dialConc, loops int
 	perProc, bufSize          int
@@ -117,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.case2Dur, "case2", 5*time.Second, "case 2 duration per server")
 	fs.IntVar(&o.case2Conns, "case2-conns", 1000, "case 2 connections")
 	fs.IntVar(&o.rounds, "rounds", 3, "cases 1 and 2: rounds, alternating the servers; the table shows the median")
+	fs.IntVar(&o.fanoutRounds, "fanout-rounds", 1, "fan-out cases (and cluster/fanout): rounds, alternating the servers; the table shows the median (3 for a target missed in one run)")
 	fs.DurationVar(&o.satDur, "sat", 4*time.Second, "fan-out: sending time at saturation")
 	fs.IntVar(&o.satMsgs, "sat-msgs", 0, "fan-out: stop saturation after this many messages (0 = by time)")
 	fs.IntVar(&o.window, "window", 100, "fan-out: messages per receiver the sender may have unread at saturation")
@@ -130,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.roomConns, "room-conns", 10000, "rooms/N-of-M: receiving connections, the others in idle rooms of N")
 	fs.IntVar(&o.busyRooms, "busy-rooms", 1000, "rooms/RxK: rooms, every one busy")
 	fs.IntVar(&o.roomSize, "room-size", 10, "rooms/RxK: receivers per room")
-	fs.IntVar(&o.apiConns, "api-conns", 1000, "api/telnet/N: telnet members reading what POST /api/v1/send pushes to everyone")
+	fs.IntVar(&o.apiConns, "api-conns", 1000, "api/send/N: telnet members reading what POST /api/v1/send pushes to everyone")
 	fs.IntVar(&o.roomsPerSender, "rooms-per-sender", 10, "rooms/RxK: rooms each sender is in and cycles through (at most the daemon's maxRoomsPerMember, 16)")
 	fs.StringVar(&protos, "protos", protos, "protocols of the websocket-capable cases: telnet, websocket")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 4*time.Minute, "connecting receivers and reading their set-up traffic")
@@ -193,8 +195,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.baselineAccept != "native" && o.baselineAccept != "enroll" {
 		return nil, fmt.Errorf("-baseline-accept: %q is not native or enroll", o.baselineAccept)
 	}
-	if o.rate <= 0 || o.window < 1 || o.perProc < 1 || o.dialConc < 1 || o.loops < 1 || o.rounds < 1 {
-		return nil, errors.New("-rate, -window, -per-proc, -dial-conc, -loops and -rounds must be positive")
+	if o.rate <= 0 || o.window < 1 || o.perProc < 1 || o.dialConc < 1 || o.loops < 1 || o.rounds < 1 || o.fanoutRounds < 1 {
+		return nil, errors.New("-rate, -window, -per-proc, -dial-conc, -loops, -rounds and -fanout-rounds must be positive")
 	}
 	if o.room < 1 || o.roomConns < o.room || o.busyRooms < 1 || o.roomSize < 1 || o.roomsPerSender < 1 {
 		return nil, errors.New("-room, -busy-rooms, -room-size and -rooms-per-sender must be positive, -room-conns at least -room")
@@ -255,7 +257,7 @@ func (o *options) cases() []caseDef {
 	// The Application API, fastws alone; not for a daemon built with
 	// -src, which may predate it.
 	if o.src == "" && o.apiConns > 0 {
-		cs = append(cs, caseDef{name: "api/telnet/" + strconv.Itoa(o.apiConns), kind: "api", n: o.apiConns})
+		cs = append(cs, caseDef{name: "api/send/" + strconv.Itoa(o.apiConns), kind: "api", n: o.apiConns})
 	}
 	return append(cs, o.clusterCases(cs)...)
 }
@@ -366,8 +368,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	warmUp := !opt.smoke
 	for _, c := range selectCases(opt.cases(), only) {
 		rounds := 1
-		if c.kind == "case1" || c.kind == "case2" {
+		switch {
+		case c.kind == "case1" || c.kind == "case2":
 			rounds = opt.rounds
+		case c.kind == "fanout" || strings.HasPrefix(c.name, "cluster/fanout/"):
+			rounds = opt.fanoutRounds
 		}
 		// The invocation's first run finds a machine still settling from
 		// the build: in four invocations the first server measured spent
@@ -406,8 +411,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	tlsRuns := b.runTLSCases(ctx, only) // opt-in: see tls.go
-	rep := newReport(m, opt, args, runs, time.Since(b.start))
-	rep.Notes = append(rep.Notes, tlsNotes(tlsRuns)...)
+	rep := newReport(m, opt, args, slices.Concat(runs, tlsRuns), time.Since(b.start))
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "the suite was cut short: "+context.Cause(ctx).Error())
 	}

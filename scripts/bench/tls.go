@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,26 +235,6 @@ func (b *bench) scaled(n int) int {
 		return max(n/100, 10)
 	}
 	return n
-}
-
-// tlsNotes renders runs for the report's notes: the TLS cases have no
-// columns in its table.
-func tlsNotes(runs []*Run) []string {
-	var out []string
-	for _, r := range runs {
-		keys := make([]string, 0, len(r.Metrics))
-		for k := range r.Metrics {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s %s:", r.Case, r.Server)
-		for _, k := range keys {
-			fmt.Fprintf(&b, " %s=%.4g", k, r.Metrics[k])
-		}
-		out = append(out, b.String())
-	}
-	return out
 }
 
 // tlsCompare prints TLS against plain for one case.
