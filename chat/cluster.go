@@ -246,12 +246,53 @@ func (h *Hub) sayRemote(m *Member, now time.Time, to uint64, nick, text string) 
 
 // claimNick claims nick (key) for m across the cluster, refusing m if
 // another node's member holds it.
-func (h *Hub) claimNick(m *Member, nick, key string) bool {
-	if h.cluster.ClaimNick(m.uid, key) {
-		return true
+//
+// The claim is a round trip to the cluster: on the member's own goroutine
+// (its event loop) it would stall every member that goroutine serves for
+// as long, and a member repeating /nick would stall them at will. So for a
+// session that is a [Runner] it runs on a goroutine of its own, one at a
+// time per member (a /nick meanwhile is refused), and the rename is
+// finished on the member's goroutine. A claim whose member left meanwhile
+// stays in the cluster's registry, held by a uid no node holds: the next
+// claimer of the nick takes it over.
+func (h *Hub) claimNick(m *Member, nick, key string) {
+	r, async := m.session.(Runner)
+	if !async {
+		h.claimed(m, nick, key, h.cluster.ClaimNick(m.uid, key))
+		return
 	}
-	h.Refuse(m, "nick "+nick+" is taken")
-	return false
+	if m.claiming {
+		h.Refuse(m, "a nick change is under way; try again")
+		return
+	}
+	m.claiming = true
+	go func() {
+		ok := h.cluster.ClaimNick(m.uid, key)
+		r.Run(func() {
+			m.claiming = false
+			h.claimed(m, nick, key, ok)
+		})
+	}()
+}
+
+// claimed finishes the rename of m to nick once the cluster answered its
+// claim: ok if m holds it now.
+func (h *Hub) claimed(m *Member, nick, key string, ok bool) {
+	if !ok {
+		h.Refuse(m, "nick "+nick+" is taken")
+		return
+	}
+	h.mu.Lock()
+	if owner, taken := h.nicks[key]; h.members.load(m.uid) != m || taken && owner != m.uid && !h.sharesNickLocked(m, owner) {
+		h.mu.Unlock()
+		h.cluster.ReleaseNick(m.uid, key)
+		return
+	}
+	if m.Nick() == nick {
+		h.mu.Unlock() // an earlier claim got there first
+		return
+	}
+	h.renameLocked(m, nick, key)
 }
 
 // SendTo hands ev, an event for one member, to uid on whichever node holds

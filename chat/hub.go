@@ -498,16 +498,16 @@ func (h *Hub) setNick(m *Member, nick string) {
 	}
 	if h.cluster != nil {
 		// The claim waits for the cluster: not under mu.
-		if h.mu.Unlock(); !h.claimNick(m, nick, key) {
-			return
-		}
-		h.mu.Lock()
-		if owner, taken := h.nicks[key]; h.members.load(m.uid) != m || taken && owner != m.uid && !h.sharesNickLocked(m, owner) {
-			h.mu.Unlock()
-			h.cluster.ReleaseNick(m.uid, key)
-			return
-		}
+		h.mu.Unlock()
+		h.claimNick(m, nick, key)
+		return
 	}
+	h.renameLocked(m, nick, key)
+}
+
+// renameLocked gives m the nick nick (key key), which h.mu (held, and
+// unlocked on return) says is free for it, and tells the room.
+func (h *Hub) renameLocked(m *Member, nick, key string) {
 	old, oldKey := m.Nick(), ""
 	if old != "" {
 		oldKey = m.nick.Load().key
@@ -647,6 +647,9 @@ type Member struct {
 	// which keeps the identity itself in the Hub: Member has no room for
 	// more). Owned by the member's goroutine.
 	authed bool
+	// claiming is set while the cluster answers the member's nick claim
+	// (see claimNick). Owned by the member's goroutine.
+	claiming bool
 
 	home *home // protocol and fanout
 }
