@@ -80,10 +80,11 @@ type RequestKey struct {
 // Listen binds addr and serves the API on it until Close. It returns
 // once the listener is bound, or the error (naming addr) if it cannot be.
 func Listen(addr string, o Options) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+	bound, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err // net's error names addr: "listen tcp ...: bind: address already in use"
 	}
+	ln := newLimitListener(bound, maxConns)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
