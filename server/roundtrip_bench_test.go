@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastws/fastws/chat"
 	"github.com/fastws/fastws/server/config"
 	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
 )
 
 // rtClient is one connection of the round trip benchmarks: msg is its
@@ -230,4 +232,83 @@ func connectRounds(d *net.Dialer, addr string, k int) error {
 		}
 	}
 	return nil
+}
+
+// benchConn is the part of a gnet.Conn the round trip's path uses: its
+// input is one message, read again on every OnTraffic; its output is
+// counted and dropped.
+type benchConn struct {
+	gnet.Conn // nil: a method the path does not use panics
+	ctx       any
+	in        []byte
+	off       int
+	out       int
+	want      int // bytes of the reply
+}
+
+func (c *benchConn) Context() any                    { return c.ctx }
+func (c *benchConn) SetContext(v any)                { c.ctx = v }
+func (c *benchConn) Peek(n int) ([]byte, error)      { return c.in[c.off:], nil }
+func (c *benchConn) InboundBuffered() int            { return len(c.in) - c.off }
+func (c *benchConn) OutboundBuffered() int           { return 0 }
+func (c *benchConn) Write(p []byte) (int, error)     { c.out += len(p); return len(p), nil }
+func (c *benchConn) Writev(bs [][]byte) (int, error) { return c.Write(bytes.Join(bs, nil)) }
+func (c *benchConn) Discard(n int) (int, error) {
+	if n < 0 || n > len(c.in)-c.off {
+		n = len(c.in) - c.off
+	}
+	c.off += n
+	return n, nil
+}
+
+// BenchmarkTraffic is the server's userland share of a round trip, with
+// no sockets and no event loop: OnTraffic on a connection whose input is
+// a private message to itself, through the decoder, the room, the
+// reply's encoding and the write (to a benchConn). With 1000 connections
+// taken in turn, as in case 2, their state is rarely in the cache.
+func BenchmarkTraffic(b *testing.B) {
+	for _, proto := range []string{"telnet", "websocket"} {
+		for _, conns := range []int{1, 1000} {
+			b.Run(fmt.Sprintf("%s/%d", proto, conns), func(b *testing.B) {
+				ic := rtInstance(proto)
+				hub := chat.NewHub(chat.Options{})
+				i := newInstance(ic, hub, nil, &sendBudget{}, discardLogger())
+				r := &reactor{inst: i, hub: hub}
+				bcs := make([]*benchConn, conns)
+				for k := range bcs {
+					fc := &benchConn{}
+					s := &session{r: r, conn: fc, dec: i.codec.newDecoder()}
+					if d, ok := s.dec.(*wsDecoder); ok {
+						d.upgraded = true
+					}
+					fc.ctx = s
+					r.add(s)
+					r.traffic(s, s.join)
+					uid := strconv.FormatUint(s.m.UID(), 10)
+					fc.in = []byte("$" + uid + ":hello world\n")
+					fc.want = len("uid " + uid + " (private): hello world\r\n")
+					if proto == "websocket" {
+						fc.in = clientFrame(true, 0, ws.OpText, []byte("$"+uid+":hello world"))
+						fc.want = len(appendFrame(nil, ws.OpText, []byte("uid "+uid+" (private): hello world")))
+					}
+					bcs[k] = fc
+				}
+				round := func(fc *benchConn) {
+					fc.off, fc.out = 0, 0
+					i.OnTraffic(fc)
+				}
+				for _, fc := range bcs {
+					round(fc)
+					if fc.out != fc.want {
+						b.Fatalf("wrote %d bytes, want %d", fc.out, fc.want)
+					}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for k := range b.N {
+					round(bcs[k%conns])
+				}
+			})
+		}
+	}
 }
