@@ -59,7 +59,7 @@ type Command struct {
 // line: the room needs them only for an error line, so a private message
 // costs no copy of them.
 func parse(line []byte) (cmd Command, target []byte) {
-	if len(bytes.TrimSpace(line)) == 0 {
+	if (len(line) == 0 || !visibleASCII(line[0])) && len(bytes.TrimSpace(line)) == 0 {
 		return Command{Op: OpNone}, nil
 	}
 	switch line[0] {
