@@ -269,7 +269,7 @@ func (c *benchConn) Discard(n int) (int, error) {
 // taken in turn, as in case 2, their state is rarely in the cache.
 func BenchmarkTraffic(b *testing.B) {
 	for _, proto := range []string{"telnet", "websocket"} {
-		for _, conns := range []int{1, 1000} {
+		for _, conns := range []int{1, 1000, 100000} {
 			b.Run(fmt.Sprintf("%s/%d", proto, conns), func(b *testing.B) {
 				ic := rtInstance(proto)
 				hub := chat.NewHub(chat.Options{})
