@@ -133,7 +133,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 				runRounds(b, cs, 10*conns) // warm up: buffers grow to their steady size
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu := processCPU()
 				runRounds(b, cs, b.N)
+				// The client's CPU too, the same whatever the server does.
+				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
@@ -174,6 +177,8 @@ func BenchmarkConnectRoundTrips(b *testing.B) {
 	d := &net.Dialer{Timeout: testTimeout}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
+	defer func() { b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op") }()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for i := range 2 {
