@@ -207,4 +207,16 @@ func TestWSShortTextHeader(t *testing.T) {
 	if taken == 0 {
 		t.Fatal("shortText took no header")
 	}
+
+	// A chat line as clients send it takes the short path: the general
+	// parse's reader is never loaded.
+	f := &wsFrames{max: 1 << 16}
+	in := &fakeConn{in: clientFrame(true, 0, ws.OpText, []byte("$7:hello world"))}
+	fr, n, err := f.read(in)
+	if err != nil || fr.op != wsText || string(fr.data) != "$7:hello world" || len(in.in) != 0 {
+		t.Fatalf("read %d bytes: %v %q, %v; %d bytes left", n, fr.op, fr.data, err, len(in.in))
+	}
+	if f.rd.Size() != 0 {
+		t.Error("a chat line's header went through the general parse")
+	}
 }
