@@ -62,14 +62,27 @@ const replacement = "\uFFFD"
 // firstUnclean returns the index of the first byte of s that CleanLine
 // changes, or -1 if there is none.
 func firstUnclean(s string) int {
-	if !utf8.ValidString(s) { // fast: eight ASCII bytes at a time
-		return firstUncleanRunes(s)
+	// Printable ASCII, nearly every line, is clean: one pass, eight bytes
+	// at a time, and no UTF-8 validation. Anything else is scanned again
+	// from the first byte that is not.
+	i := 0
+	for i+8 <= len(s) && printableASCII8(s[i:i+8]) {
+		i += 8
+	}
+	for i < len(s) && s[i] >= ' ' && s[i] < 0x7f {
+		i++
+	}
+	if i == len(s) {
+		return -1
+	}
+	if !utf8.ValidString(s[i:]) { // fast: eight ASCII bytes at a time
+		return firstUncleanRunes(s, i)
 	}
 	// In valid UTF-8, every rune CleanLine changes starts with a byte
 	// marked in suspect, so the scan needs no decoding: a rune whose lead
 	// byte is not marked is stepped over by the length its lead byte
 	// gives (a CJK or emoji line is one table look-up a rune).
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		switch {
 		case c < utf8.RuneSelf && i+8 <= len(s) && printableASCII8(s[i:i+8]):
@@ -106,9 +119,10 @@ func printableASCII8(s string) bool {
 	return ((x-0x20*ones)&^x|(del-ones)&^del)&highs == 0
 }
 
-// firstUncleanRunes is firstUnclean for any s, valid UTF-8 or not.
-func firstUncleanRunes(s string) int {
-	for i := 0; i < len(s); {
+// firstUncleanRunes is firstUnclean for any s, valid UTF-8 or not, from
+// s[i], the start of a rune.
+func firstUncleanRunes(s string, i int) int {
+	for i < len(s) {
 		n, a := classify(s, i)
 		if a != keep {
 			return i
@@ -195,3 +209,17 @@ func visible(r rune, n int) bool {
 	}
 	return unicode.In(r, unicode.S, unicode.L, unicode.M, unicode.N) // emoji first
 }
+
+// blank reports whether s is empty or white space only, as
+// strings.TrimSpace(s) == "" does; a line that starts with a visible
+// ASCII character, nearly every line, costs one byte's look.
+func blank(s string) bool {
+	if s != "" && visibleASCII(s[0]) {
+		return false
+	}
+	return strings.TrimSpace(s) == ""
+}
+
+// visibleASCII reports whether c is ASCII and neither a space nor a
+// control character: no line starting with it is blank.
+func visibleASCII(c byte) bool { return c > ' ' && c < 0x7f }

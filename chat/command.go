@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 )
 
@@ -59,7 +60,7 @@ type Command struct {
 // line: the room needs them only for an error line, so a private message
 // costs no copy of them.
 func parse(line []byte) (cmd Command, target []byte) {
-	if len(bytes.TrimSpace(line)) == 0 {
+	if (len(line) == 0 || !visibleASCII(line[0])) && len(bytes.TrimSpace(line)) == 0 {
 		return Command{Op: OpNone}, nil
 	}
 	switch line[0] {
@@ -88,19 +89,21 @@ func parse(line []byte) (cmd Command, target []byte) {
 		}
 		return Command{Op: OpUnknown, Text: string(word)}, nil
 	case '$':
-		i := 1
-		for i < len(line) && line[i] >= '0' && line[i] <= '9' {
-			i++
+		// The uid is read as its digits are scanned; one past
+		// MaxUint64 is 0, as a uid no one has.
+		i, to, over := 1, uint64(0), false
+		for ; i < len(line) && line[i] >= '0' && line[i] <= '9'; i++ {
+			d := uint64(line[i] - '0')
+			over = over || to > (math.MaxUint64-d)/10
+			to = to*10 + d
 		}
 		if i == 1 || i == len(line) || line[i] != ':' {
 			break
 		}
-		target = line[1:i]
-		to, err := strconv.ParseUint(string(target), 10, 64)
-		if err != nil {
+		if over {
 			to = 0
 		}
-		return Command{Op: OpPrivate, To: to, Text: string(line[i+1:])}, target
+		return Command{Op: OpPrivate, To: to, Text: string(line[i+1:])}, line[1:i]
 	case '#':
 		name, text, found := bytes.Cut(line[1:], []byte{' '})
 		if !found {

@@ -4,7 +4,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -438,7 +437,7 @@ func (h *Hub) say(m *Member, now time.Time, to uint64, target []byte, text strin
 	// Here, where a line enters the room from every transport, and once:
 	// nothing downstream prints it with any more care.
 	text = CleanLine(text)
-	if strings.TrimSpace(text) == "" {
+	if blank(text) {
 		h.Refuse(m, "empty message")
 		return
 	}

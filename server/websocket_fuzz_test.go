@@ -178,3 +178,45 @@ func FuzzWSHandshake(f *testing.F) {
 		}
 	})
 }
+
+// TestWSShortTextHeader checks the chat line's header path against the
+// general one: for every first two bytes, open message or not, and
+// message limit, a header shortText takes is one anyHeader reads the
+// same way and accepts.
+func TestWSShortTextHeader(t *testing.T) {
+	taken := 0
+	for _, max := range []int{10, 125, 1 << 16} {
+		for _, open := range []bool{false, true} {
+			for b0 := range 256 {
+				for b1 := range 256 {
+					b := []byte{byte(b0), byte(b1), 0x37, 0xfa, 0x21, 0x3d, 'x', 'y'}
+					f := &wsFrames{max: max, open: open}
+					h, ok := f.shortText(b)
+					if !ok {
+						continue
+					}
+					taken++
+					want, n, err := f.anyHeader(b)
+					if err != nil || n != wsShortHeader || h != want {
+						t.Fatalf("% x (max %d, open %v): shortText read %+v, anyHeader %+v, %d bytes, %v", b[:2], max, open, h, want, n, err)
+					}
+				}
+			}
+		}
+	}
+	if taken == 0 {
+		t.Fatal("shortText took no header")
+	}
+
+	// A chat line as clients send it takes the short path: the general
+	// parse's reader is never loaded.
+	f := &wsFrames{max: 1 << 16}
+	in := &fakeConn{in: clientFrame(true, 0, ws.OpText, []byte("$7:hello world"))}
+	fr, n, err := f.read(in)
+	if err != nil || fr.op != wsText || string(fr.data) != "$7:hello world" || len(in.in) != 0 {
+		t.Fatalf("read %d bytes: %v %q, %v; %d bytes left", n, fr.op, fr.data, err, len(in.in))
+	}
+	if f.rd.Size() != 0 {
+		t.Error("a chat line's header went through the general parse")
+	}
+}
