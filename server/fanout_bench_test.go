@@ -10,7 +10,7 @@ import (
 // benchReactor returns a reactor (no event loop: nothing is written) with
 // n telnet sessions joined to h, and its first `inRoom` sessions in the
 // room games.
-func benchReactor(b *testing.B, h *chat.Hub, n, inRoom int) *reactor {
+func benchReactor(b testing.TB, h *chat.Hub, n, inRoom int) *reactor {
 	b.Helper()
 	r := &reactor{}
 	tc := telnetCodec{maxLine: 1 << 16}
@@ -83,7 +83,7 @@ func BenchmarkFanOut(b *testing.B) {
 }
 
 // roomOf returns the room name, from the answer to a /who of it.
-func roomOf(b *testing.B, h *chat.Hub, name string) *chat.Room {
+func roomOf(b testing.TB, h *chat.Hub, name string) *chat.Room {
 	b.Helper()
 	c := &captureSession{}
 	m := new(chat.Member)
