@@ -43,7 +43,6 @@ type reactor struct {
 	scratch  []byte                   // encodeOne's output until flush
 	wire     [chat.MaxFormats][]byte  // room-wide events in each wire format, one after another, until flush (see fanOut)
 	ends     [chat.MaxFormats][]int32 // where each event of a run ends in its wire buffer
-	except   []uint64                 // the uids a run's events skip
 	joined   []byte                   // a batch of many buffers as one, in writeBatch
 	batches  []*batch                 // batches no session holds, for takeBatch
 	tlsBuf   []byte                   // a TLS session's plaintext while it is decoded
@@ -242,7 +241,8 @@ func (r *reactor) encodeOne(s *session, ev *chat.Event) []byte {
 // it is now, not as when the events were published: one that left
 // meanwhile does not get them, one that joined meanwhile does.
 func (r *reactor) fanOut(evs []delivery) {
-	rs := r.newRun(evs)
+	rs := newRun(evs)
+	k := len(evs)
 	var n int
 	if room := evs[0].ev.Room; room != nil && !room.IsLobby() {
 		for _, m := range room.Local(r) {
@@ -250,14 +250,32 @@ func (r *reactor) fanOut(evs []delivery) {
 			if !ok || s.closing {
 				continue
 			}
-			n += r.pushRun(&rs, s, m.UID(), true)
+			if uid := m.UID(); uid == rs.except || rs.mixed {
+				n += r.pushSome(&rs, s, uid, true)
+				continue
+			}
+			f := s.dec.format() // r.encoding, inlined by hand: once per session
+			if rs.enc[f] == nil {
+				r.encodeRun(&rs, f, s)
+			}
+			s.pushN(rs.enc[f], k)
+			n += rs.msgs
 		}
 	} else {
 		for _, s := range r.sessions {
 			if !s.welcomed || s.closing {
 				continue
 			}
-			n += r.pushRun(&rs, s, s.m.UID(), !rs.lobby || s.m.InLobby())
+			if uid := s.m.UID(); uid == rs.except || rs.mixed || rs.lobby && !s.m.InLobby() {
+				n += r.pushSome(&rs, s, uid, !rs.lobby || s.m.InLobby())
+				continue
+			}
+			f := s.dec.format() // r.encoding, inlined by hand: once per session
+			if rs.enc[f] == nil {
+				r.encodeRun(&rs, f, s)
+			}
+			s.pushN(rs.enc[f], k)
+			n += rs.msgs
 		}
 	}
 	if n > 0 {
@@ -294,45 +312,51 @@ func audience(ev *chat.Event) *chat.Room {
 
 // run is fanOut's view of its events.
 type run struct {
-	evs   []delivery
-	enc   [chat.MaxFormats][]byte // the events' encodings, one after another; nil until a session needs the format
-	lobby bool                    // some event is for the lobby's members only, not everyone's
-	msgs  int                     // chat messages among evs
+	evs    []delivery
+	enc    [chat.MaxFormats][]byte // the events' encodings, one after another; nil until a session needs the format
+	except uint64                  // the uid that events skip, 0 if none does
+	mixed  bool                    // events skip different uids: each session checks every event
+	lobby  bool                    // some event is for the lobby's members only, not everyone's
+	msgs   int                     // chat messages among evs
 }
 
-// newRun returns the run of evs, and the uids its events skip in
-// r.except.
-func (r *reactor) newRun(evs []delivery) run {
+// newRun returns the run of evs.
+func newRun(evs []delivery) run {
 	rs := run{evs: evs}
-	r.except = r.except[:0]
 	for i := range evs {
 		ev := evs[i].ev
 		rs.lobby = rs.lobby || ev.Room != nil
 		if ev.Kind == chat.KindMessage {
 			rs.msgs++
 		}
-		if ev.Except != 0 && !slices.Contains(r.except, ev.Except) {
-			r.except = append(r.except, ev.Except)
+		switch {
+		case ev.Except == 0 || ev.Except == rs.except:
+		case rs.except == 0:
+			rs.except = ev.Except
+		default:
+			rs.mixed = true
 		}
 	}
 	return rs
 }
 
-// pushRun appends to s's batch the events of rs it gets, as the session
-// with uid, in the lobby or not (true for a run that is not the lobby's),
-// and returns the chat messages among them.
-func (r *reactor) pushRun(rs *run, s *session, uid uint64, inLobby bool) int {
+// encoding returns rs's events in s's wire format, encoding them the
+// first time.
+func (r *reactor) encoding(rs *run, s *session) []byte {
 	f := s.dec.format()
 	if rs.enc[f] == nil {
 		r.encodeRun(rs, f, s)
 	}
-	if inLobby && !slices.Contains(r.except, uid) {
-		s.pushN(rs.enc[f], len(rs.evs))
-		return rs.msgs
-	}
-	// Some events are not for s: each stretch of those that are is one
-	// buffer.
-	ends := r.ends[f]
+	return rs.enc[f]
+}
+
+// pushSome appends to s's batch the events of rs it gets, as the session
+// with uid, in the lobby or not (true for a run that is not the lobby's),
+// and returns the chat messages among them. Each stretch of them is one
+// buffer.
+func (r *reactor) pushSome(rs *run, s *session, uid uint64, inLobby bool) int {
+	enc := r.encoding(rs, s)
+	ends := r.ends[s.dec.format()]
 	msgs, from := 0, -1
 	for i := range rs.evs {
 		ev := rs.evs[i].ev
@@ -346,12 +370,12 @@ func (r *reactor) pushRun(rs *run, s *session, uid uint64, inLobby bool) int {
 			continue
 		}
 		if from >= 0 {
-			s.pushN(rs.enc[f][startOf(ends, from):ends[i-1]], i-from)
+			s.pushN(enc[startOf(ends, from):ends[i-1]], i-from)
 			from = -1
 		}
 	}
 	if from >= 0 {
-		s.pushN(rs.enc[f][startOf(ends, from):], len(rs.evs)-from)
+		s.pushN(enc[startOf(ends, from):], len(rs.evs)-from)
 	}
 	return msgs
 }
