@@ -36,6 +36,8 @@ func TestFanOutRun(t *testing.T) {
 		{Kind: chat.KindNick, UID: b.m.UID(), Nick: "bee"}, // to everyone
 		{Kind: chat.KindMessage, UID: c.m.UID(), Text: "two", Room: lobby, Except: c.m.UID()},
 		{Kind: chat.KindMessage, UID: a.m.UID(), Text: "three", Room: lobby}, // the second run
+		{Kind: chat.KindMessage, UID: a.m.UID(), Text: "four", Room: lobby, Except: a.m.UID()}, // the third
+		{Kind: chat.KindNick, UID: c.m.UID(), Nick: "sea"},
 	}
 	run := make([]delivery, 4)
 	for i := range run {
@@ -72,7 +74,12 @@ func TestFanOutRun(t *testing.T) {
 	check("second run",
 		map[*session][]int{a: {0, 2, 3, 4}, b: {2}, c: {0, 1, 2, 4}},
 		map[*session]int{a: 2, b: 1, c: 2}) // c did not get event 3, between 2 and 4
-	if got, want := r.counters.broadcasts.Load(), uint64(5); got != want {
+
+	r.fanOut([]delivery{{ev: evs[5]}, {ev: evs[6]}}) // every event skips a
+	check("third run",
+		map[*session][]int{a: {0, 2, 3, 4, 6}, b: {2, 6}, c: {0, 1, 2, 4, 5, 6}},
+		map[*session]int{a: 3, b: 2, c: 2})
+	if got, want := r.counters.broadcasts.Load(), uint64(6); got != want {
 		t.Errorf("got %d message deliveries counted, want %d", got, want)
 	}
 
