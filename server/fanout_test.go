@@ -35,7 +35,7 @@ func TestFanOutRun(t *testing.T) {
 		{Kind: chat.KindJoin, UID: a.m.UID(), Except: a.m.UID(), Room: lobby},
 		{Kind: chat.KindNick, UID: b.m.UID(), Nick: "bee"}, // to everyone
 		{Kind: chat.KindMessage, UID: c.m.UID(), Text: "two", Room: lobby, Except: c.m.UID()},
-		{Kind: chat.KindMessage, UID: a.m.UID(), Text: "three", Room: lobby}, // the second run
+		{Kind: chat.KindMessage, UID: a.m.UID(), Text: "three", Room: lobby},                   // the second run
 		{Kind: chat.KindMessage, UID: a.m.UID(), Text: "four", Room: lobby, Except: a.m.UID()}, // the third
 		{Kind: chat.KindNick, UID: c.m.UID(), Nick: "sea"},
 	}
