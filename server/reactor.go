@@ -181,7 +181,7 @@ func (r *reactor) drain() {
 			d.s.push(d.raw)
 		case d.s != nil:
 			r.deliver(d.s, d.ev)
-		default:
+		default: // room-wide: with those after it for the same room, in one walk
 			j := i + 1
 			for j < len(q) && sameRun(&q[j], d.ev) {
 				j++
