@@ -31,9 +31,14 @@
 // loop is inside OnTraffic (or OnOpen) it needs none, as it drains its
 // outbox before it polls again, so a reply on the same reactor goes out in
 // the same pass.
-// On the loop, the reactor drains the outbox, appends each event's shared
-// encoding to every recipient's batch, then writes each batch with one
-// writev (one buffer once gnet holds a backlog for it). Output
+// On the loop, the reactor drains the outbox: the room-wide events next to
+// each other in it, for the same room, are encoded once per wire format,
+// one after another in the reactor's wire buffer, and go to every
+// recipient in one walk over the sessions, as one buffer for a recipient
+// that gets them all (which continues its batch's last buffer if that
+// was the previous such run). Then it writes each batch with one write:
+// one buffer, a writev of up to 8, or more joined into one (also once
+// gnet holds a backlog for it). Output
 // the socket does not take stays in gnet's outbound buffer; past
 // maxSendBuffer the session is closed as a slow consumer.
 //

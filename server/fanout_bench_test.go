@@ -10,7 +10,7 @@ import (
 // benchReactor returns a reactor (no event loop: nothing is written) with
 // n telnet sessions joined to h, and its first `inRoom` sessions in the
 // room games.
-func benchReactor(b *testing.B, h *chat.Hub, n, inRoom int) *reactor {
+func benchReactor(b testing.TB, h *chat.Hub, n, inRoom int) *reactor {
 	b.Helper()
 	r := &reactor{}
 	tc := telnetCodec{maxLine: 1 << 16}
@@ -27,7 +27,7 @@ func benchReactor(b *testing.B, h *chat.Hub, n, inRoom int) *reactor {
 		r.st.current = nil
 		r.sessions = append(r.sessions, s)
 		for _, s := range r.dirty {
-			s.first, s.batch = nil, nil
+			s.first, s.batch, s.pending = nil, nil, 0
 		}
 		r.dirty, r.scratch = r.dirty[:0], r.scratch[:0]
 	}
@@ -36,11 +36,14 @@ func benchReactor(b *testing.B, h *chat.Hub, n, inRoom int) *reactor {
 
 // fanOutOnce is one fan-out of ev and the reset of the batches it filled.
 func fanOutOnce(r *reactor, ev *chat.Event) {
-	r.fanOut(ev)
+	r.fanOut([]delivery{{ev: ev}})
 	for _, s := range r.dirty {
-		s.first = nil
+		s.first, s.pending = nil, 0
 	}
 	r.dirty = r.dirty[:0]
+	for f := range r.wire {
+		r.wire[f] = r.wire[f][:0]
+	}
 }
 
 // BenchmarkFanOut compares the reactor's fan-out of one line to 1000
@@ -66,7 +69,7 @@ func BenchmarkFanOut(b *testing.B) {
 			} else {
 				ev.Room = roomOf(b, h, "games")
 			}
-			r.fanOut(ev)
+			r.fanOut([]delivery{{ev: ev}})
 			if got, want := len(r.dirty), 1000; bc.name != "lobby/10000" && got != want {
 				b.Fatalf("%s: %d recipients, want %d", bc.name, got, want)
 			}
@@ -80,7 +83,7 @@ func BenchmarkFanOut(b *testing.B) {
 }
 
 // roomOf returns the room name, from the answer to a /who of it.
-func roomOf(b *testing.B, h *chat.Hub, name string) *chat.Room {
+func roomOf(b testing.TB, h *chat.Hub, name string) *chat.Room {
 	b.Helper()
 	c := &captureSession{}
 	m := new(chat.Member)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,12 +37,16 @@ type reactor struct {
 	// Owned by the event loop.
 	spare    []delivery
 	sessions []*session
-	dirty    []*session // sessions with a batch to write
-	closing  []*session // sessions to close once their output is written
-	held     int64      // bytes its sessions hold in gnet's outbound buffers, as noted (sendBudget)
-	scratch  []byte     // encodeOne's output until flush
-	tlsBuf   []byte     // a TLS session's plaintext while it is decoded
-	exp      expiries   // when authenticated sessions' tokens expire (see expiry.go)
+	dirty    []*session               // sessions with a batch to write
+	closing  []*session               // sessions to close once their output is written
+	held     int64                    // bytes its sessions hold in gnet's outbound buffers, as noted (sendBudget)
+	scratch  []byte                   // encodeOne's output until flush
+	wire     [chat.MaxFormats][]byte  // room-wide events in each wire format, one after another, until flush (see fanOut)
+	ends     [chat.MaxFormats][]int32 // where each event of a run ends in its wire buffer
+	joined   []byte                   // a batch of many buffers as one, in writeBatch
+	batches  []*batch                 // batches no session holds, for takeBatch
+	tlsBuf   []byte                   // a TLS session's plaintext while it is decoded
+	exp      expiries                 // when authenticated sessions' tokens expire (see expiry.go)
 
 	counters  reactorCounters
 	enrolling atomic.Int64 // connections the acceptor gave this loop and has no result for (opened ones count twice for a moment)
@@ -161,7 +166,7 @@ func (r *reactor) drain() {
 	r.st.busy = false
 	r.mu.Unlock()
 
-	for i := range q {
+	for i := 0; i < len(q); i++ {
 		d := &q[i]
 		switch {
 		case d.fn != nil:
@@ -176,8 +181,13 @@ func (r *reactor) drain() {
 			d.s.push(d.raw)
 		case d.s != nil:
 			r.deliver(d.s, d.ev)
-		default:
-			r.fanOut(d.ev)
+		default: // room-wide: with those after it for the same room, in one walk
+			j := i + 1
+			for j < len(q) && sameRun(&q[j], d.ev) {
+				j++
+			}
+			r.fanOut(q[i:j])
+			i = j - 1
 		}
 	}
 	clear(q)
@@ -214,33 +224,64 @@ func (r *reactor) encodeOne(s *session, ev *chat.Event) []byte {
 	return r.scratch[start:len(r.scratch):len(r.scratch)]
 }
 
-// fanOut appends ev to the batch of every joined session but ev.Except
-// that is in ev's room: for a room other than the lobby, the room's
-// members on this loop, which chat lists for it; for the lobby and what
-// is for everyone (a nick change, the shutdown notice), every session.
-func (r *reactor) fanOut(ev *chat.Event) {
-	if room := ev.Room; room != nil && !room.IsLobby() {
-		r.roomFanOut(ev, room)
-		return
-	}
-	lobby := ev.Room != nil
-	var enc [chat.MaxFormats][]byte
-	var n uint64
-	for _, s := range r.sessions {
-		if !s.welcomed || s.closing || s.m.UID() == ev.Except || lobby && !s.m.InLobby() {
-			continue
+// fanOut appends a run of room-wide events (see sameRun) to the batch
+// of every joined session in their room but each event's Except: for a
+// room other than the lobby, the room's members on this loop, which chat
+// lists for it; for the lobby and what is for everyone (a nick change,
+// the shutdown notice), every session.
+//
+// The events are encoded once per wire format, one after another in the
+// reactor's wire buffer, and a session that gets them all gets them as
+// one buffer, which continues its batch's last one if that was the
+// previous run's (see extend). One walk over the sessions per run, not
+// per event: under load a drain holds dozens of lines, and the sessions
+// of a loop with thousands do not fit in the CPU's cache.
+//
+// A member joins, leaves and closes on this loop, so a room's list is as
+// it is now, not as when the events were published: one that left
+// meanwhile does not get them, one that joined meanwhile does.
+func (r *reactor) fanOut(evs []delivery) {
+	rs := newRun(evs)
+	k := len(evs)
+	var n int
+	if room := evs[0].ev.Room; room != nil && !room.IsLobby() {
+		for _, m := range room.Local(r) {
+			s, ok := m.Session().(*session)
+			if !ok || s.closing {
+				continue
+			}
+			if uid := m.UID(); uid == rs.except || rs.mixed {
+				n += r.pushSome(&rs, s, uid, true)
+				continue
+			}
+			f := s.dec.format() // r.encoding, inlined by hand: once per session
+			if rs.enc[f] == nil {
+				r.encodeRun(&rs, f, s)
+			}
+			s.pushN(rs.enc[f], k)
+			n += rs.msgs
 		}
-		f := s.dec.format()
-		if enc[f] == nil {
-			enc[f] = s.encoded(ev)
+	} else {
+		for _, s := range r.sessions {
+			if !s.welcomed || s.closing {
+				continue
+			}
+			if uid := s.m.UID(); uid == rs.except || rs.mixed || rs.lobby && !s.m.InLobby() {
+				n += r.pushSome(&rs, s, uid, !rs.lobby || s.m.InLobby())
+				continue
+			}
+			f := s.dec.format() // r.encoding, inlined by hand: once per session
+			if rs.enc[f] == nil {
+				r.encodeRun(&rs, f, s)
+			}
+			s.pushN(rs.enc[f], k)
+			n += rs.msgs
 		}
-		s.push(enc[f])
-		n++
 	}
-	if ev.Kind == chat.KindMessage {
-		r.counters.broadcasts.Add(n)
+	if n > 0 {
+		r.counters.broadcasts.Add(uint64(n))
 	}
-	if ev.Kind == chat.KindShutdown {
+	if evs[0].ev.Kind == chat.KindShutdown { // a run of its own
 		r.st.shutdown = true
 		for _, s := range r.sessions {
 			s.startClose(chat.ReasonShutdown)
@@ -248,32 +289,143 @@ func (r *reactor) fanOut(ev *chat.Event) {
 	}
 }
 
-// roomFanOut is fanOut for a room other than the lobby: it walks only the
-// room's members on this loop. A member joins, leaves and closes on this
-// loop, so the list is as it is now, not as when ev was published: one
-// that left meanwhile does not get ev, one that joined meanwhile does.
-func (r *reactor) roomFanOut(ev *chat.Event, room *chat.Room) {
-	var enc [chat.MaxFormats][]byte
-	var n uint64
-	for _, m := range room.Local(r) {
-		s, ok := m.Session().(*session)
-		if !ok || s.closing || m.UID() == ev.Except {
-			continue
-		}
-		f := s.dec.format()
-		if enc[f] == nil {
-			enc[f] = s.encoded(ev)
-		}
-		s.push(enc[f])
-		n++
+// sameRun reports whether d, an outbox entry, is a room-wide event that
+// fanOut may take with ev, the first of a run: for the same audience (a
+// room other than the lobby, or the lobby and everyone). The shutdown
+// notice runs alone, as it closes every session after it.
+func sameRun(d *delivery, ev *chat.Event) bool {
+	if d.s != nil || d.fn != nil || d.close || d.raw != nil ||
+		d.ev.Kind == chat.KindShutdown || ev.Kind == chat.KindShutdown {
+		return false
 	}
-	if ev.Kind == chat.KindMessage {
-		r.counters.broadcasts.Add(n)
-	}
+	return audience(d.ev) == audience(ev)
 }
 
-// maxIOV is the most buffers one writev takes (Linux's UIO_MAXIOV).
-const maxIOV = 1024
+// audience returns ev's room if it is one other than the lobby, or nil:
+// the lobby's events and those for everyone are fanned out together.
+func audience(ev *chat.Event) *chat.Room {
+	if ev.Room != nil && !ev.Room.IsLobby() {
+		return ev.Room
+	}
+	return nil
+}
+
+// run is fanOut's view of its events.
+type run struct {
+	evs    []delivery
+	enc    [chat.MaxFormats][]byte // the events' encodings, one after another; nil until a session needs the format
+	except uint64                  // the uid that events skip, 0 if none does
+	mixed  bool                    // events skip different uids: each session checks every event
+	lobby  bool                    // some event is for the lobby's members only, not everyone's
+	msgs   int                     // chat messages among evs
+}
+
+// newRun returns the run of evs.
+func newRun(evs []delivery) run {
+	rs := run{evs: evs}
+	for i := range evs {
+		ev := evs[i].ev
+		rs.lobby = rs.lobby || ev.Room != nil
+		if ev.Kind == chat.KindMessage {
+			rs.msgs++
+		}
+		switch {
+		case ev.Except == 0 || ev.Except == rs.except:
+		case rs.except == 0:
+			rs.except = ev.Except
+		default:
+			rs.mixed = true
+		}
+	}
+	return rs
+}
+
+// encoding returns rs's events in s's wire format, encoding them the
+// first time.
+func (r *reactor) encoding(rs *run, s *session) []byte {
+	f := s.dec.format()
+	if rs.enc[f] == nil {
+		r.encodeRun(rs, f, s)
+	}
+	return rs.enc[f]
+}
+
+// pushSome appends to s's batch the events of rs it gets, as the session
+// with uid, in the lobby or not (true for a run that is not the lobby's),
+// and returns the chat messages among them. Each stretch of them is one
+// buffer.
+func (r *reactor) pushSome(rs *run, s *session, uid uint64, inLobby bool) int {
+	enc := r.encoding(rs, s)
+	ends := r.ends[s.dec.format()]
+	msgs, from := 0, -1
+	for i := range rs.evs {
+		ev := rs.evs[i].ev
+		if ev.Except != uid && (inLobby || ev.Room == nil) {
+			if from < 0 {
+				from = i
+			}
+			if ev.Kind == chat.KindMessage {
+				msgs++
+			}
+			continue
+		}
+		if from >= 0 {
+			s.pushN(enc[startOf(ends, from):ends[i-1]], i-from)
+			from = -1
+		}
+	}
+	if from >= 0 {
+		s.pushN(enc[startOf(ends, from):], len(rs.evs)-from)
+	}
+	return msgs
+}
+
+// startOf returns where event i of a run starts in its encoding.
+func startOf(ends []int32, i int) int32 {
+	if i == 0 {
+		return 0
+	}
+	return ends[i-1]
+}
+
+// encodeRun encodes rs's events in s's wire format f into the reactor's
+// wire buffer, each once (see session.encoded), and notes where each
+// ends. The run's slice keeps the buffer's capacity: the next run's
+// bytes follow it, so that a session's batch can extend over both.
+func (r *reactor) encodeRun(rs *run, f int, s *session) {
+	w := r.wire[f]
+	start := len(w)
+	ends := r.ends[f][:0]
+	for i := range rs.evs {
+		w = append(w, s.encoded(rs.evs[i].ev)...)
+		ends = append(ends, int32(len(w)-start))
+	}
+	r.wire[f], r.ends[f] = w, ends
+	rs.enc[f] = w[start:]
+}
+
+// takeBatch returns an empty batch for a session.
+func (r *reactor) takeBatch() *batch {
+	n := len(r.batches)
+	if n == 0 {
+		return new(batch)
+	}
+	b := r.batches[n-1]
+	r.batches[n-1] = nil
+	r.batches = r.batches[:n-1]
+	return b
+}
+
+// putBatch takes back a batch that a session wrote.
+func (r *reactor) putBatch(b *batch) {
+	clear(b.bufs)
+	b.bufs = b.bufs[:0]
+	r.batches = append(r.batches, b)
+}
+
+// minIOV is the most buffers writeBatch hands to one writev: past 8,
+// golang.org/x/sys/unix.Writev allocates the iovecs.
+const minIOV = 8
 
 // flush writes every pending batch, then closes the sessions that asked
 // for it once their output has left gnet's buffer.
@@ -312,6 +464,14 @@ func (r *reactor) flush() {
 	r.scratch = r.scratch[:0]
 	if cap(r.scratch) > keepScratch {
 		r.scratch = nil // a burst is over: keep no big buffer
+	}
+	for f := range r.wire {
+		if r.wire[f] = r.wire[f][:0]; cap(r.wire[f]) > keepScratch {
+			r.wire[f] = nil
+		}
+	}
+	if cap(r.joined) > keepScratch {
+		r.joined = nil
 	}
 	r.counters.msgsOut.Add(msgs)
 	r.counters.bytesOut.Add(bytes)
@@ -402,7 +562,7 @@ const keepOutbox = 1024
 // keepScratch is the largest scratch buffer a reactor keeps after a flush.
 const keepScratch = 64 << 10
 
-// keepBatch is the largest write batch array a session keeps between ticks.
+// keepBatch is the largest write batch array a reactor keeps between ticks.
 const keepBatch = 16
 
 // handshakeTimeout bounds how long a connection may take to become a
@@ -424,9 +584,6 @@ func (r *reactor) tick(now time.Time) {
 			// Read since the last tick: lastRead is as precise as the
 			// ticks, a fraction of the shortest timer.
 			s.read, s.lastRead = false, n
-		}
-		if cap(s.batch) > keepBatch {
-			s.batch = nil // a burst is over: idle sessions keep no big array
 		}
 		switch {
 		case s.closing:
@@ -455,6 +612,8 @@ func (r *reactor) tick(now time.Time) {
 			}
 		}
 	}
+	// A burst is over: keep no big batch array.
+	r.batches = slices.DeleteFunc(r.batches, func(b *batch) bool { return cap(b.bufs) > keepBatch })
 	r.checkExpiries(n, now)
 	// gnet drains outbound buffers out of our sight: bring the budget
 	// up to date, and act on it even if nothing is written now.

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"time"
 
 	"github.com/fastws/fastws/chat"
@@ -36,9 +35,14 @@ type session struct {
 	bytesIn  uint64
 
 	// Line 1: what queueing and writing output touches. A lone buffer,
-	// the usual reply, waits in first; batch holds two or more.
+	// the usual reply, waits in first; batch, the reactor's (see
+	// takeBatch), holds two or more. A buffer that continues the last
+	// one in memory extends it instead (see extend): a fan-out's lines
+	// for a session, next to each other in the reactor's wire buffer,
+	// are usually one buffer however many there are.
 	first             []byte
-	batch             [][]byte
+	batch             *batch
+	pending           int32 // messages in first and batch
 	msgsOut, bytesOut uint64
 
 	// Line 2: the connection and the member, whose fields a message
@@ -150,21 +154,47 @@ func (s *session) encoded(ev *chat.Event) []byte {
 	return ev.Encoded(s.dec.format(), func(ev *chat.Event) []byte { return s.dec.appendEvent(nil, ev) })
 }
 
-// push appends encoded bytes to the session's batch. Event loop only.
-func (s *session) push(b []byte) {
+// push appends encoded bytes, one message, to the session's batch. Event
+// loop only.
+func (s *session) push(b []byte) { s.pushN(b, 1) }
+
+// pushN appends b, n messages, to the session's batch. Event loop only.
+func (s *session) pushN(b []byte, n int) {
 	if s.closing || s.closed {
 		return
 	}
+	s.pending += int32(n)
 	switch {
 	case len(s.first) == 0:
 		s.r.dirty = append(s.r.dirty, s)
 		s.first = b
-	case len(s.batch) == 0:
-		s.batch = append(s.batch, s.first, b)
+	case s.batch == nil:
+		if !extend(&s.first, b) {
+			s.batch = s.r.takeBatch()
+			s.batch.bufs = append(s.batch.bufs, s.first, b)
+		}
 	default:
-		s.batch = append(s.batch, b)
+		bufs := s.batch.bufs
+		if !extend(&bufs[len(bufs)-1], b) {
+			s.batch.bufs = append(bufs, b)
+		}
 	}
 }
+
+// extend makes *p cover b as well if b starts where *p ends, in the same
+// array, and reports whether it did. The bytes are the same either way;
+// one buffer is one iovec for the kernel to copy instead of many.
+func extend(p *[]byte, b []byte) bool {
+	rest := (*p)[len(*p):cap(*p)]
+	if len(b) == 0 || len(b) > len(rest) || &rest[0] != &b[0] {
+		return false
+	}
+	*p = (*p)[:len(*p)+len(b)]
+	return true
+}
+
+// batch holds a session's pending buffers when there are two or more.
+type batch struct{ bufs [][]byte }
 
 // startClose stops further output and records why. Event loop only.
 func (s *session) startClose(r chat.CloseReason) {
@@ -178,36 +208,44 @@ func (s *session) startClose(r chat.CloseReason) {
 // the messages and bytes handed over. A batch goes out in one writev when
 // the socket takes it. Once gnet holds unsent output, it keeps each buffer
 // it is given as a node of a list that it walks on every write, so a
-// backlog of many small lines is handed over as one buffer instead.
-// Event loop only.
+// backlog of many small lines is handed over as one buffer instead; so
+// are more buffers than minIOV, as golang.org/x/sys/unix.Writev
+// allocates their iovecs (and the kernel's copy of one buffer costs less
+// than the walk of many). Event loop only.
 func (s *session) writeBatch() (msgs, n uint64) {
-	one, b := s.first, s.batch
+	one, msgs := s.first, uint64(s.pending)
+	var b [][]byte
+	if s.batch != nil {
+		b = s.batch.bufs
+	}
 	defer func() {
-		s.first = nil
-		clear(s.batch)
-		s.batch = s.batch[:0]
+		s.first, s.pending = nil, 0
+		if s.batch != nil {
+			s.r.putBatch(s.batch)
+			s.batch = nil
+		}
 	}()
 	switch {
 	case s.closed, s.slow():
 		return 0, 0
 	case len(b) == 0:
-		return s.write(1, one)
-	case s.conn.OutboundBuffered() > 0 || s.tls:
+		return s.write(msgs, one)
+	case len(b) > minIOV || s.conn.OutboundBuffered() > 0 || s.tls:
 		// TLS: the batch in as few records (of up to 16 KiB), and so
-		// writes, as it takes.
-		return s.write(uint64(len(b)), bytes.Join(b, nil))
-	}
-	for len(b) > 0 && !s.closed {
-		k := min(len(b), maxIOV)
-		w, err := s.conn.Writev(b[:k]) // with send, the only writes to a connection
-		if err != nil {
-			break
+		// writes, as it takes. gnet (and the TLS layer) copy what they
+		// keep, so the reactor's buffer is reused at once.
+		r := s.r
+		r.joined = r.joined[:0]
+		for _, p := range b {
+			r.joined = append(r.joined, p...)
 		}
-		msgs += uint64(k)
-		n += uint64(w)
-		b = b[k:]
+		return s.write(msgs, r.joined)
 	}
-	return msgs, n
+	w, err := s.conn.Writev(b) // with send, the only writes to a connection
+	if err != nil {
+		return 0, 0
+	}
+	return msgs, uint64(w)
 }
 
 // write hands p, which holds msgs messages, to gnet in one buffer and
