@@ -20,7 +20,7 @@ import (
 // report this node's changes and must not block, but for Entered of the
 // member whose join opened a room here, which waits for the room's
 // subscription (one round trip), so that it hears what is said once it is
-// told it is in; NextUID and ClaimNick may wait for the cluster too. Each
+// told it is in; NextUID may wait for the cluster too. Each
 // waits at most the cluster's timeout, and is called with no Hub lock held.
 type Cluster interface {
 	// Name returns this node's name.
@@ -28,8 +28,11 @@ type Cluster interface {
 	// NextUID returns a uid no node of the cluster has handed out.
 	NextUID() uint64
 	// ClaimNick claims the nick whose key is key (see checkNick) for uid
-	// across the cluster; false if a member of another node holds it.
-	ClaimNick(uid uint64, key string) bool
+	// across the cluster, without blocking: it calls done later, on a
+	// goroutine of the cluster's, with true if uid holds the nick now,
+	// false if a member of another node does. It returns false, and does
+	// not call done, when the cluster has too many claims under way.
+	ClaimNick(uid uint64, key string, done func(held bool)) bool
 	// ReleaseNick gives up uid's claim on key.
 	ReleaseNick(uid uint64, key string)
 
@@ -250,15 +253,20 @@ func (h *Hub) sayRemote(m *Member, now time.Time, to uint64, nick, text string) 
 // The claim is a round trip to the cluster: on the member's own goroutine
 // (its event loop) it would stall every member that goroutine serves for
 // as long, and a member repeating /nick would stall them at will. So for a
-// session that is a [Runner] it runs on a goroutine of its own, one at a
-// time per member (a /nick meanwhile is refused), and the rename is
-// finished on the member's goroutine. A claim whose member left meanwhile
-// stays in the cluster's registry, held by a uid no node holds: the next
-// claimer of the nick takes it over.
+// session that is a [Runner] the cluster answers on a goroutine of its
+// own, one claim at a time per member (a /nick meanwhile is refused), and
+// the rename is finished on the member's goroutine: lines the member
+// sends meanwhile still carry its old name. A claim whose member left
+// meanwhile is given back.
 func (h *Hub) claimNick(m *Member, nick, key string) {
 	r, async := m.session.(Runner)
 	if !async {
-		h.claimed(m, nick, key, h.cluster.ClaimNick(m.uid, key))
+		held := make(chan bool, 1)
+		if !h.cluster.ClaimNick(m.uid, key, func(ok bool) { held <- ok }) {
+			h.Refuse(m, busyNick)
+			return
+		}
+		h.claimed(m, nick, key, <-held)
 		return
 	}
 	if m.claiming {
@@ -266,14 +274,25 @@ func (h *Hub) claimNick(m *Member, nick, key string) {
 		return
 	}
 	m.claiming = true
-	go func() {
-		ok := h.cluster.ClaimNick(m.uid, key)
+	ok := h.cluster.ClaimNick(m.uid, key, func(held bool) {
+		if held && h.members.load(m.uid) != m {
+			h.cluster.ReleaseNick(m.uid, key) // gone: its goroutine runs nothing more
+			return
+		}
 		r.Run(func() {
 			m.claiming = false
-			h.claimed(m, nick, key, ok)
+			h.claimed(m, nick, key, held)
 		})
-	}()
+	})
+	if !ok {
+		m.claiming = false
+		h.Refuse(m, busyNick)
+	}
 }
+
+// busyNick is the answer to a /nick while the cluster has too many nick
+// claims under way.
+const busyNick = "too many nick changes under way; try again"
 
 // claimed finishes the rename of m to nick once the cluster answered its
 // claim: ok if m holds it now.

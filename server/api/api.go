@@ -54,7 +54,10 @@ type Options struct {
 	// smallest maxPackageSize of the instances, so that every member
 	// could have sent it. nil = 64K.
 	MaxText func() int
-	Log     *slog.Logger
+	// MaxConns is the most connections served at once ([api]
+	// maxConnections); 0 = DefaultMaxConns.
+	MaxConns int
+	Log      *slog.Logger
 }
 
 // Server is the running HTTP API. Its methods are safe for concurrent
@@ -84,7 +87,10 @@ func Listen(addr string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err // net's error names addr: "listen tcp ...: bind: address already in use"
 	}
-	ln := newLimitListener(bound, maxConns)
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	ln := newLimitListener(bound, o.MaxConns)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -159,6 +165,9 @@ func (s *Server) Handler() http.Handler {
 		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
 		if !s.authorized(r) {
 			cw.Header().Set("WWW-Authenticate", `Bearer realm="fastws"`)
+			// A client without the key keeps no connection slot (see
+			// limitListener) between its requests.
+			cw.Header().Set("Connection", "close")
 			writeError(cw, http.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer KEY)", "")
 		} else {
 			mux.ServeHTTP(cw, r)

@@ -5,15 +5,17 @@ import (
 	"sync"
 )
 
-// maxConns is the most connections the API serves at once. Each holds a
-// goroutine and a descriptor, which the daemon shares with its chat
-// connections: without a bound, anyone who reaches the port (no key is
-// needed to connect) could take the descriptors chat needs. An
-// application's backend needs a few keep-alive connections, a PHP-FPM
-// pool one per worker: 1024 leaves room for both. Past it, new
-// connections wait in the kernel's accept queue until one closes, as with
-// golang.org/x/net/netutil.LimitListener (not imported for these lines).
-const maxConns = 1024
+// DefaultMaxConns is the most connections the API serves at once unless
+// told ([api] maxConnections). Each holds a goroutine and a descriptor,
+// which the daemon shares with its chat connections: without a bound,
+// anyone who reaches the port (no key is needed to connect) could take
+// the descriptors chat needs. An application's backend needs a few
+// keep-alive connections, a PHP-FPM pool one per worker: 1024 leaves room
+// for both. Past it, new connections wait in the kernel's accept queue
+// until one closes, as with golang.org/x/net/netutil.LimitListener (not
+// imported for these lines), and a client without the key is answered
+// with "Connection: close", so it keeps no slot between requests.
+const DefaultMaxConns = 1024
 
 // limitListener accepts at most cap(sem) connections at once.
 type limitListener struct {

@@ -95,6 +95,11 @@ type Node struct {
 	releases chan nickClaim
 	prefetch chan struct{} // asks the release goroutine for a uid block ahead
 
+	claims      chan struct{} // a slot per nick claim under way (see ClaimNick)
+	claimMu     sync.Mutex
+	closing     bool   // guarded by claimMu: no new claim goroutines
+	beforeClaim func() // tests only: runs in each claim's goroutine first
+
 	connected atomic.Bool
 	reason    atomic.Pointer[string] // why not connected; or a name conflict
 	rtt       atomic.Int64
@@ -151,6 +156,7 @@ func Connect(cfg Config, log *slog.Logger) (*Node, error) {
 		dir:      newDirectory(),
 		releases: make(chan nickClaim, 4096),
 		prefetch: make(chan struct{}, 1),
+		claims:   make(chan struct{}, maxClaims),
 		stop:     make(chan struct{}),
 	}
 	n.uids.init(cfg.Name)
@@ -282,6 +288,9 @@ func (n *Node) Kill() {
 }
 
 func (n *Node) shutdown() {
+	n.claimMu.Lock()
+	n.closing = true // the claims under way end within the timeout: waited for below
+	n.claimMu.Unlock()
 	close(n.stop)
 	n.wg.Wait()
 	n.nc.Close()

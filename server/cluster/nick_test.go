@@ -1,25 +1,42 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/fastws/fastws/chat"
-	"github.com/fastws/fastws/server"
-	"github.com/fastws/fastws/server/config"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// slowClaims is a node whose nick claims wait for gate: a cluster whose
-// key-value store answers slowly (a NATS server electing a leader, say).
-type slowClaims struct {
-	*Node
-	gate <-chan struct{}
-}
-
-func (s slowClaims) ClaimNick(uid uint64, key string) bool {
-	<-s.gate
-	return s.Node.ClaimNick(uid, key)
+// slowNode starts a node whose nick claims wait for the returned open
+// (a NATS cluster electing a leader answers that slowly), with at most
+// claims of them under way (0: the default), and one event loop for all
+// its members. A watchdog opens after 3 s, so that code that waits for a
+// claim on the event loop fails a test instead of hanging it.
+func slowNode(t *testing.T, claims int) (tn *testNode, open func(), opened <-chan struct{}) {
+	t.Helper()
+	ns := startNATS(t, 0, "")
+	gate, done := make(chan struct{}), make(chan struct{})
+	open = func() {
+		select {
+		case <-done:
+		default:
+			close(done)
+			close(gate)
+		}
+	}
+	watchdog := time.AfterFunc(3*time.Second, open)
+	t.Cleanup(func() { watchdog.Stop() })
+	tn = startNodeWith(t, Config{NATS: ns.ClientURL(), Name: "slow"}, func(n *Node) {
+		n.beforeClaim = func() { <-gate }
+		if claims > 0 {
+			n.claims = make(chan struct{}, claims)
+		}
+	})
+	t.Cleanup(open) // runs before the node's stop, which waits for the claims
+	return tn, open, done
 }
 
 // TestNickClaimDoesNotStallTheLoop: while the cluster takes its time to
@@ -29,40 +46,7 @@ func (s slowClaims) ClaimNick(uid uint64, key string) bool {
 // and stalled every connection it serves: a member repeating /nick could
 // stall them at will.
 func TestNickClaimDoesNotStallTheLoop(t *testing.T) {
-	ns := startNATS(t, 0, "")
-	n, err := Connect(Config{NATS: ns.ClientURL(), Name: "slow"}, testLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := make(chan struct{})
-	opened := make(chan struct{})
-	open := func() {
-		select {
-		case <-opened:
-		default:
-			close(opened)
-			close(gate)
-		}
-	}
-	// The claim waits at most 3 s, so that the old code, which waits on
-	// the event loop, fails this test instead of hanging it.
-	watchdog := time.AfterFunc(3*time.Second, open)
-	defer watchdog.Stop()
-	srv := server.New(testLog(), chat.Options{Cluster: slowClaims{Node: n, gate: gate}})
-	if err := n.Start(srv.Hub()); err != nil {
-		t.Fatal(err)
-	}
-	inst := config.Instance{
-		Section: "instance.t", Name: "t", Protocol: config.ProtocolTelnet,
-		Host: "127.0.0.1", Port: 0, ChildProcessCount: 1, Limits: config.DefaultLimits(), // one event loop for both
-	}
-	if err := srv.Start(&config.Config{StopTimeout: 5 * time.Second, Defaults: config.DefaultLimits(), Instances: []config.Instance{inst}}); err != nil {
-		t.Fatal(err)
-	}
-	tn := &testNode{node: n, srv: srv, addr: srv.Addrs()["t"]}
-	t.Cleanup(tn.stop)
-	t.Cleanup(open)
-
+	tn, open, opened := slowNode(t, 0)
 	a, b := dial(t, tn.addr), dial(t, tn.addr)
 	a.skipUntil(fmt.Sprintf("* uid %d joined", b.uid))
 	a.send("/nick alice")
@@ -80,4 +64,52 @@ func TestNickClaimDoesNotStallTheLoop(t *testing.T) {
 	b.skipUntil(fmt.Sprintf("* uid %d is now alice", a.uid))
 	a.send("/nick bob")
 	a.skipUntil(fmt.Sprintf("* alice(%d) is now bob", a.uid))
+}
+
+// TestNickClaimsBounded: a node has at most its limit of nick claims
+// under way; one more /nick is refused at once, and the claims under way
+// finish. Members repeating /nick so load NATS by no more than the limit.
+func TestNickClaimsBounded(t *testing.T) {
+	tn, open, _ := slowNode(t, 2)
+	cs := []*client{dial(t, tn.addr), dial(t, tn.addr), dial(t, tn.addr)}
+	cs[0].send("/nick one")
+	cs[1].send("/nick two")
+	waitFor(t, "two claims under way", testTimeout, func() bool { return len(tn.node.claims) == 2 })
+	cs[2].send("/nick three")
+	cs[2].skipUntil("! too many nick changes under way; try again")
+	open()
+	want := map[string]bool{fmt.Sprintf("* uid %d is now one", cs[0].uid): true, fmt.Sprintf("* uid %d is now two", cs[1].uid): true}
+	for len(want) > 0 {
+		delete(want, cs[2].line()) // in either order
+	}
+	cs[2].send("/nick three")
+	cs[2].skipUntil(fmt.Sprintf("* uid %d is now three", cs[2].uid))
+}
+
+// TestNickClaimOfAMemberGone: a member that leaves while its claim is
+// under way does not keep the nick: the claim is given back, and a member
+// of another node takes the nick.
+func TestNickClaimOfAMemberGone(t *testing.T) {
+	tn, open, _ := slowNode(t, 0)
+	a := dial(t, tn.addr)
+	a.send("/nick ghost")
+	waitFor(t, "the claim under way", testTimeout, func() bool { return len(tn.node.claims) == 1 })
+	a.send("/quit")
+	a.conn.Close() // as a client does once told: the server need not linger
+	waitFor(t, "the member gone", testTimeout, func() bool { return tn.srv.Hub().Stats().Members == 0 })
+	open()
+	waitFor(t, "the claim given back", testTimeout, func() bool {
+		keys, err := tn.node.kv.ListKeys(t.Context())
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return true
+		} else if err != nil {
+			return false
+		}
+		for k := range keys.Keys() {
+			if strings.HasPrefix(k, "nick.") {
+				return false
+			}
+		}
+		return true
+	})
 }

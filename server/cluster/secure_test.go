@@ -165,12 +165,16 @@ func startSecureNATS(tb testing.TB, tc *tls.Config, op *operator, user, pass str
 	return s.Addr().(*net.TCPAddr).Port
 }
 
-// startNodeWith is startNode with the whole cluster configuration.
-func startNodeWith(tb testing.TB, cfg Config) *testNode {
+// startNodeWith is startNode with the whole cluster configuration, and
+// setup run on the node before it starts.
+func startNodeWith(tb testing.TB, cfg Config, setup ...func(*Node)) *testNode {
 	tb.Helper()
 	n, err := Connect(cfg, testLog())
 	if err != nil {
 		tb.Fatalf("connect %s: %v", cfg.Name, err)
+	}
+	for _, f := range setup {
+		f(n)
 	}
 	srv := server.New(testLog(), chat.Options{Cluster: n})
 	if err := n.Start(srv.Hub()); err != nil {

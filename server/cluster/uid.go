@@ -146,11 +146,48 @@ func (c nickClaim) value() string { return c.node + "/" + strconv.FormatUint(c.u
 
 func nickKVKey(key string) string { return "nick." + base64.RawURLEncoding.EncodeToString([]byte(key)) }
 
-// ClaimNick implements [chat.Cluster]: the key "nick.<key>" of the bucket
-// is created with its holder as value. A claim left by a node no longer
+// maxClaims is the most nick claims a node has under way at once. A claim
+// is a round trip to JetStream (up to the timeout while a NATS cluster
+// elects a leader); past this many, a /nick is refused at once rather
+// than queued, so that members repeating it load neither the node nor
+// NATS beyond it.
+const maxClaims = 256
+
+// ClaimNick implements [chat.Cluster]: it claims the nick on a goroutine
+// of the node's (see claimNick), at most cap(n.claims) at once, and calls
+// done with the result; false (done not called) when that many are under
+// way or the node is closing.
+func (n *Node) ClaimNick(uid uint64, key string, done func(held bool)) bool {
+	select {
+	case n.claims <- struct{}{}:
+	default:
+		return false
+	}
+	n.claimMu.Lock()
+	if n.closing {
+		n.claimMu.Unlock()
+		<-n.claims
+		return false
+	}
+	n.wg.Add(1)
+	n.claimMu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		if n.beforeClaim != nil {
+			n.beforeClaim()
+		}
+		held := n.claimNick(uid, key)
+		<-n.claims
+		done(held)
+	}()
+	return true
+}
+
+// claimNick claims key for uid: the key "nick.<key>" of the bucket is
+// created with its holder as value. A claim left by a node no longer
 // running, or by a member of this node no longer online, is taken over.
 // While NATS is down a claim is this node's alone (see README).
-func (n *Node) ClaimNick(uid uint64, key string) bool {
+func (n *Node) claimNick(uid uint64, key string) bool {
 	if !n.connected.Load() {
 		return true
 	}

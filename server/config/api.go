@@ -28,7 +28,16 @@ type API struct {
 	// connections one user id may hold at once; 0 = unlimited; default
 	// 16 (see DefaultMaxConnectionsPerUser).
 	MaxConnectionsPerUser int
+	// MaxConnections (maxConnections) is the most HTTP connections the API
+	// serves at once; past it, new ones wait in the kernel's accept queue
+	// until one closes. Default 1024 (see DefaultAPIMaxConnections).
+	MaxConnections int
 }
+
+// DefaultAPIMaxConnections is [api] maxConnections when unset: a
+// backend's keep-alive connections, a PHP-FPM pool's one per worker, with
+// room to spare, and far below the descriptors the chat needs.
+const DefaultAPIMaxConnections = 1024
 
 // DefaultMaxConnectionsPerUser is [api] maxConnectionsPerUser when unset:
 // a user's devices and tabs, not a botnet behind one token.
@@ -51,7 +60,7 @@ const (
 	defaultAuthTimeout = 10 * time.Second
 )
 
-var apiKeys = []string{"listen", "key", "tokenSecret", "requireAuth", "authTimeout", "maxConnectionsPerUser"}
+var apiKeys = []string{"listen", "key", "tokenSecret", "requireAuth", "authTimeout", "maxConnectionsPerUser", "maxConnections"}
 
 // api reads [api]. The secrets' values never reach an error message, nor
 // does the value of an unknown key (it may be a misspelt key).
@@ -99,6 +108,12 @@ func (p *parser) api(c *Config, s *ini.Section) {
 				return "must be a whole number >= 0 (connections one user id may hold at once; 0 = unlimited)"
 			}
 			c.API.MaxConnectionsPerUser = n
+		case "maxConnections":
+			n, ok := parseInt(v, 1, 1<<20)
+			if !ok {
+				return "must be a whole number from 1 to 1048576 (HTTP connections the API serves at once)"
+			}
+			c.API.MaxConnections = n
 		}
 		return ""
 	})

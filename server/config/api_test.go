@@ -10,11 +10,11 @@ func TestAPISection(t *testing.T) {
 	t.Setenv(EnvAPIKey, "")
 	t.Setenv(EnvTokenSecret, "")
 	c := mustParse(t, oneInstance)
-	if c.API != (API{AuthTimeout: 10 * time.Second, MaxConnectionsPerUser: 16}) {
+	if c.API != (API{AuthTimeout: 10 * time.Second, MaxConnectionsPerUser: 16, MaxConnections: 1024}) {
 		t.Errorf("defaults: got %+v", c.API)
 	}
-	c = mustParse(t, "[api]\nlisten = 127.0.0.1:19980\nkey = 0123456789abcdef\ntokenSecret = s3cret-s3cret-s3cret-s3cret-0123456\nrequireAuth = true\nauthTimeout = 3s\nmaxConnectionsPerUser = 3\n"+oneInstance)
-	want := API{Listen: "127.0.0.1:19980", Key: "0123456789abcdef", TokenSecret: "s3cret-s3cret-s3cret-s3cret-0123456", RequireAuth: true, AuthTimeout: 3 * time.Second, MaxConnectionsPerUser: 3}
+	c = mustParse(t, "[api]\nlisten = 127.0.0.1:19980\nkey = 0123456789abcdef\ntokenSecret = s3cret-s3cret-s3cret-s3cret-0123456\nrequireAuth = true\nauthTimeout = 3s\nmaxConnectionsPerUser = 3\nmaxConnections = 64\n"+oneInstance)
+	want := API{Listen: "127.0.0.1:19980", Key: "0123456789abcdef", TokenSecret: "s3cret-s3cret-s3cret-s3cret-0123456", RequireAuth: true, AuthTimeout: 3 * time.Second, MaxConnectionsPerUser: 3, MaxConnections: 64}
 	if c.API != want {
 		t.Errorf("got %+v, want %+v", c.API, want)
 	}
@@ -38,6 +38,8 @@ func TestAPIErrors(t *testing.T) {
 		{"negative per-user limit", "maxConnectionsPerUser = -1", `[api] maxConnectionsPerUser = "-1": must be a whole number >= 0`},
 		{"huge per-user limit", "maxConnectionsPerUser = 99999999999999999999", `[api] maxConnectionsPerUser = "99999999999999999999": must be a whole number >= 0`},
 		{"per-user limit not a number", "maxConnectionsPerUser = 16 conns", `[api] maxConnectionsPerUser = "16 conns": must be a whole number >= 0`},
+		{"no API connections", "maxConnections = 0", `[api] maxConnections = "0": must be a whole number from 1 to 1048576`},
+		{"API connections not a number", "maxConnections = many", `[api] maxConnections = "many": must be a whole number from 1 to 1048576`},
 		{"requireAuth without secret", "requireAuth = true", "[api] requireAuth: needs tokenSecret"},
 		{"short token secret", "tokenSecret = " + secret, "config.ini:3: [api] tokenSecret: too short: at least 32 bytes for HS256 (the value is not shown)"},
 		{"unknown key", "Key = " + secret, "[api] Key: unknown key (did you mean key?"},

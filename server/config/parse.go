@@ -95,7 +95,7 @@ func (p *parser) parse() *Config {
 
 		MaxSendBufferTotal: defaultSendTotal,
 		Cluster:            defaultCluster(),
-		API:                API{MaxConnectionsPerUser: DefaultMaxConnectionsPerUser},
+		API:                API{MaxConnectionsPerUser: DefaultMaxConnectionsPerUser, MaxConnections: DefaultAPIMaxConnections},
 	}
 	var instances []*ini.Section
 	daemonSeen := false

@@ -104,7 +104,7 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	if cfg.API.Listen == "" {
 		return nil
 	}
-	srv, err := api.Listen(cfg.API.Listen, api.Options{Hub: d.srv.Hub(), Key: cfg.API.Key, MaxText: d.maxText, Log: d.log})
+	srv, err := api.Listen(cfg.API.Listen, api.Options{Hub: d.srv.Hub(), Key: cfg.API.Key, MaxText: d.maxText, MaxConns: cfg.API.MaxConnections, Log: d.log})
 	if err != nil {
 		return bindHint(fmt.Errorf("[api] listen: %w", err), cfg.Path, "[api] listen")
 	}

@@ -600,7 +600,8 @@ func TestAPIConfig(t *testing.T) {
 }
 
 // TestAPIReload: a reload applies requireAuth (anonymous members are
-// then refused) and refuses a new listen, keeping the running config.
+// then refused) and refuses a new listen or maxConnections, keeping the
+// running config.
 func TestAPIReload(t *testing.T) {
 	d, cfg := apiDaemon(t, "", "")
 	anon := dialTelnet(t, d.Addrs()["Telnet"])
@@ -627,6 +628,13 @@ func TestAPIReload(t *testing.T) {
 	}
 	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "[api] listen changed") {
 		t.Fatalf("reload with a new listen: got %v, want it refused", err)
+	}
+	narrowed := strings.Replace(text, "[api]\n", "[api]\nmaxConnections = 8\n", 1)
+	if err := os.WriteFile(cfg.Path, []byte(narrowed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "[api] maxConnections changed (1024 -> 8); that needs 'fastws restart'") {
+		t.Fatalf("reload with a new maxConnections: got %v, want it refused", err)
 	}
 	want(t, d.APIAddr(), "GET", "/api/v1/online", "", 200, map[string]any{"users": 1})
 }

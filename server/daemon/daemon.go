@@ -452,6 +452,9 @@ func reloadable(old *config.Config) (*config.Config, error) {
 	if cfg.API.Listen != old.API.Listen {
 		return nil, fmt.Errorf("%s: [api] listen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.API.Listen, cfg.API.Listen)
 	}
+	if cfg.API.MaxConnections != old.API.MaxConnections && cfg.API.Listen != "" {
+		return nil, fmt.Errorf("%s: [api] maxConnections changed (%d -> %d); that needs 'fastws restart'", old.Path, old.API.MaxConnections, cfg.API.MaxConnections)
+	}
 	if cfg.MetricsListen != old.MetricsListen {
 		return nil, fmt.Errorf("%s: metricsListen changed (%q -> %q); that needs 'fastws restart'", old.Path, old.MetricsListen, cfg.MetricsListen)
 	}
