@@ -17,7 +17,6 @@ import (
 
 	"github.com/fastws/fastws/chat"
 	"github.com/fastws/fastws/server"
-	"github.com/fastws/fastws/server/config"
 )
 
 // testTimeout bounds every wait in these tests.
@@ -70,24 +69,7 @@ func testLog() *slog.Logger {
 // startNode starts node name on the NATS at url.
 func startNode(tb testing.TB, url, name string) *testNode {
 	tb.Helper()
-	n, err := Connect(Config{NATS: url, Name: name}, testLog())
-	if err != nil {
-		tb.Fatalf("connect %s: %v", name, err)
-	}
-	srv := server.New(testLog(), chat.Options{Cluster: n})
-	if err := n.Start(srv.Hub()); err != nil {
-		tb.Fatal(err)
-	}
-	inst := config.Instance{
-		Section: "instance.t", Name: "t", Protocol: config.ProtocolTelnet,
-		Host: "127.0.0.1", Port: 0, ChildProcessCount: 1, Limits: config.DefaultLimits(),
-	}
-	if err := srv.Start(&config.Config{StopTimeout: 5 * time.Second, Defaults: config.DefaultLimits(), Instances: []config.Instance{inst}}); err != nil {
-		tb.Fatal(err)
-	}
-	tn := &testNode{node: n, srv: srv, addr: srv.Addrs()["t"]}
-	tb.Cleanup(tn.stop)
-	return tn
+	return startNodeWith(tb, Config{NATS: url, Name: name})
 }
 
 // stop stops the server, then leaves the cluster gracefully.
