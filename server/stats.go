@@ -115,6 +115,7 @@ func (i *instance) listening() bool {
 type ConnStats struct {
 	UID      uint64
 	Nick     string
+	User     string   // the user id it authenticated as, "" if anonymous
 	Rooms    []string // in join order, the lobby first while it is in it
 	Instance string
 	Reactor  int
@@ -160,8 +161,12 @@ func (s *Server) EachConnection(ctx context.Context, emit func([]ConnStats) erro
 					if m == nil {
 						continue // still in its handshake
 					}
+					var user string
+					if m.Authenticated() { // on m's loop: its own flag, no lock for the anonymous
+						user = s.hub.User(m.UID())
+					}
 					rows = append(rows, ConnStats{
-						UID: m.UID(), Nick: m.Nick(), Rooms: m.Rooms(), Instance: i.cfg.Name, Reactor: n,
+						UID: m.UID(), Nick: m.Nick(), User: user, Rooms: m.Rooms(), Instance: i.cfg.Name, Reactor: n,
 						Remote: x.conn.RemoteAddr().String(), Since: time.Unix(0, x.since), MsgsIn: x.msgsIn, MsgsOut: x.msgsOut,
 						Queued: x.conn.OutboundBuffered(),
 					})

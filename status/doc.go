@@ -187,6 +187,7 @@
 //	    {
 //	      "uid": 7,
 //	      "nick": "alice",
+//	      "user": "u123",
 //	      "rooms": [
 //	        "lobby",
 //	        "games"
@@ -202,6 +203,7 @@
 //	    {
 //	      "uid": 8,
 //	      "nick": "",
+//	      "user": "",
 //	      "rooms": [
 //	        "lobby"
 //	      ],

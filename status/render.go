@@ -74,13 +74,13 @@ func RenderConnections(w io.Writer, cs []Connection) {
 
 func renderConnections(w io.Writer, cs []Connection, now time.Time) {
 	var t table
-	t.add("UID", "NICK", "INSTANCE", "REACTOR", "REMOTE", "SINCE", "MSG IN", "MSG OUT", "QUEUED", "ROOMS")
+	t.add("UID", "NICK", "USER", "INSTANCE", "REACTOR", "REMOTE", "SINCE", "MSG IN", "MSG OUT", "QUEUED", "ROOMS")
 	for _, c := range cs {
 		since := stamp(c.Since)
 		if !c.Since.IsZero() {
 			since += " (" + duration(now.Sub(c.Since)) + ")"
 		}
-		t.add(utoa(c.UID), text(c.Nick), text(c.Instance), itoa(c.Reactor), text(c.Remote), since,
+		t.add(utoa(c.UID), text(c.Nick), text(c.User), text(c.Instance), itoa(c.Reactor), text(c.Remote), since,
 			utoa(c.MessagesIn), utoa(c.MessagesOut), size(uint64(max(c.BytesQueued, 0))), text(strings.Join(c.Rooms, ",")))
 	}
 	t.write(w)

@@ -49,21 +49,21 @@ FastWS-WebSocket stale: instance FastWS-WebSocket: listen [::]:19912: bind: addr
 func TestRenderConnections(t *testing.T) {
 	now := time.Date(2026, 11, 21, 16, 2, 3, 0, time.UTC)
 	cs := []Connection{
-		{UID: 7, Nick: "alice", Rooms: []string{"lobby", "games"}, Instance: "FastWS-Telnet", Reactor: 1, Remote: "203.0.113.5:51234",
+		{UID: 7, Nick: "alice", User: "u123", Rooms: []string{"lobby", "games"}, Instance: "FastWS-Telnet", Reactor: 1, Remote: "203.0.113.5:51234",
 			Since: time.Date(2026, 11, 21, 15, 58, 51, 0, time.UTC), MessagesIn: 4, MessagesOut: 9},
 		{UID: 8, Rooms: []string{"lobby"}, Instance: "FastWS-WebSocket", Remote: "[2001:db8::1]:40022",
 			Since: time.Date(2026, 11, 21, 17, 1, 30, 250e6, time.FixedZone("CET", 3600)), MessagesOut: 2, BytesQueued: 1536},
 		{UID: 9, Nick: "小明", Instance: "FastWS-Telnet", Reactor: 3, Remote: "127.0.0.1:6000", BytesQueued: 3 << 20},
-		{UID: 10, Nick: "\x1b]0;pwned\x07", Instance: "FastWS-Telnet", Remote: "127.0.0.1:6001",
+		{UID: 10, Nick: "\x1b]0;pwned\x07", User: "\x1b[2J", Instance: "FastWS-Telnet", Remote: "127.0.0.1:6001",
 			Since: now.Add(5 * time.Second), BytesQueued: -1},
 	}
 	var b bytes.Buffer
 	renderConnections(&b, cs, now)
-	want := `UID  NICK              INSTANCE          REACTOR  REMOTE               SINCE                            MSG IN  MSG OUT  QUEUED   ROOMS
-7    alice             FastWS-Telnet     1        203.0.113.5:51234    2026-11-21 15:58:51 UTC (3m12s)  4       9        0 B      lobby,games
-8    -                 FastWS-WebSocket  0        [2001:db8::1]:40022  2026-11-21 16:01:30 UTC (33s)    0       2        1.5 KiB  lobby
-9    小明              FastWS-Telnet     3        127.0.0.1:6000       -                                0       0        3.0 MiB  -
-10   "\x1b]0;pwned\a"  FastWS-Telnet     0        127.0.0.1:6001       2026-11-21 16:02:08 UTC (0s)     0       0        0 B      -
+	want := `UID  NICK              USER       INSTANCE          REACTOR  REMOTE               SINCE                            MSG IN  MSG OUT  QUEUED   ROOMS
+7    alice             u123       FastWS-Telnet     1        203.0.113.5:51234    2026-11-21 15:58:51 UTC (3m12s)  4       9        0 B      lobby,games
+8    -                 -          FastWS-WebSocket  0        [2001:db8::1]:40022  2026-11-21 16:01:30 UTC (33s)    0       2        1.5 KiB  lobby
+9    小明              -          FastWS-Telnet     3        127.0.0.1:6000       -                                0       0        3.0 MiB  -
+10   "\x1b]0;pwned\a"  "\x1b[2J"  FastWS-Telnet     0        127.0.0.1:6001       2026-11-21 16:02:08 UTC (0s)     0       0        0 B      -
 `
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
@@ -106,7 +106,7 @@ INSTANCE  PROTOCOL  LISTEN  REACTORS  CONNS  TOTAL  MSG IN  MSG OUT  BYTES IN  B
 func TestRenderConnectionsEmpty(t *testing.T) {
 	var b bytes.Buffer
 	RenderConnections(&b, nil)
-	if got, want := b.String(), "UID  NICK  INSTANCE  REACTOR  REMOTE  SINCE  MSG IN  MSG OUT  QUEUED  ROOMS\n"; got != want {
+	if got, want := b.String(), "UID  NICK  USER  INSTANCE  REACTOR  REMOTE  SINCE  MSG IN  MSG OUT  QUEUED  ROOMS\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
@@ -213,6 +213,7 @@ func TestWriteJSON(t *testing.T) {
     {
       "uid": 1,
       "nick": "<a&b>",
+      "user": "",
       "rooms": [],
       "instance": "",
       "reactor": 0,

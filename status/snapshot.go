@@ -88,6 +88,7 @@ func (i Instance) Closed() uint64 {
 type Connection struct {
 	UID         uint64    `json:"uid"`
 	Nick        string    `json:"nick"`  // "" until the client sets one
+	User        string    `json:"user"`  // the user id it authenticated as (a token's sub), "" if anonymous
 	Rooms       []string  `json:"rooms"` // the rooms it is in, in join order, the lobby first while it is in it
 	Instance    string    `json:"instance"`
 	Reactor     int       `json:"reactor"` // event loop index within the instance, from 0

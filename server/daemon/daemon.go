@@ -395,7 +395,7 @@ func (d *Daemon) Connections(ctx context.Context, emit func([]status.Connection)
 		out = out[:0]
 		for _, r := range rows {
 			out = append(out, status.Connection{
-				UID: r.UID, Nick: r.Nick, Rooms: r.Rooms, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
+				UID: r.UID, Nick: r.Nick, User: r.User, Rooms: r.Rooms, Instance: r.Instance, Reactor: r.Reactor, Remote: r.Remote,
 				Since: r.Since, MessagesIn: r.MsgsIn, MessagesOut: r.MsgsOut, BytesQueued: r.Queued,
 			})
 		}
