@@ -231,7 +231,7 @@ func TestReloadFailureIsHonest(t *testing.T) {
 	}
 }
 
-// TestSignalsDuringSlowReload is issue 22's reproduction: a reload that
+// TestSignalsDuringSlowReload reproduces a lost signal: a reload that
 // waits stopTimeout for a client that does not read, seven SIGHUPs, then
 // a SIGTERM. The daemon exits at once, not after stopTimeout, and the
 // HUPs coalesce into at most one more reload.

@@ -161,7 +161,7 @@ func TestLogReopenMovesStdoutToo(t *testing.T) {
 	}
 }
 
-// TestStoppedDaemon is issue 22's kill -STOP: each verb returns within
+// TestStoppedDaemon sends kill -STOP: each verb returns within
 // its timeout and names the stopped process, and after kill -CONT the
 // reload and stop the CLI gave up on are not carried out.
 func TestStoppedDaemon(t *testing.T) {
@@ -363,7 +363,7 @@ func TestAnotherUsersRunDir(t *testing.T) {
 	}
 }
 
-// TestRestartRefusesAnotherUsersDaemon is issue 22's root restart of the
+// TestRestartRefusesAnotherUsersDaemon covers a root restart of the
 // service user's daemon: it would stop it and start a root one, with
 // root's pidfile, socket and log that the service could not open again.
 func TestRestartRefusesAnotherUsersDaemon(t *testing.T) {

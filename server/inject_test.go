@@ -12,7 +12,7 @@ import (
 
 // terminalSafe returns what in line a terminal would take as an
 // instruction (a control byte or rune, invalid UTF-8, a bidi or invisible
-// format character), or "" if there is none. It restates issue 14's rule
+// format character), or "" if there is none. It restates the room's cleaning rule
 // independently of chat's cleaner.
 func terminalSafe(line string) string {
 	if !utf8.ValidString(line) {

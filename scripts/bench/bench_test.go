@@ -564,7 +564,7 @@ func roomRuns(roomRate, roomUs float64) []*Run {
 
 // TestRoomRows checks the rooms rows: fastws alone (no baseline, ratio
 // "-"), and the busy room divided by the lobby fan-out of the same
-// invocation, checked against issue 17's 10%.
+// invocation, checked against the rooms' 10%.
 func TestRoomRows(t *testing.T) {
 	rows := buildRows(roomRuns(1.9e6, 0.56), casesOf(roomRuns(0, 0)), 2)
 	find := func(c, key string) *Row {
@@ -642,9 +642,10 @@ func TestAPICase(t *testing.T) {
 	}
 }
 
-// TestIssue21Targets checks the targets of issue 21 item 3 by case:
+// TestFanOutAndRoundTripTargets checks the targets of cases 1 and 2
+// and of fan-out:
 // against the baseline, stricter at 10,000 receivers than at 1000.
-func TestIssue21Targets(t *testing.T) {
+func TestFanOutAndRoundTripTargets(t *testing.T) {
 	cases := []caseDef{
 		{name: "case1/telnet", kind: "case1", n: 2}, {name: "case2/telnet/1000", kind: "case2", n: 1000},
 		{name: "fanout/telnet/1000", kind: "fanout", n: 1000}, {name: "fanout/websocket/10000", kind: "fanout", ws: true, n: 10000},
@@ -683,7 +684,7 @@ func TestIssue21Targets(t *testing.T) {
 // TestClusterAgainstOneNode checks the cluster fan-out's rows against the
 // single node of the same invocation: deliveries/s divided (median of the
 // single runs), p99 at the fixed rate less the single node's, and the
-// targets of issue 19 on them.
+// cluster's targets on them.
 func TestClusterAgainstOneNode(t *testing.T) {
 	single := func(perS, p99 float64) *Run {
 		return &Run{Case: "fanout/telnet/1000", Server: kindFastws, Round: 1, Metrics: map[string]float64{"sat_deliveries_per_s": perS, "rate_p99_ms": p99}}
@@ -714,7 +715,7 @@ func TestClusterAgainstOneNode(t *testing.T) {
 }
 
 // TestTLSRows checks that the TLS cases' plain and TLS runs become rows
-// of the TLS figures and their quotients over plain, with issue 20's aims.
+// of the TLS figures and their quotients over plain, with TLS's targets.
 func TestTLSRows(t *testing.T) {
 	runs := []*Run{
 		{Case: "tls/idle/10000", Server: kindPlain, Round: 1, Metrics: map[string]float64{"rss_kib_per_conn": 1.5}},

@@ -3,7 +3,7 @@
 // path, broadcast fan-out and idle connections, over telnet and
 // websocket. It builds the daemon and the baseline, runs each case against
 // one, then the other, each freshly started, and prints a table of
-// fastws/baseline ratios against the targets of issue 7.
+// fastws/baseline ratios against the project's targets.
 //
 //	go run ./scripts/bench                           the suite (under 10 minutes)
 //	go run ./scripts/bench -out scripts/bench/results   and write table, JSON, chart

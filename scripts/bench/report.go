@@ -251,9 +251,9 @@ func lobbyRatios(runs []*Run) {
 	}
 }
 
-// fanoutAtLeast and fanoutAtMost are the fan-out targets of issue 21 item
-// 3: against the strongest simple server, at 1000 receivers (where the
-// load tool is the limit) and at 10,000.
+// fanoutAtLeast and fanoutAtMost are the fan-out targets against the
+// strongest simple server, at 1000 receivers (where the load tool is the
+// limit) and at 10,000.
 func fanoutAtLeast(at1000, at10000 float64) func(caseDef) *goal {
 	return func(c caseDef) *goal {
 		if c.n >= 10000 {
@@ -271,7 +271,7 @@ func fanoutAtMost(at1000, at10000 float64) func(caseDef) *goal {
 	}
 }
 
-// The targets of issues 7, 19, 20 and 21.
+// The targets the table checks (scripts/bench/README.md lists them).
 var rowDefs = map[string][]rowDef{
 	"case1": {
 		{"rt_per_s", "round trips/s", nil},
@@ -290,7 +290,7 @@ var rowDefs = map[string][]rowDef{
 	},
 	// The cluster: fastws alone. The rows "÷ one node" and "- one node"
 	// compare with fastws's own fanout/telnet/1000 (one node, as many
-	// receivers) of the same invocation (issue 19: at least 0.7× its
+	// receivers) of the same invocation (target: at least 0.7× its
 	// deliveries/s, p99 at 100 msg/s within its p99 + 2 ms).
 	"cluster": {
 		{"sat_deliveries_per_s", "deliveries/s, saturation (2 nodes)", nil},
@@ -327,7 +327,7 @@ var rowDefs = map[string][]rowDef{
 	},
 	// Rooms: fastws alone (the baselines have no rooms). The rows "÷
 	// lobby" are fastws's figure over its own in the lobby fan-out to as
-	// many receivers, from the same invocation (issue 17: within 10%).
+	// many receivers, from the same invocation (target: within 10%).
 	"rooms": {
 		{"sat_deliveries_per_s", "deliveries/s, saturation", nil},
 		{"sat_deliveries_per_s" + vsLobby, "deliveries/s, saturation, ÷ lobby", lobbyAtLeast(0.9)},
@@ -355,7 +355,7 @@ var rowDefs = map[string][]rowDef{
 	},
 	// TLS: fastws alone, its TLS instance beside its plain one in the same
 	// invocation; the rows "÷ plain" divide the TLS figure by the plain one
-	// (issue 20: at most 16 KiB per idle TLS connection, fan-out over TLS
+	// (targets: at most 16 KiB per idle TLS connection, fan-out over TLS
 	// at least 0.5× plain deliveries/s).
 	"tls": {
 		{"rss_kib_per_conn", "RSS KiB/connection over TLS (idle)", func(caseDef) *goal { return &goal{atMost: true, bound: 16, unit: "KiB"} }},

@@ -1,5 +1,5 @@
 // Command sendmem measures what clients that never read cost a running
-// fastws daemon (issue 14, item 3): it opens -n telnet connections that
+// fastws daemon (maxSendBufferTotal's bound): it opens -n telnet connections that
 // never read (small receive buffers, so that output piles up in the
 // daemon, not in the kernel), has one more client broadcast -lines lines
 // of -size bytes, and prints the daemon's VmRSS (read from
