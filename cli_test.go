@@ -79,8 +79,10 @@ func freePort(t testing.TB) int {
 }
 
 // freePortBase and freePorts are the range freePort takes ports from,
-// below the ephemeral range and above the shipped config's 19910-19990.
-const freePortBase, freePorts = 20000, 12000
+// below the ephemeral range and above the shipped config's 19910-19990;
+// server/daemon's tests, which go test runs at the same time, take theirs
+// from 26000 up.
+const freePortBase, freePorts = 20000, 6000
 
 // nextPort starts at a random place, so that two runs of these tests at
 // once do not walk the range in step.

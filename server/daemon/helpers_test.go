@@ -25,8 +25,8 @@ const testTimeout = 15 * time.Second
 
 // freePort returns a port that was free a moment ago, for a config file a
 // reload reads again (port 0 would move the instance). It takes ports below
-// the ephemeral range, as package main's tests do, from another random
-// start.
+// the ephemeral range, from a random start, in a range of its own: package
+// main's tests, which go test runs at the same time, take theirs below.
 func freePort(t testing.TB) int {
 	t.Helper()
 	for range freePorts {
@@ -41,7 +41,7 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-const freePortBase, freePorts = 20000, 12000
+const freePortBase, freePorts = 26000, 6000
 
 var nextPort = func() *atomic.Int64 {
 	var n atomic.Int64
