@@ -61,6 +61,7 @@ func (i *instance) stats() status.Instance {
 		st.ConnectionsTotal += uint64(c.accepted.Load())
 		st.MessagesIn += c.msgsIn.Load()
 		st.MessagesOut += c.msgsOut.Load()
+		st.Writes += c.writes.Load()
 		st.BytesIn += c.bytesIn.Load()
 		st.BytesOut += c.bytesOut.Load()
 		st.Errors += c.errors.Load()

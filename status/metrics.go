@@ -35,7 +35,7 @@ type Collector struct {
 	reasons  []string
 
 	connections, accepted, closed          *prometheus.Desc
-	msgsIn, msgsOut                        *prometheus.Desc
+	msgsIn, msgsOut, writes                *prometheus.Desc
 	bytesIn, bytesOut                      *prometheus.Desc
 	broadcasts, privates, slow             *prometheus.Desc
 	stalls                                 *prometheus.Desc
@@ -67,6 +67,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 		closed:      desc("connections_closed_total", "Client connections closed, by close reason.", "instance", "reason"),
 		msgsIn:      desc("messages_received_total", "Lines (telnet) or messages (websocket) received from clients and handled.", inst...),
 		msgsOut:     desc("messages_sent_total", "Lines (telnet) or messages (websocket) written to clients.", inst...),
+		writes:      desc("writes_total", "Writes to clients' sockets; messages_sent_total over it is the messages one write carries.", inst...),
 		bytesIn:     desc("received_bytes_total", "Bytes received from clients.", inst...),
 		bytesOut:    desc("sent_bytes_total", "Bytes written to clients.", inst...),
 		broadcasts:  desc("broadcast_deliveries_total", "Room-wide chat messages delivered to clients, one per recipient.", inst...),
@@ -85,7 +86,7 @@ func NewCollector(snapshot func() Snapshot, closeReasons []string) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.connections, c.accepted, c.closed, c.msgsIn, c.msgsOut, c.bytesIn, c.bytesOut,
+		c.connections, c.accepted, c.closed, c.msgsIn, c.msgsOut, c.writes, c.bytesIn, c.bytesOut,
 		c.broadcasts, c.privates, c.slow, c.stalls, c.protoErrors, c.up, c.members, c.rooms, c.build,
 	} {
 		ch <- d
@@ -126,6 +127,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.msgsIn, i.MessagesIn)
 		counter(c.msgsOut, i.MessagesOut)
+		counter(c.writes, i.Writes)
 		counter(c.bytesIn, i.BytesIn)
 		counter(c.bytesOut, i.BytesOut)
 		counter(c.broadcasts, i.BroadcastDeliveries)

@@ -24,14 +24,14 @@ func metricsSnapshot() Snapshot {
 		Instances: []Instance{
 			{
 				Name: "FastWS-Telnet", Protocol: "telnet", Listening: true,
-				Connections: 2, ConnectionsTotal: 5, MessagesIn: 10, MessagesOut: 20, BytesIn: 1229, BytesOut: 3482,
+				Connections: 2, ConnectionsTotal: 5, MessagesIn: 10, MessagesOut: 20, Writes: 14, BytesIn: 1229, BytesOut: 3482,
 				BroadcastDeliveries: 16, PrivateMessages: 1, SlowConsumers: 1, AcceptStalls: 2,
 				ClosedByReason: map[string]uint64{"client_quit": 1, "protocol_error": 0, "client_closed": 0, "idle": 2},
 				ProtocolErrors: map[string]uint64{"refused": 0, "line_too_long": 4},
 			},
 			{
 				Name: "FastWS-WebSocket", Protocol: "websocket",
-				Connections: 1, ConnectionsTotal: 1, MessagesIn: 3, MessagesOut: 12, BytesIn: 96, BytesOut: 1860,
+				Connections: 1, ConnectionsTotal: 1, MessagesIn: 3, MessagesOut: 12, Writes: 12, BytesIn: 96, BytesOut: 1860,
 				ProtocolErrors: map[string]uint64{"ws_utf8": 1},
 			},
 		},
@@ -122,6 +122,10 @@ fastws_sent_bytes_total{instance="FastWS-WebSocket"} 1860
 # TYPE fastws_slow_consumer_disconnects_total counter
 fastws_slow_consumer_disconnects_total{instance="FastWS-Telnet"} 1
 fastws_slow_consumer_disconnects_total{instance="FastWS-WebSocket"} 0
+# HELP fastws_writes_total Writes to clients' sockets; messages_sent_total over it is the messages one write carries.
+# TYPE fastws_writes_total counter
+fastws_writes_total{instance="FastWS-Telnet"} 14
+fastws_writes_total{instance="FastWS-WebSocket"} 12
 `
 
 func TestCollector(t *testing.T) {

@@ -55,6 +55,7 @@ type Instance struct {
 	ConnectionsTotal uint64 `json:"connectionsTotal"` // accepted since start
 	MessagesIn       uint64 `json:"messagesIn"`       // client lines or frames handled
 	MessagesOut      uint64 `json:"messagesOut"`      // lines or frames written
+	Writes           uint64 `json:"writes"`           // writes to clients' sockets: messagesOut/writes is the lines one write carries
 	BytesIn          uint64 `json:"bytesIn"`
 	BytesOut         uint64 `json:"bytesOut"`
 	Errors           uint64 `json:"errors"` // socket errors, protocol errors and refusals

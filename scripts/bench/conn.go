@@ -138,6 +138,29 @@ func (cl *client) handshake(t target) error {
 	return err
 }
 
+// whole reports whether the read buffer holds a whole message, so that
+// next returns one without reading from the socket. Only a text frame
+// counts: next answers or skips any other, then reads on.
+func (cl *client) whole() bool {
+	b, _ := cl.r.Peek(cl.r.Buffered())
+	if !cl.ws {
+		return bytes.IndexByte(b, '\n') >= 0
+	}
+	if len(b) < 2 || b[0]&0x0f != 1 {
+		return false
+	}
+	n, hl := int(b[1]&0x7f), 2
+	switch {
+	case n == 126 && len(b) >= 4:
+		n, hl = int(binary.BigEndian.Uint16(b[2:])), 4
+	case n == 127 && len(b) >= 10:
+		n, hl = int(binary.BigEndian.Uint64(b[2:])), 10
+	case n >= 126:
+		return false
+	}
+	return len(b)-hl >= n
+}
+
 // next returns the next line (without its line end) or text message. The
 // result is valid until the following call.
 func (cl *client) next() ([]byte, error) {

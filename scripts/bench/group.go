@@ -138,18 +138,49 @@ func (g *localGroup) connect(ctx context.Context) error {
 }
 
 // read consumes a connection's messages until it closes.
+//
+// It counts them, and reads the clock for their latency, once per read
+// from the socket rather than once per message: the messages one read
+// returns arrived together, and the counters every connection shares
+// would cost the load tool more CPU per message than the server spends
+// (measured: 0.22-0.30 µs per delivery with them per message). The
+// counts are published before a read that may wait, so that what the
+// sender's window and the set-up wait for is never held back.
 func (g *localGroup) read(cl *client, shard int) {
 	defer g.wg.Done()
-	seen := 0 // the highest marker read
+	seen := 0     // the highest marker read
+	var now int64 // when the messages in the read buffer were read
+	var msgs int64
+	var recv [numPhases]int64
+	publish := func() {
+		if msgs > 0 {
+			g.messages.Add(msgs)
+			msgs = 0
+		}
+		for ph, n := range recv {
+			if n > 0 {
+				g.recv[ph].Add(n)
+				recv[ph] = 0
+			}
+		}
+	}
 	for {
+		if !cl.whole() { // next reads from the socket, and may wait
+			publish()
+			now = 0
+		}
 		msg, err := cl.next()
 		if err != nil {
+			publish()
 			if !g.closing.Load() {
 				g.fail(fmt.Errorf("read: %w", err))
 			}
 			return
 		}
-		g.messages.Add(1)
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		msgs++
 		if g.spec.RoomSize > 0 {
 			switch {
 			case bytes.HasPrefix(msg, []byte(roomJoined)):
@@ -163,8 +194,8 @@ func (g *localGroup) read(cl *client, shard int) {
 		if i := bytes.Index(msg, []byte(tagMessage)); i >= 0 {
 			phase, ts, ok := parseMessage(msg[i+len(tagMessage):])
 			if ok {
-				g.recv[phase].Add(1)
-				g.hist[phase][shard].add(time.Duration(time.Now().UnixNano() - ts))
+				recv[phase]++
+				g.hist[phase][shard].add(time.Duration(now - ts))
 			}
 		} else if i := bytes.Index(msg, []byte(tagMarker)); i >= 0 {
 			seen = countMarker(msg[i+len(tagMarker):], seen, &g.marks)

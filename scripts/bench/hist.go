@@ -34,13 +34,11 @@ func bucketValue(i int) time.Duration {
 // hist is a latency histogram safe for concurrent use.
 type hist struct {
 	b   [histBuckets]atomic.Uint64
-	n   atomic.Uint64
 	max atomic.Int64
 }
 
 func (h *hist) add(d time.Duration) {
 	h.b[bucketOf(d)].Add(1)
-	h.n.Add(1)
 	for {
 		m := h.max.Load()
 		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
@@ -57,10 +55,11 @@ type histSnap struct {
 }
 
 func (h *hist) snap() histSnap {
-	s := histSnap{Buckets: map[int]uint64{}, N: h.n.Load(), Max: time.Duration(h.max.Load())}
+	s := histSnap{Buckets: map[int]uint64{}, Max: time.Duration(h.max.Load())}
 	for i := range h.b {
 		if v := h.b[i].Load(); v > 0 {
 			s.Buckets[i] = v
+			s.N += v
 		}
 	}
 	return s
