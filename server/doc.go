@@ -22,6 +22,8 @@
 // its mu) and hands the session back to the loop through Execute; it
 // ends with the handshake or the connection, whichever ends first. The
 // instance's certificate is an atomic pointer that reload swaps.
+// A reactor that paces a heavy fan-out (pace.go) has a timer whose
+// function only wakes its loop (Execute), stopped with the instance.
 //
 // # The write path
 //
@@ -38,7 +40,9 @@
 // that gets them all (which continues its batch's last buffer if that
 // was the previous such run). Then it writes each batch with one write:
 // one buffer, a writev of up to 8, or more joined into one (also once
-// gnet holds a backlog for it). Output
+// gnet holds a backlog for it). Under a heavy fan-out, batches of
+// room-wide lines wait for the reactor's next burst (pace.go), so that
+// each write carries more of them. Output
 // the socket does not take stays in gnet's outbound buffer; past
 // maxSendBuffer the session is closed as a slow consumer.
 //

@@ -149,7 +149,7 @@ func (i *instance) reactorFor(loop gnet.EventLoop) *reactor {
 	}
 	r := i.reactors[loop]
 	if r == nil {
-		r = &reactor{inst: i, hub: i.hub, loop: loop}
+		r = &reactor{inst: i, hub: i.hub, loop: loop, pace: newPacer()}
 		i.reactors[loop] = r
 		i.order = append(i.order, r)
 		i.hub.AddFanout(r)
@@ -426,4 +426,7 @@ wait:
 	cancel()
 	_ = i.eng.Stop(done)
 	<-i.done
+	for _, r := range rs {
+		r.stopPacing() // the loops are done: no flush arms it again
+	}
 }

@@ -47,6 +47,7 @@ type reactor struct {
 	batches  []*batch                 // batches no session holds, for takeBatch
 	tlsBuf   []byte                   // a TLS session's plaintext while it is decoded
 	exp      expiries                 // when authenticated sessions' tokens expire (see expiry.go)
+	pace     pacer                    // when room-wide batches are written (see pace.go)
 
 	counters  reactorCounters
 	enrolling atomic.Int64 // connections the acceptor gave this loop and has no result for (opened ones count twice for a moment)
@@ -72,6 +73,7 @@ type loopState struct {
 type reactorCounters struct {
 	conns, accepted, closed            atomic.Int64
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
+	writes                             atomic.Uint64 // writes that carried messages (see flush)
 	errors, slowConsumers              atomic.Uint64
 	broadcasts, privates               atomic.Uint64 // deliveries of room-wide and private messages
 	closedBy                           [chat.NumReasons]atomic.Uint64
@@ -99,16 +101,29 @@ func (r *reactor) enqueue(d delivery) {
 	// OnClose): it drains the outbox before it polls again. A private
 	// message to a member of the same reactor so costs no eventfd write
 	// and goes out in the same loop iteration.
-	wake := !r.st.scheduled && !r.st.busy
-	r.st.scheduled = r.st.scheduled || wake
+	wake := r.claimWake()
 	r.mu.Unlock()
 	if wake {
-		if err := r.loop.Execute(context.Background(), r); err != nil {
-			// The engine is gone; its connections are closed with it.
-			r.mu.Lock()
-			r.st.scheduled = false
-			r.mu.Unlock()
-		}
+		r.wake()
+	}
+}
+
+// claimWake reports whether the caller is to wake the loop for a drain:
+// none is pending and no traffic pass will drain anyway. Its caller
+// holds r.mu.
+func (r *reactor) claimWake() bool {
+	wake := !r.st.scheduled && !r.st.busy
+	r.st.scheduled = r.st.scheduled || wake
+	return wake
+}
+
+// wake queues a drain on the loop, after claimWake said to.
+func (r *reactor) wake() {
+	if err := r.loop.Execute(context.Background(), r); err != nil {
+		// The engine is gone; its connections are closed with it.
+		r.mu.Lock()
+		r.st.scheduled = false
+		r.mu.Unlock()
 	}
 }
 
@@ -243,13 +258,14 @@ func (r *reactor) encodeOne(s *session, ev *chat.Event) []byte {
 func (r *reactor) fanOut(evs []delivery) {
 	rs := newRun(evs)
 	k := len(evs)
-	var n int
+	var n, touched int // chat messages delivered; sessions given lines
 	if room := evs[0].ev.Room; room != nil && !room.IsLobby() {
 		for _, m := range room.Local(r) {
 			s, ok := m.Session().(*session)
 			if !ok || s.closing {
 				continue
 			}
+			touched++
 			if uid := m.UID(); uid == rs.except || rs.mixed {
 				n += r.pushSome(&rs, s, uid, true)
 				continue
@@ -266,6 +282,7 @@ func (r *reactor) fanOut(evs []delivery) {
 			if !s.welcomed || s.closing {
 				continue
 			}
+			touched++
 			if uid := s.m.UID(); uid == rs.except || rs.mixed || rs.lobby && !s.m.InLobby() {
 				n += r.pushSome(&rs, s, uid, !rs.lobby || s.m.InLobby())
 				continue
@@ -281,6 +298,8 @@ func (r *reactor) fanOut(evs []delivery) {
 	if n > 0 {
 		r.counters.broadcasts.Add(uint64(n))
 	}
+	// About: pushSome gives some sessions fewer.
+	r.pace.fanned += touched * k
 	if evs[0].ev.Kind == chat.KindShutdown { // a run of its own
 		r.st.shutdown = true
 		for _, s := range r.sessions {
@@ -427,13 +446,25 @@ func (r *reactor) putBatch(b *batch) {
 // golang.org/x/sys/unix.Writev allocates the iovecs.
 const minIOV = 8
 
-// flush writes every pending batch, then closes the sessions that asked
-// for it once their output has left gnet's buffer.
+// flush writes the pending batches but those that wait for the pacer's
+// next burst (see pace.go), then closes the sessions that asked for it
+// once their output has left gnet's buffer.
 func (r *reactor) flush() {
-	var msgs, bytes uint64
+	var msgs, bytes, writes uint64
 	var queued int64 // change in gnet's outbound buffers, for the budget
-	for _, s := range r.dirty {
+	if r.pacing() {
+		r.paceFlush(monoNow())
+	}
+	for i := 0; i < len(r.dirty); i++ { // evict may close, and so unpace, some
+		s := r.dirty[i]
+		if len(s.first) == 0 {
+			continue // nothing left: closed before its turn
+		}
+		s.urgent = false
 		n, w := s.writeBatch()
+		if n > 0 {
+			writes++
+		}
 		s.msgsOut += n
 		s.bytesOut += w
 		msgs += n
@@ -459,6 +490,7 @@ func (r *reactor) flush() {
 		}
 	}
 	r.account(queued)
+	r.paceBurstDone()
 	clear(r.dirty)
 	r.dirty = r.dirty[:0]
 	r.scratch = r.scratch[:0]
@@ -466,7 +498,14 @@ func (r *reactor) flush() {
 		r.scratch = nil // a burst is over: keep no big buffer
 	}
 	for f := range r.wire {
-		if r.wire[f] = r.wire[f][:0]; cap(r.wire[f]) > keepScratch {
+		switch {
+		case len(r.pace.list) == 0:
+			if r.wire[f] = r.wire[f][:0]; cap(r.wire[f]) > keepScratch {
+				r.wire[f] = nil
+			}
+		case len(r.wire[f]) > keepScratch:
+			// Paced batches hold on to this one: new lines go to a new
+			// one, and this is freed once they are written.
 			r.wire[f] = nil
 		}
 	}
@@ -474,6 +513,7 @@ func (r *reactor) flush() {
 		r.joined = nil
 	}
 	r.counters.msgsOut.Add(msgs)
+	r.counters.writes.Add(writes)
 	r.counters.bytesOut.Add(bytes)
 	r.closeDrained(false)
 }

@@ -43,6 +43,8 @@ type session struct {
 	first             []byte
 	batch             *batch
 	pending           int32 // messages in first and batch
+	urgent            bool  // the batch holds more than room-wide lines: it is not paced (see pacer)
+	paced             bool  // the batch waits in the pacer's list
 	msgsOut, bytesOut uint64
 
 	// Line 2: the connection and the member, whose fields a message
@@ -154,11 +156,20 @@ func (s *session) encoded(ev *chat.Event) []byte {
 	return ev.Encoded(s.dec.format(), func(ev *chat.Event) []byte { return s.dec.appendEvent(nil, ev) })
 }
 
-// push appends encoded bytes, one message, to the session's batch. Event
-// loop only.
-func (s *session) push(b []byte) { s.pushN(b, 1) }
+// push appends encoded bytes, one message for this session alone, to the
+// session's batch, which then goes out in the next flush, paced or not.
+// Event loop only.
+func (s *session) push(b []byte) {
+	s.urgent = true
+	if s.paced && !s.closing && !s.closed {
+		s.r.unpace(s)
+	}
+	s.pushN(b, 1)
+}
 
-// pushN appends b, n messages, to the session's batch. Event loop only.
+// pushN appends b, n messages, to the session's batch: room-wide lines,
+// which the reactor may pace, unless push marked it urgent. Event loop
+// only.
 func (s *session) pushN(b []byte, n int) {
 	if s.closing || s.closed {
 		return
@@ -201,6 +212,9 @@ func (s *session) startClose(r chat.CloseReason) {
 	if !s.closing {
 		s.closing, s.reason = true, r
 		s.r.closing = append(s.r.closing, s)
+		if s.paced { // its lines go out now, then it closes
+			s.r.unpace(s)
+		}
 	}
 }
 
@@ -288,11 +302,14 @@ func (s *session) backlog() int {
 	return q
 }
 
-// drained reports whether a closing session may be closed now: at once,
-// or after a shutdown notice once its output has left gnet's buffer.
-// A slow consumer is not waited for.
+// drained reports whether a closing session may be closed now: once its
+// batch is written, at once, or after a shutdown notice once its output
+// has left gnet's buffer. A slow consumer is not waited for.
 func (s *session) drained() bool {
-	return s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0
+	if s.slow() {
+		return true
+	}
+	return len(s.first) == 0 && (s.reason != chat.ReasonShutdown || s.conn.OutboundBuffered() == 0)
 }
 
 // closeOnReturn reports whether the callback handling s (OnTraffic,

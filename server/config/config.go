@@ -60,6 +60,10 @@ type Limits struct {
 	// must be at least maxPackageSize and less than maxSendBuffer.
 	BytesPerSecond int
 	BytesBurst     int
+	// FanoutDelay (fanoutDelay) is the most a room line may wait while a
+	// reactor paces a heavy fan-out (see server/pace.go); 0 = never
+	// pace. Default 100ms, at most 1s.
+	FanoutDelay time.Duration
 }
 
 // Defaults and bounds of the daemon keys and limits.
@@ -80,6 +84,7 @@ const (
 	minSendBuffer     = 4 << 10
 	maxBytesBurst     = 256 << 10 // the default bytesBurst, unless maxSendBuffer is under 1M
 	maxChildProcesses = 256       // gnet's most event loops per engine (gfd.EventLoopIndexMax); it runs no more
+	maxFanoutDelay    = time.Second
 )
 
 // DefaultLimits returns the limits that apply when config.ini sets none.
@@ -94,6 +99,7 @@ func DefaultLimits() Limits {
 		MessageBurst:        100,
 		PingInterval:        30 * time.Second,
 		PongTimeout:         10 * time.Second,
+		FanoutDelay:         100 * time.Millisecond,
 		BytesPerSecond:      64 << 10,
 		BytesBurst:          maxBytesBurst,
 	}

@@ -148,7 +148,7 @@ func TestDefaults(t *testing.T) {
 	wantLimits := Limits{
 		MaxPackageSize: 65536, MaxSendBuffer: 1 << 20, IdleTimeout: 10 * time.Minute,
 		MaxConnections: 100000, MaxConnectionsPerIP: 1000, MessagesPerSecond: 50, MessageBurst: 100, PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second,
-		BytesPerSecond: 64 << 10, BytesBurst: 256 << 10,
+		BytesPerSecond: 64 << 10, BytesBurst: 256 << 10, FanoutDelay: 100 * time.Millisecond,
 	}
 	if c.Defaults != wantLimits {
 		t.Errorf("Defaults: got %+v, want %+v", c.Defaults, wantLimits)

@@ -24,14 +24,14 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown key",
 			text: "[fastws]\nfoo = 1\n" + oneInstance,
-			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxSendBufferTotal, maxRooms, maxRoomsPerMember, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
+			want: []string{`config.ini:2: [fastws] foo = "1": unknown key; allowed: runDir, logFile, metricsListen, stopTimeout, announceLimit, maxSendBufferTotal, maxRooms, maxRoomsPerMember, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout, fanoutDelay`},
 		},
 		{
 			name: "key in the wrong case",
 			text: "[instance.a]\ninstanceName = A\nprotocol = telnet\nPort = 19910\n",
 			want: []string{
 				`config.ini:1: [instance.a] port: missing (1-65535)`,
-				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, tlsCert, tlsKey, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`,
+				`config.ini:4: [instance.a] Port = "19910": unknown key (did you mean port? keys are case-sensitive); allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, tlsCert, tlsKey, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout, fanoutDelay`,
 			},
 		},
 		{
@@ -153,7 +153,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "total send buffer is daemon-wide",
 			text: oneInstance + "maxSendBufferTotal = 1G\n",
-			want: []string{`config.ini:5: [instance.a] maxSendBufferTotal = "1G": unknown key; allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, tlsCert, tlsKey, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout`},
+			want: []string{`config.ini:5: [instance.a] maxSendBufferTotal = "1G": unknown key; allowed: instanceName, protocol, host, port, childProcessCount, allowedOrigins, tlsCert, tlsKey, maxPackageSize, maxSendBuffer, idleTimeout, maxConnections, maxConnectionsPerIP, messagesPerSecond, messageBurst, bytesPerSecond, bytesBurst, pingInterval, pongTimeout, fanoutDelay`},
 		},
 		{
 			name: "missing port",
@@ -183,6 +183,21 @@ func TestErrors(t *testing.T) {
 			name: "negative duration",
 			text: "[fastws]\nidleTimeout = -5s\n" + oneInstance,
 			want: []string{`config.ini:2: [fastws] idleTimeout = "-5s": must not be negative (Go duration, e.g. 10m; 0 = off)`},
+		},
+		{
+			name: "fanoutDelay past its bound",
+			text: "[fastws]\nfanoutDelay = 2s\n" + oneInstance,
+			want: []string{`config.ini:2: [fastws] fanoutDelay = "2s": must be at most 1s (Go duration, e.g. 100ms; 0 = off)`},
+		},
+		{
+			name: "fanoutDelay negative, in an instance",
+			text: oneInstance + "fanoutDelay = -1ms\n",
+			want: []string{`config.ini:5: [instance.a] fanoutDelay = "-1ms": must not be negative (Go duration, e.g. 100ms; 0 = off)`},
+		},
+		{
+			name: "fanoutDelay not a duration",
+			text: "[fastws]\nfanoutDelay = 100\n" + oneInstance,
+			want: []string{`config.ini:2: [fastws] fanoutDelay = "100": not a duration (Go syntax, e.g. 100ms; 0 = off)`},
 		},
 		{
 			name: "zero stopTimeout",

@@ -39,7 +39,7 @@ var (
 	instanceKeys = []string{"instanceName", "protocol", "host", "port", "childProcessCount", "allowedOrigins", keyTLSCert, keyTLSKey}
 	limitKeys    = []string{"maxPackageSize", "maxSendBuffer", "idleTimeout", "maxConnections",
 		"maxConnectionsPerIP", "messagesPerSecond", "messageBurst", "bytesPerSecond", "bytesBurst",
-		"pingInterval", "pongTimeout"}
+		"pingInterval", "pongTimeout", "fanoutDelay"}
 )
 
 // parser turns one file into a Config, collecting every problem on the way.
@@ -370,6 +370,13 @@ func setLimit(l *Limits, key, v string) string {
 		return setOffDuration(&l.PingInterval, v, "30s", "30s")
 	case "pongTimeout":
 		return setOffDuration(&l.PongTimeout, v, "30s", "30s")
+	case "fanoutDelay":
+		if msg := setOffDuration(&l.FanoutDelay, v, "100ms", "100ms"); msg != "" {
+			return msg
+		}
+		if l.FanoutDelay > maxFanoutDelay {
+			return "must be at most 1s (Go duration, e.g. 100ms; 0 = off)"
+		}
 	case "maxConnections", "maxConnectionsPerIP":
 		n, ok := parseInt(v, 0, math.MaxInt)
 		if !ok {

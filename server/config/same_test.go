@@ -33,6 +33,7 @@ var restarts = map[string]bool{
 	"Limits.PongTimeout":         true,
 	"Limits.BytesPerSecond":      true,
 	"Limits.BytesBurst":          true,
+	"Limits.FanoutDelay":         true,
 }
 
 // field is one leaf field of Instance: its dotted name and index path.
