@@ -349,12 +349,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	b := &bench{opt: opt, root: root, dialer: newDialer(opt.srcAddrs), procs: &procs{}, start: time.Now(), stderr: stderr}
 	b.workers = &workers{exe: exe, procs: b.procs}
-	m := machine(root)
-	b.progressf("machine: %s", m)
-	b.progressf("building the daemon and the baseline in %s", root)
 	src := root
 	if opt.src != "" {
 		src = opt.src
+	}
+	m := machine(src) // the commit is the daemon's
+	b.progressf("machine: %s", m)
+	b.progressf("building the daemon and the baseline in %s", root)
+	if opt.src != "" {
 		b.progressf("the daemon comes from %s", src)
 	}
 	b.bin, err = build(ctx, src, root)
