@@ -187,6 +187,10 @@ func (b *bench) phase(ctx context.Context, s *server, ld traffic, gs groups, ph 
 	} else {
 		b.progressf("  %s: %g messages/s for %s", s.kind, b.opt.rate, b.opt.rateDur)
 	}
+	var msgs0, writes0 uint64
+	if s.kind == kindFastws {
+		msgs0, writes0 = s.written(ctx) // before the window: its CPU is not counted
+	}
 	recv0 := gs.progress().Recv[ph]
 	w := b.begin(s)
 	var sent int64
@@ -233,6 +237,12 @@ func (b *bench) phase(ctx context.Context, s *server, ld traffic, gs groups, ph 
 	drained := waitFor(ctx, b.opt.drain, func() bool { return gs.progress().Recv[ph]-recv0 >= want })
 	b.end(s, &w)
 	got := gs.progress().Recv[ph] - recv0
+	if s.kind == kindFastws {
+		// Delivered by now, and so written: what one write carried.
+		if msgs1, writes1 := s.written(ctx); writes1 > writes0 {
+			r.set(pre+"messages_per_write", float64(msgs1-msgs0)/float64(writes1-writes0))
+		}
+	}
 	if !drained {
 		// Measure what arrived within the window, then give stragglers a
 		// last chance before counting them lost.

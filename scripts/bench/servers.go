@@ -298,9 +298,26 @@ type statusReport struct {
 	Instances []struct {
 		Name          string `json:"name"`
 		Connections   int64  `json:"connections"`
+		MessagesOut   uint64 `json:"messagesOut"`
+		Writes        uint64 `json:"writes"`
 		Errors        uint64 `json:"errors"`
 		SlowConsumers uint64 `json:"slowConsumers"`
 	} `json:"instances"`
+}
+
+// written returns the messages the daemon has written and the writes
+// that carried them, over its instances ("writes" is 0 from a daemon
+// that does not count them).
+func (s *server) written(ctx context.Context) (msgs, writes uint64) {
+	st, _, err := s.status(ctx)
+	if err != nil {
+		return 0, 0
+	}
+	for _, in := range st.Instances {
+		msgs += in.MessagesOut
+		writes += in.Writes
+	}
+	return msgs, writes
 }
 
 // status runs "fastws -c CONFIG status --json", the way a user asks.
