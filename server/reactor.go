@@ -298,7 +298,8 @@ func (r *reactor) fanOut(evs []delivery) {
 	if n > 0 {
 		r.counters.broadcasts.Add(uint64(n))
 	}
-	// About: pushSome gives some sessions fewer.
+	// The lines queued, for pacing's rate: an estimate, as pushSome gives
+	// a session only the events that are for it.
 	r.pace.fanned += touched * k
 	if evs[0].ev.Kind == chat.KindShutdown { // a run of its own
 		r.st.shutdown = true
