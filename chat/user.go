@@ -95,6 +95,11 @@ func (h *Hub) authOptions() *AuthOptions {
 	return &AuthOptions{}
 }
 
+// AuthRequired reports whether members must authenticate (requireAuth):
+// until they do, they read nothing said in the rooms. It is safe for
+// concurrent use.
+func (h *Hub) AuthRequired() bool { return h.authOptions().Require }
+
 // AuthDeadline returns how long an unauthenticated member may stay, from
 // its connect or from since (when requireAuth was turned on), whichever
 // is later, and whether there is such a limit (requireAuth). It is safe

@@ -12,7 +12,7 @@ import (
 // room games.
 func benchReactor(b testing.TB, h *chat.Hub, n, inRoom int) *reactor {
 	b.Helper()
-	r := &reactor{}
+	r := &reactor{hub: h}
 	tc := telnetCodec{maxLine: 1 << 16}
 	for i := range n {
 		s := &session{r: r, dec: tc.newDecoder(), welcomed: true}

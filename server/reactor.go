@@ -259,10 +259,15 @@ func (r *reactor) fanOut(evs []delivery) {
 	rs := newRun(evs)
 	k := len(evs)
 	var n, touched int // chat messages delivered; sessions given lines
+	// With requireAuth, a member that has not authenticated reads nothing
+	// said in the rooms (the lobby's lines, the server's to everyone, nick
+	// changes), only what is for it alone and the shutdown notice: else a
+	// client that reconnects every authTimeout reads the lobby for good.
+	gated := evs[0].ev.Kind != chat.KindShutdown && r.hub.AuthRequired()
 	if room := evs[0].ev.Room; room != nil && !room.IsLobby() {
 		for _, m := range room.Local(r) {
 			s, ok := m.Session().(*session)
-			if !ok || s.closing {
+			if !ok || s.closing || gated && !m.Authenticated() {
 				continue
 			}
 			touched++
@@ -279,7 +284,7 @@ func (r *reactor) fanOut(evs []delivery) {
 		}
 	} else {
 		for _, s := range r.sessions {
-			if !s.welcomed || s.closing {
+			if !s.welcomed || s.closing || gated && !s.m.Authenticated() {
 				continue
 			}
 			touched++

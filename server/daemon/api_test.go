@@ -567,6 +567,38 @@ func TestRequireAuth(t *testing.T) {
 	member.sync() // authenticated: stays
 }
 
+// TestRequireAuthHidesTheRooms: with requireAuth, a connection that has
+// not authenticated reads nothing said in the rooms (a member's line, the
+// server's to everyone, a nick change), only what is for it alone, until
+// it authenticates.
+func TestRequireAuthHidesTheRooms(t *testing.T) {
+	d, _ := apiDaemon(t, "", "requireAuth = true\nauthTimeout = 1h")
+	member := dialTelnet(t, d.Addrs()["Telnet"])
+	member.send("/auth " + token(t, "u1", ""))
+	member.expectNext(fmt.Sprintf("* authenticated as uid %d (user u1)", member.uid))
+	anon := dialTelnet(t, d.Addrs()["Telnet"])
+	ws := dialWS(t, d.Addrs()["WS"], "")
+	ws.expect(map[string]any{"type": "welcome"})
+
+	member.send("secret words")
+	want(t, d.APIAddr(), "POST", "/api/v1/send", `{"text": "server news"}`, 200, nil)
+	member.send("/nick bob")
+	member.expect(fmt.Sprintf("* uid %d is now bob", member.uid))
+	// The first line each reads is the one for it alone.
+	member.send(fmt.Sprintf("$%d:just for you", anon.uid))
+	anon.expectNext(fmt.Sprintf("bob(%d) (private): just for you", member.uid))
+	ws.write(`{"auth": "` + token(t, "u2", "") + `"}`)
+	if m := ws.next(); m["type"] != "auth" {
+		t.Fatalf("websocket: got %v before its auth answer, want nothing", m)
+	}
+
+	anon.send("/auth " + token(t, "u3", ""))
+	anon.expectNext(fmt.Sprintf("* authenticated as uid %d (user u3)", anon.uid))
+	member.send("now you see it")
+	anon.expect(fmt.Sprintf("bob(%d): now you see it", member.uid))
+	ws.expect(map[string]any{"type": "message", "text": "now you see it"})
+}
+
 func TestAPIConfig(t *testing.T) {
 	t.Run("short key", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "config.ini")
