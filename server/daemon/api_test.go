@@ -145,6 +145,13 @@ func (c *tclient) expectNext(want string) {
 	}
 }
 
+// authAs sends "/auth tok" and expects to be told it is now user's.
+func (c *tclient) authAs(tok, user string) {
+	c.t.Helper()
+	c.send("/auth " + tok)
+	c.expectNext(fmt.Sprintf("* authenticated as uid %d (user %s)", c.uid, user))
+}
+
 // expectClosed reads until the server closes the connection.
 func (c *tclient) expectClosed() {
 	c.t.Helper()
@@ -546,8 +553,7 @@ func TestTokens(t *testing.T) {
 func TestRequireAuth(t *testing.T) {
 	d, _ := apiDaemon(t, "", "requireAuth = true\nauthTimeout = 1s")
 	member := dialTelnet(t, d.Addrs()["Telnet"])
-	member.send("/auth " + token(t, "u1", ""))
-	member.expectNext(fmt.Sprintf("* authenticated as uid %d (user u1)", member.uid))
+	member.authAs(token(t, "u1", ""), "u1")
 	anon := dialTelnet(t, d.Addrs()["Telnet"])
 	anon.send("hello")
 	anon.expectNext("! authenticate first: /auth TOKEN")
@@ -574,8 +580,7 @@ func TestRequireAuth(t *testing.T) {
 func TestRequireAuthHidesTheRooms(t *testing.T) {
 	d, _ := apiDaemon(t, "", "requireAuth = true\nauthTimeout = 1h")
 	member := dialTelnet(t, d.Addrs()["Telnet"])
-	member.send("/auth " + token(t, "u1", ""))
-	member.expectNext(fmt.Sprintf("* authenticated as uid %d (user u1)", member.uid))
+	member.authAs(token(t, "u1", ""), "u1")
 	anon := dialTelnet(t, d.Addrs()["Telnet"])
 	ws := dialWS(t, d.Addrs()["WS"], "")
 	ws.expect(map[string]any{"type": "welcome"})
@@ -592,8 +597,7 @@ func TestRequireAuthHidesTheRooms(t *testing.T) {
 		t.Fatalf("websocket: got %v before its auth answer, want nothing", m)
 	}
 
-	anon.send("/auth " + token(t, "u3", ""))
-	anon.expectNext(fmt.Sprintf("* authenticated as uid %d (user u3)", anon.uid))
+	anon.authAs(token(t, "u3", ""), "u3")
 	member.send("now you see it")
 	anon.expect(fmt.Sprintf("bob(%d): now you see it", member.uid))
 	ws.expect(map[string]any{"type": "message", "text": "now you see it"})
@@ -651,8 +655,7 @@ func TestAPIReload(t *testing.T) {
 	}
 	anon.send("hello")
 	anon.expectNext("! authenticate first: /auth TOKEN")
-	anon.send("/auth " + token(t, "u1", ""))
-	anon.expectNext(fmt.Sprintf("* authenticated as uid %d (user u1)", anon.uid))
+	anon.authAs(token(t, "u1", ""), "u1")
 
 	moved := strings.Replace(text, "listen = "+cfg.API.Listen, "listen = 127.0.0.1:1", 1)
 	if err := os.WriteFile(cfg.Path, []byte(moved), 0o644); err != nil {

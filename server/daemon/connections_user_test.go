@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/fastws/fastws/status"
@@ -15,8 +14,7 @@ func TestConnectionsShowUser(t *testing.T) {
 	anon := dialTelnet(t, d.Addrs()["Telnet"])
 	authed := dialTelnet(t, d.Addrs()["Telnet"])
 	anon.sync()
-	authed.send("/auth " + token(t, "u42", ""))
-	authed.expectNext(fmt.Sprintf("* authenticated as uid %d (user u42)", authed.uid))
+	authed.authAs(token(t, "u42", ""), "u42")
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	users := map[uint64]string{}

@@ -77,8 +77,7 @@ func TestMaxConnectionsPerUser(t *testing.T) {
 	d, cfg := apiDaemon(t, "", "maxConnectionsPerUser = 2")
 	const refused = "too many connections for user u123 (maxConnectionsPerUser 2)"
 	a := dialTelnet(t, d.Addrs()["Telnet"])
-	a.send("/auth " + token(t, "u123", ""))
-	a.expectNext(fmt.Sprintf("* authenticated as uid %d (user u123)", a.uid))
+	a.authAs(token(t, "u123", ""), "u123")
 	b := dialWS(t, d.Addrs()["WS"], "?token="+token(t, "u123", ""))
 	b.expect(map[string]any{"type": "auth"})
 
@@ -127,13 +126,10 @@ func TestTokenExpired(t *testing.T) {
 		return tok
 	}
 	tn := dialTelnet(t, d.Addrs()["Telnet"])
-	tn.send("/auth " + soon("u1"))
-	tn.expectNext(fmt.Sprintf("* authenticated as uid %d (user u1)", tn.uid))
+	tn.authAs(soon("u1"), "u1")
 	renewed := dialTelnet(t, d.Addrs()["Telnet"])
-	renewed.send("/auth " + soon("u2"))
-	renewed.expectNext(fmt.Sprintf("* authenticated as uid %d (user u2)", renewed.uid))
-	renewed.send("/auth " + token(t, "u2", ""))
-	renewed.expectNext(fmt.Sprintf("* authenticated as uid %d (user u2)", renewed.uid))
+	renewed.authAs(soon("u2"), "u2")
+	renewed.authAs(token(t, "u2", ""), "u2")
 	ws := dialWS(t, d.Addrs()["WS"], "?token="+soon("u3"))
 	ws.expect(map[string]any{"type": "auth"})
 
