@@ -70,7 +70,7 @@ func (r *reactor) pacing() bool {
 func (r *reactor) paceFlush(now int64) {
 	p := &r.pace
 	limit := int64(r.inst.limits.FanoutDelay)
-	if now >= p.next || r.st.shutdown || limit == 0 {
+	if now >= p.next || r.st.shutdown { // with fanoutDelay 0, next is never ahead
 		// In float64: a reactor quiet for hours would overflow int64.
 		p.on = limit > 0 && !r.st.shutdown && float64(p.fanned)*float64(time.Second) >= p.rate*float64(now-p.since)
 		p.fanned, p.since = 0, now
