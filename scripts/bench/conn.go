@@ -68,6 +68,14 @@ type client struct {
 	ws  bool
 	uid uint64 // from the welcome, if the target sends one
 
+	// buffered's view of r: what it has peeked at and not returned yet,
+	// and what it has returned and not discarded, so that it calls into
+	// r once per read from the socket rather than once per message.
+	// taken is 0 whenever buffered returns false: next then starts where
+	// buffered left off.
+	peeked []byte
+	taken  int
+
 	wmu  sync.Mutex // the reader answers pings while another goroutine sends
 	wbuf []byte
 }
@@ -138,27 +146,61 @@ func (cl *client) handshake(t target) error {
 	return err
 }
 
-// whole reports whether the read buffer holds a whole message, so that
-// next returns one without reading from the socket. Only a text frame
-// counts: next answers or skips any other, then reads on.
-func (cl *client) whole() bool {
-	b, _ := cl.r.Peek(cl.r.Buffered())
+// buffered returns the next message if the read buffer holds it whole,
+// without reading from the socket; else ok is false, and next must read.
+// Only a text frame counts: next answers or skips any other. The result
+// is valid until the following call.
+func (cl *client) buffered() (msg []byte, ok bool) {
+	msg, n := cl.split(cl.peeked)
+	if n == 0 {
+		// peeked is used up, or next has read on since: give r what
+		// was taken, and look at all it holds now.
+		_, _ = cl.r.Discard(cl.taken)
+		cl.taken = 0
+		cl.peeked, _ = cl.r.Peek(cl.r.Buffered())
+		if msg, n = cl.split(cl.peeked); n == 0 {
+			cl.peeked = nil
+			return nil, false
+		}
+	}
+	cl.peeked = cl.peeked[n:]
+	cl.taken += n
+	return msg, true
+}
+
+// split returns the message b starts with, and its length on the wire;
+// n is 0 unless b holds a whole line or text frame.
+func (cl *client) split(b []byte) (msg []byte, n int) {
 	if !cl.ws {
-		return bytes.IndexByte(b, '\n') >= 0
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil, 0
+		}
+		return trimCR(b[:i]), i + 1
 	}
 	if len(b) < 2 || b[0]&0x0f != 1 {
-		return false
+		return nil, 0
 	}
-	n, hl := int(b[1]&0x7f), 2
+	size, hl := int(b[1]&0x7f), 2
 	switch {
-	case n == 126 && len(b) >= 4:
-		n, hl = int(binary.BigEndian.Uint16(b[2:])), 4
-	case n == 127 && len(b) >= 10:
-		n, hl = int(binary.BigEndian.Uint64(b[2:])), 10
-	case n >= 126:
-		return false
+	case size == 126 && len(b) >= 4:
+		size, hl = int(binary.BigEndian.Uint16(b[2:])), 4
+	case size == 127 && len(b) >= 10:
+		size, hl = int(binary.BigEndian.Uint64(b[2:])), 10
+	case size >= 126:
+		return nil, 0
 	}
-	return len(b)-hl >= n
+	if size < 0 || size > len(b)-hl { // next tells what is wrong with a length past 63 bits
+		return nil, 0
+	}
+	return b[hl : hl+size], hl + size
+}
+
+func trimCR(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		return line[:n-1]
+	}
+	return line
 }
 
 // next returns the next line (without its line end) or text message. The
@@ -169,11 +211,7 @@ func (cl *client) next() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		line = line[:len(line)-1]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		return line, nil
+		return trimCR(line[:len(line)-1]), nil
 	}
 	for {
 		h, err := cl.r.Peek(2)
