@@ -17,11 +17,8 @@ import (
 // once to every other node that holds members of its room.
 //
 // Its methods are safe for concurrent use. The member and room methods
-// report this node's changes and must not block, but for Entered of the
-// member whose join opened a room here, which waits for the room's
-// subscription (one round trip), so that it hears what is said once it is
-// told it is in; NextUID may wait for the cluster too. Each
-// waits at most the cluster's timeout, and is called with no Hub lock held.
+// report this node's changes and must not block. NextUID may wait for the
+// cluster, at most its timeout, and is called with no Hub lock held.
 type Cluster interface {
 	// Name returns this node's name.
 	Name() string
@@ -50,6 +47,12 @@ type Cluster interface {
 	// lock, so they must be quick.
 	RoomOpened(r *Room)
 	RoomClosed(r *Room)
+	// Subscribed calls done, later, on a goroutine of the cluster's, once
+	// the other nodes' events in r reach this node, and returns true, if
+	// RoomOpened subscribed to r since the last call for r: that takes a
+	// round trip to the cluster (at most its timeout). Otherwise it
+	// returns false and does not call done. It does not block.
+	Subscribed(r *Room, done func()) bool
 
 	// Private sends ev, a private message to ev.To, to the node that
 	// holds ev.To, and reports whether one does.

@@ -61,8 +61,10 @@
 // a room event crosses to the nodes holding members of its room, and comes
 // back in through [Hub.ClusterRoom] and the Broker's deliver as if
 // published here. Without a cluster (the default) each hook is one nil
-// check, none of them on the path of a line to a room. NextUID and
-// ClaimNick may wait for the cluster; they are called with no lock held.
+// check, none of them on the path of a line to a room. NextUID may wait
+// for the cluster; it is called with no lock held. A nick claim, and the
+// subscription of a room a member opens on this node, wait for it off the
+// member's goroutine, and finish on it (see claimNick and awaitRoom).
 //
 // # How to add a command
 //

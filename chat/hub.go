@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 	"strconv"
@@ -274,6 +275,20 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost, len(line))) || !h.authGate(m, cmd.Op) {
 		return
 	}
+	if m.opening() {
+		// After the rate limit, which so bounds what waits, and before
+		// anything else: a line waits for the room its member opens.
+		held := bytes.Clone(line)
+		if h.hold(m, len(held), func() { cmd, target := parse(held); h.handle(m, cmd, target, h.now()) }) {
+			return
+		}
+	}
+	h.handle(m, cmd, target, now)
+}
+
+// handle carries out cmd, a line of m's that passed the rate limit and
+// the authentication gate (target is parse's).
+func (h *Hub) handle(m *Member, cmd Command, target []byte, now time.Time) {
 	switch cmd.Op {
 	case OpBroadcast:
 		r := h.current(m)
@@ -333,15 +348,23 @@ func (h *Hub) Handle(m *Member, line []byte) {
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
 	if now := h.now(); h.take(m, now, 1, len(text), OpBroadcast) {
-		var r *Room
-		if to == 0 {
-			if r = h.current(m); r == nil {
-				h.Refuse(m, "you are in no room: /join NAME")
-				return
-			}
+		if m.opening() && h.hold(m, len(text), func() { h.said(m, to, text, h.now()) }) {
+			return
 		}
-		h.say(m, now, to, nil, text, r)
+		h.said(m, to, text, now)
 	}
+}
+
+// said is Say once its line passed.
+func (h *Hub) said(m *Member, to uint64, text string, now time.Time) {
+	var r *Room
+	if to == 0 {
+		if r = h.current(m); r == nil {
+			h.Refuse(m, "you are in no room: /join NAME")
+			return
+		}
+	}
+	h.say(m, now, to, nil, text, r)
 }
 
 // SayRoom sends text from m to the room named room ("#" in front
@@ -355,6 +378,9 @@ func (h *Hub) SayRoom(m *Member, room, text string) {
 	shown, key, ok := roomArg([]byte(room))
 	if !ok {
 		h.Refuse(m, "bad room name")
+		return
+	}
+	if m.opening() && h.hold(m, len(text), func() { h.sayRoom(m, shown, key, text, h.now()) }) {
 		return
 	}
 	h.sayRoom(m, shown, key, text, now)

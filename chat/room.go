@@ -120,7 +120,25 @@ type memberRooms struct {
 	in         []roomRef // in join order, the lobby among them unless out of it
 	current    *Room     // nil: in no room
 	outOfLobby bool
+
+	// opening is set while a room the member opened on this node waits
+	// for the cluster (see joinRoom); its input meanwhile waits in held,
+	// in order, with heldSize bytes of text.
+	opening  bool
+	held     []heldInput
+	heldSize int
 }
+
+// heldInput is a member's input that waits for the room it opens: fn
+// carries it out, and it counts size bytes against MaxHeld.
+type heldInput struct {
+	fn   func()
+	size int
+}
+
+// opening reports whether a room m opened waits for the cluster: its
+// input waits too (see hold). m's goroutine only.
+func (m *Member) opening() bool { return m.rooms != nil && m.rooms.opening }
 
 // roomRef is one room of a member and its place in the room's list for
 // the member's fanout (unused for the lobby).
@@ -192,6 +210,9 @@ func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
 	if h.members.load(m.uid) != m {
 		return // gone: a room joined now would keep it for good
 	}
+	if m.opening() && h.hold(m, len(shown), func() { h.joinRoom(m, shown, key, h.now()) }) {
+		return
+	}
 	if key == LobbyName {
 		h.joinLobby(m, now)
 		return
@@ -225,19 +246,110 @@ func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
 	}
 	r.mu.Lock()
 	l := r.addLocked(m, f)
-	n := len(r.members)
 	r.mu.Unlock()
 	h.roomsMu.Unlock()
-	if h.cluster != nil {
-		h.cluster.Entered(m.uid, r)
-		n += h.cluster.RemoteCount(key)
-	}
 	st.in = append(st.in, roomRef{room: r, idx: len(l.members)})
 	l.members = append(l.members, m)
+	if h.cluster != nil && h.awaitRoom(m, r) {
+		return // entered once the cluster has r's subscription
+	}
+	h.entered(m, r, now)
+}
+
+// awaitRoom waits, if the join of m made this node subscribe to r, until
+// the cluster has the subscription, so that m hears what the other nodes
+// say in r once it is told it is in. For a session that is a [Runner] it
+// does not wait: that is a round trip to NATS (up to the cluster's
+// timeout), and on the member's goroutine (its event loop) it would stall
+// every member that goroutine serves, at will for a member opening rooms
+// again and again. The member is then in r, but not told, nor is its
+// room changed, until the answer comes: entered runs on its goroutine
+// then, and until it has, the member's input waits (see hold). It
+// reports whether m is to be told later.
+func (h *Hub) awaitRoom(m *Member, r *Room) bool {
+	run, async := m.session.(Runner)
+	if !async {
+		done := make(chan struct{})
+		if h.cluster.Subscribed(r, func() { close(done) }) {
+			<-done
+		}
+		return false
+	}
+	st := m.rooms
+	if !h.cluster.Subscribed(r, func() {
+		run.Run(func() {
+			st.opening = false
+			h.entered(m, r, h.now())
+			h.resume(m)
+		})
+	}) {
+		return false
+	}
+	st.opening = true
+	return true
+}
+
+// entered tells m, which joined r, that it is in, makes r its room and
+// tells r's members, unless m left r (or the room) meanwhile.
+func (h *Hub) entered(m *Member, r *Room, now time.Time) {
+	st := m.rooms
+	if h.members.load(m.uid) != m || st.find(r.key) < 0 {
+		return
+	}
+	n := int(r.count.Load())
+	if h.cluster != nil {
+		h.cluster.Entered(m.uid, r)
+		n += h.cluster.RemoteCount(r.key)
+	}
 	st.current = r
 	m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: r, Online: n, Time: now})
 	if h.announced(int64(n)) {
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Nick: m.Nick(), Except: m.uid, Room: r, Time: now})
+	}
+}
+
+// MaxHeld bounds the bytes of input a member's opening room holds back
+// (see hold), counting a line's text and HeldCost for each: 1024 empty
+// lines. The rate limits bound it already; this is for an instance
+// without them.
+const (
+	MaxHeld  = 64 << 10
+	HeldCost = 64
+)
+
+// hold keeps fn, a member's input of size bytes of text, to run once the
+// room it opens is entered (see awaitRoom), and reports whether it did:
+// not if no room opens. Past MaxHeld the input is refused with
+// "! slow down", as a flood is. Callers check m.opening first, so that
+// fn is made only then. m's goroutine only.
+func (h *Hub) hold(m *Member, size int, fn func()) bool {
+	st := m.rooms
+	if st == nil || !st.opening {
+		return false
+	}
+	size += HeldCost
+	if st.heldSize+size > MaxHeld {
+		h.Refuse(m, "slow down")
+		return true
+	}
+	st.held = append(st.held, heldInput{fn: fn, size: size})
+	st.heldSize += size
+	return true
+}
+
+// resume runs the input that m's opening room held, in order, until one
+// opens another room. m's goroutine only.
+func (h *Hub) resume(m *Member) {
+	st := m.rooms
+	for len(st.held) > 0 && !st.opening {
+		in := st.held[0]
+		st.held[0] = heldInput{}
+		st.held = st.held[1:]
+		st.heldSize -= in.size
+		in.fn()
+	}
+	if len(st.held) == 0 {
+		st.held = nil // the array, which may have grown large, goes
 	}
 }
 
@@ -277,6 +389,9 @@ func (h *Hub) joinLobby(m *Member, now time.Time) {
 // it and the room's members. m's goroutine only.
 func (h *Hub) leaveRoom(m *Member, shown, key string, now time.Time) {
 	if h.members.load(m.uid) != m {
+		return
+	}
+	if m.opening() && h.hold(m, len(shown), func() { h.leaveRoom(m, shown, key, h.now()) }) {
 		return
 	}
 	st := h.roomState(m)

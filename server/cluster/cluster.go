@@ -79,13 +79,19 @@ type Node struct {
 	hub     *chat.Hub
 	deliver func(*chat.Event) // the Hub's, from Subscribe
 
-	in      chan *nats.Msg
-	subMu   sync.Mutex
-	subs    []*nats.Subscription          // guarded by subMu: the fixed ones
-	rooms   map[string]*nats.Subscription // guarded by subMu: room key -> its subscription
-	opened  map[string]bool               // guarded by subMu: rooms subscribed to, not yet flushed
-	localMu sync.Mutex
-	local   map[uint64]*member // guarded by localMu: this node's members
+	in     chan *nats.Msg
+	subMu  sync.Mutex
+	subs   []*nats.Subscription          // guarded by subMu: the fixed ones
+	rooms  map[string]*nats.Subscription // guarded by subMu: room key -> its subscription
+	opened map[string]bool               // guarded by subMu: rooms subscribed to, whose Subscribed has not come
+
+	flushMu     sync.Mutex
+	flushes     []func()      // guarded by flushMu: the dones of Subscribed waiting for the next flush
+	flusherDone bool          // guarded by flushMu: the flusher has stopped
+	flushKick   chan struct{} // wakes the flusher
+	beforeFlush func()        // tests only: runs in the flusher before each flush
+	localMu     sync.Mutex
+	local       map[uint64]*member // guarded by localMu: this node's members
 
 	dirMu sync.RWMutex
 	dir   directory // guarded by dirMu
@@ -149,15 +155,16 @@ func Connect(cfg Config, log *slog.Logger) (*Node, error) {
 	_, _ = rand.Read(idb[:])
 	n := &Node{
 		cfg: cfg, log: log, id: hex.EncodeToString(idb[:]), prefix: cfg.Prefix,
-		in:       make(chan *nats.Msg, 1<<16),
-		rooms:    map[string]*nats.Subscription{},
-		opened:   map[string]bool{},
-		local:    map[uint64]*member{},
-		dir:      newDirectory(),
-		releases: make(chan nickClaim, 4096),
-		prefetch: make(chan struct{}, 1),
-		claims:   make(chan struct{}, maxClaims),
-		stop:     make(chan struct{}),
+		in:        make(chan *nats.Msg, 1<<16),
+		rooms:     map[string]*nats.Subscription{},
+		opened:    map[string]bool{},
+		local:     map[uint64]*member{},
+		dir:       newDirectory(),
+		releases:  make(chan nickClaim, 4096),
+		prefetch:  make(chan struct{}, 1),
+		flushKick: make(chan struct{}, 1),
+		claims:    make(chan struct{}, maxClaims),
+		stop:      make(chan struct{}),
 	}
 	n.uids.init(cfg.Name)
 	opts := []nats.Option{
@@ -257,10 +264,11 @@ func (n *Node) Start(hub *chat.Hub) error {
 		n.subMu.Unlock()
 	}
 	_ = n.nc.Flush()
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.loop()
 	go n.beat()
 	go n.release()
+	go n.flusher()
 	n.log.Info("cluster: joined", "node", n.cfg.Name, "nats", n.nc.ConnectedUrlRedacted())
 	return nil
 }

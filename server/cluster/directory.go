@@ -487,18 +487,8 @@ func (n *Node) Renamed(uid uint64, nick, key string) {
 	n.publish(n.subject(subDir, n.cfg.Name), appendString(appendString(appendUint([]byte{msgRenamed}, uid), nick), key))
 }
 
-// Entered implements [chat.Cluster]. The member who opened a room on this
-// node waits here for NATS to confirm the room's subscription (one round
-// trip, at most the timeout), before the Hub tells it it is in: lines
-// sent to the room from other nodes once it is told reach it.
+// Entered implements [chat.Cluster].
 func (n *Node) Entered(uid uint64, r *chat.Room) {
-	n.subMu.Lock()
-	flush := n.opened[r.Key()]
-	delete(n.opened, r.Key())
-	n.subMu.Unlock()
-	if flush && n.connected.Load() {
-		_ = n.nc.FlushTimeout(n.cfg.Timeout)
-	}
 	n.localMu.Lock()
 	defer n.localMu.Unlock()
 	if m := n.local[uid]; m != nil {
@@ -527,6 +517,70 @@ func (n *Node) RoomOpened(r *chat.Room) {
 	if sub, err := n.nc.ChanSubscribe(n.subject(subRoom, roomToken(r.Key())), n.in); err == nil {
 		n.rooms[r.Key()] = sub
 		n.opened[r.Key()] = true
+	}
+}
+
+// Subscribed implements [chat.Cluster]: the round trip that confirms a
+// room's new subscription is one flush of the connection to NATS, which
+// the node's flusher goroutine makes for every room opened since its last
+// one, and then calls their dones. So a member opening rooms again and
+// again costs NATS one flush at a time, and a done waits for at most two
+// of them. While NATS is down there is nothing to wait for.
+func (n *Node) Subscribed(r *chat.Room, done func()) bool {
+	n.subMu.Lock()
+	opened := n.opened[r.Key()]
+	delete(n.opened, r.Key())
+	n.subMu.Unlock()
+	if !opened || !n.connected.Load() {
+		return false
+	}
+	n.flushMu.Lock()
+	defer n.flushMu.Unlock()
+	if n.flusherDone {
+		return false
+	}
+	n.flushes = append(n.flushes, done)
+	select {
+	case n.flushKick <- struct{}{}:
+	default: // a kick is pending: its flush takes this one too
+	}
+	return true
+}
+
+// flusher is the node's goroutine that confirms rooms' subscriptions (see
+// Subscribed). Its dones run on it; on the node's stop it calls those
+// waiting without a flush, and takes no more.
+func (n *Node) flusher() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			n.flushMu.Lock()
+			n.flusherDone = true
+			dones := n.flushes
+			n.flushes = nil
+			n.flushMu.Unlock()
+			for _, done := range dones {
+				done()
+			}
+			return
+		case <-n.flushKick:
+		}
+		// The subscriptions of these dones went out before this flush's
+		// PING, on the same connection: its PONG confirms them.
+		n.flushMu.Lock()
+		dones := n.flushes
+		n.flushes = nil
+		n.flushMu.Unlock()
+		if n.beforeFlush != nil {
+			n.beforeFlush()
+		}
+		if n.connected.Load() {
+			_ = n.nc.FlushTimeout(n.cfg.Timeout)
+		}
+		for _, done := range dones {
+			done()
+		}
 	}
 }
 
