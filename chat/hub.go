@@ -279,7 +279,7 @@ func (h *Hub) Handle(m *Member, line []byte) {
 		// After the rate limit, which so bounds what waits, and before
 		// anything else: a line waits for the room its member opens.
 		held := bytes.Clone(line)
-		if h.hold(m, len(held), func() { cmd, target := parse(held); h.handle(m, cmd, target, h.now()) }) {
+		if h.hold(m, len(held), cmd.Op == OpQuit, func() { cmd, target := parse(held); h.handle(m, cmd, target, h.now()) }) {
 			return
 		}
 	}
@@ -348,7 +348,7 @@ func (h *Hub) handle(m *Member, cmd Command, target []byte, now time.Time) {
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
 	if now := h.now(); h.take(m, now, 1, len(text), OpBroadcast) {
-		if m.opening() && h.hold(m, len(text), func() { h.said(m, to, text, h.now()) }) {
+		if m.opening() && h.hold(m, len(text), false, func() { h.said(m, to, text, h.now()) }) {
 			return
 		}
 		h.said(m, to, text, now)
@@ -380,7 +380,7 @@ func (h *Hub) SayRoom(m *Member, room, text string) {
 		h.Refuse(m, "bad room name")
 		return
 	}
-	if m.opening() && h.hold(m, len(text), func() { h.sayRoom(m, shown, key, text, h.now()) }) {
+	if m.opening() && h.hold(m, len(text), false, func() { h.sayRoom(m, shown, key, text, h.now()) }) {
 		return
 	}
 	h.sayRoom(m, shown, key, text, now)

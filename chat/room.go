@@ -81,6 +81,11 @@ func (r *Room) addLocked(m *Member, f Fanout) *local {
 	i, _ := slices.BinarySearchFunc(r.members, m.uid, func(x *Member, uid uint64) int { return cmp.Compare(x.uid, uid) })
 	r.members = slices.Insert(r.members, i, m)
 	r.count.Store(int64(len(r.members)))
+	return r.localLocked(f)
+}
+
+// localLocked returns r's list for f, created if new. r.mu is held.
+func (r *Room) localLocked(f Fanout) *local {
 	if l := r.local(f); l != nil {
 		return l
 	}
@@ -94,8 +99,8 @@ func (r *Room) addLocked(m *Member, f Fanout) *local {
 	return l
 }
 
-// removeLocked takes m out of r's uid-ordered list, and drops l, f's list,
-// if it is empty. It returns the members left. r.mu is held.
+// removeLocked takes m out of r's uid-ordered list, and drops l, f's list
+// (nil: none), if it is empty. It returns the members left. r.mu is held.
 func (r *Room) removeLocked(m *Member, l *local) int {
 	if i, found := slices.BinarySearchFunc(r.members, m.uid, func(x *Member, uid uint64) int { return cmp.Compare(x.uid, uid) }); found {
 		r.members = slices.Delete(r.members, i, i+1)
@@ -104,7 +109,7 @@ func (r *Room) removeLocked(m *Member, l *local) int {
 		r.members = nil // an empty room keeps no array
 	}
 	r.count.Store(int64(len(r.members)))
-	if len(l.members) == 0 {
+	if l != nil && len(l.members) == 0 {
 		if p := r.locals.Load(); p != nil {
 			next := slices.DeleteFunc(slices.Clone(*p), func(x *local) bool { return x == l })
 			r.locals.Store(&next)
@@ -127,6 +132,8 @@ type memberRooms struct {
 	opening  bool
 	held     []heldInput
 	heldSize int
+	front    int  // where hold puts input: the end, or while resuming, the front
+	resuming bool // resume is running held input
 }
 
 // heldInput is a member's input that waits for the room it opens: fn
@@ -143,8 +150,9 @@ func (m *Member) opening() bool { return m.rooms != nil && m.rooms.opening }
 // roomRef is one room of a member and its place in the room's list for
 // the member's fanout (unused for the lobby).
 type roomRef struct {
-	room *Room
-	idx  int
+	room    *Room
+	idx     int
+	pending bool // joined, not yet entered (see awaitRoom): not in the fanout's list
 }
 
 // find returns the index of the room with key in st.in, or -1.
@@ -210,7 +218,7 @@ func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
 	if h.members.load(m.uid) != m {
 		return // gone: a room joined now would keep it for good
 	}
-	if m.opening() && h.hold(m, len(shown), func() { h.joinRoom(m, shown, key, h.now()) }) {
+	if m.opening() && h.hold(m, len(shown), false, func() { h.joinRoom(m, shown, key, h.now()) }) {
 		return
 	}
 	if key == LobbyName {
@@ -245,11 +253,12 @@ func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
 		}
 	}
 	r.mu.Lock()
-	l := r.addLocked(m, f)
+	r.addLocked(m, f)
 	r.mu.Unlock()
 	h.roomsMu.Unlock()
-	st.in = append(st.in, roomRef{room: r, idx: len(l.members)})
-	l.members = append(l.members, m)
+	// In the room, which so stays open, but not in its fanout's list: it
+	// hears the room once it is told it is in.
+	st.in = append(st.in, roomRef{room: r, pending: true})
 	if h.cluster != nil && h.awaitRoom(m, r) {
 		return // entered once the cluster has r's subscription
 	}
@@ -276,6 +285,7 @@ func (h *Hub) awaitRoom(m *Member, r *Room) bool {
 		return false
 	}
 	st := m.rooms
+	st.opening = true // before: a Runner may run the answer at once
 	if !h.cluster.Subscribed(r, func() {
 		run.Run(func() {
 			st.opening = false
@@ -283,9 +293,9 @@ func (h *Hub) awaitRoom(m *Member, r *Room) bool {
 			h.resume(m)
 		})
 	}) {
+		st.opening = false
 		return false
 	}
-	st.opening = true
 	return true
 }
 
@@ -293,9 +303,16 @@ func (h *Hub) awaitRoom(m *Member, r *Room) bool {
 // tells r's members, unless m left r (or the room) meanwhile.
 func (h *Hub) entered(m *Member, r *Room, now time.Time) {
 	st := m.rooms
-	if h.members.load(m.uid) != m || st.find(r.key) < 0 {
+	i := st.find(r.key)
+	if h.members.load(m.uid) != m || i < 0 || !st.in[i].pending {
 		return
 	}
+	// Its fanout's list may have gone meanwhile, with its other members.
+	r.mu.Lock()
+	l := r.localLocked(m.home.fanout)
+	r.mu.Unlock()
+	st.in[i] = roomRef{room: r, idx: len(l.members)}
+	l.members = append(l.members, m)
 	n := int(r.count.Load())
 	if h.cluster != nil {
 		h.cluster.Entered(m.uid, r)
@@ -320,34 +337,45 @@ const (
 // hold keeps fn, a member's input of size bytes of text, to run once the
 // room it opens is entered (see awaitRoom), and reports whether it did:
 // not if no room opens. Past MaxHeld the input is refused with
-// "! slow down", as a flood is. Callers check m.opening first, so that
-// fn is made only then. m's goroutine only.
-func (h *Hub) hold(m *Member, size int, fn func()) bool {
+// "! slow down", as a flood is, unless it must not be (a /quit). Input
+// that what resume runs holds goes before what still waits: it came from
+// that (a token's rooms, after the /auth). Callers check m.opening
+// first, so that fn is made only then. m's goroutine only.
+func (h *Hub) hold(m *Member, size int, must bool, fn func()) bool {
 	st := m.rooms
 	if st == nil || !st.opening {
 		return false
 	}
 	size += HeldCost
-	if st.heldSize+size > MaxHeld {
+	if st.heldSize+size > MaxHeld && !must {
 		h.Refuse(m, "slow down")
 		return true
 	}
-	st.held = append(st.held, heldInput{fn: fn, size: size})
+	st.held = slices.Insert(st.held, st.front, heldInput{fn: fn, size: size})
+	if st.resuming {
+		st.front++
+	} else {
+		st.front = len(st.held)
+	}
 	st.heldSize += size
 	return true
 }
 
 // resume runs the input that m's opening room held, in order, until one
-// opens another room. m's goroutine only.
+// opens another room or closes m. m's goroutine only.
 func (h *Hub) resume(m *Member) {
 	st := m.rooms
-	for len(st.held) > 0 && !st.opening {
+	st.resuming = true
+	for len(st.held) > 0 && !st.opening && !m.closed {
 		in := st.held[0]
 		st.held[0] = heldInput{}
 		st.held = st.held[1:]
 		st.heldSize -= in.size
+		st.front = 0
 		in.fn()
 	}
+	st.resuming = false
+	st.front = len(st.held)
 	if len(st.held) == 0 {
 		st.held = nil // the array, which may have grown large, goes
 	}
@@ -391,7 +419,7 @@ func (h *Hub) leaveRoom(m *Member, shown, key string, now time.Time) {
 	if h.members.load(m.uid) != m {
 		return
 	}
-	if m.opening() && h.hold(m, len(shown), func() { h.leaveRoom(m, shown, key, h.now()) }) {
+	if m.opening() && h.hold(m, len(shown), false, func() { h.leaveRoom(m, shown, key, h.now()) }) {
 		return
 	}
 	st := h.roomState(m)
@@ -444,11 +472,13 @@ func (h *Hub) dropRoom(m *Member, st *memberRooms, i int) int {
 	r := ref.room
 	if st.current == r {
 		st.current = nil
-		if len(st.in) > 0 {
-			st.current = st.in[len(st.in)-1].room
+		for j := len(st.in) - 1; j >= 0 && st.current == nil; j-- {
+			if !st.in[j].pending {
+				st.current = st.in[j].room
+			}
 		}
 	}
-	if h.cluster != nil {
+	if h.cluster != nil && !ref.pending { // a pending room was not reported
 		h.cluster.Exited(m.uid, r)
 	}
 	if r.lobby {
@@ -460,16 +490,19 @@ func (h *Hub) dropRoom(m *Member, st *memberRooms, i int) int {
 		return n
 	}
 	// Out of its fanout's list: the last member takes its place, and its
-	// own reference learns where (it is on the same goroutine).
+	// own reference learns where (it is on the same goroutine). A pending
+	// member is in none.
 	l := r.local(m.home.fanout)
-	last := len(l.members) - 1
-	moved := l.members[last]
-	l.members[ref.idx] = moved
-	l.members[last] = nil
-	l.members = l.members[:last]
-	if moved != m {
-		ms := moved.rooms
-		ms.in[ms.find(r.key)].idx = ref.idx
+	if !ref.pending {
+		last := len(l.members) - 1
+		moved := l.members[last]
+		l.members[ref.idx] = moved
+		l.members[last] = nil
+		l.members = l.members[:last]
+		if moved != m {
+			ms := moved.rooms
+			ms.in[ms.find(r.key)].idx = ref.idx
+		}
 	}
 	h.roomsMu.Lock()
 	r.mu.Lock()
@@ -497,11 +530,11 @@ func (h *Hub) leaveAll(m *Member, now time.Time) bool {
 		return true
 	}
 	for i := len(st.in) - 1; i >= 0; i-- {
-		r := st.in[i].room
+		r, pending := st.in[i].room, st.in[i].pending
 		if r.lobby {
 			continue
 		}
-		if n := h.dropRoom(m, st, i); h.announced(int64(n) + 1) {
+		if n := h.dropRoom(m, st, i); !pending && h.announced(int64(n)+1) {
 			h.broker.Publish(&Event{Kind: KindLeave, UID: m.uid, Nick: m.Nick(), Except: m.uid, Room: r, Time: now})
 		}
 	}

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"slices"
 	"sync"
 	"testing"
 )
@@ -31,6 +32,7 @@ func (c *gatedCluster) Exited(uint64, *Room)                   {}
 func (c *gatedCluster) RemoteCount(string) int                 { return 0 }
 func (c *gatedCluster) RemoteMembers(string, func(MemberInfo)) {}
 func (c *gatedCluster) RoomClosed(*Room)                       {}
+func (c *gatedCluster) Authenticated(uint64, string)           {}
 
 func (c *gatedCluster) RoomOpened(r *Room) {
 	c.mu.Lock()
@@ -131,5 +133,84 @@ func TestRoomOpenHoldsStructuredInput(t *testing.T) {
 	}
 	if got := m.Rooms(); len(got) != 1 || got[0] != LobbyName {
 		t.Errorf("rooms after the leave: %v, want the lobby alone", got)
+	}
+}
+
+// TestRoomOpenTokenRoomsInOrder: the rooms of a token whose /auth waited
+// for an opening room are joined, in the token's order, before the lines
+// sent after the /auth: the last line goes to the token's last room, as
+// it does with no room opening.
+func TestRoomOpenTokenRoomsInOrder(t *testing.T) {
+	c := &gatedCluster{opened: map[string]bool{}}
+	h := NewHub(Options{Cluster: c})
+	h.SetAuth(AuthOptions{Verify: func(string) (Identity, error) {
+		return Identity{User: "u1", Rooms: []string{"r1", "r2"}}, nil
+	}})
+	g := &fakeGroup{}
+	s := &runnerSession{fakeSession: &fakeSession{}}
+	g.add(s.fakeSession)
+	m := h.Join(s, JoinOptions{Protocol: "test", Fanout: g})
+
+	h.JoinRoom(m, "a0")
+	h.Handle(m, []byte("/auth token"))
+	h.Handle(m, []byte("hello"))
+	for range 3 { // a0, r1, r2 open one after the other
+		if !m.opening() {
+			t.Fatal("no room opening")
+		}
+		c.confirm()
+		s.runAll()
+	}
+	if m.opening() {
+		t.Fatal("a fourth room opening")
+	}
+	var last *Event
+	for _, ev := range s.Drain() {
+		if ev.Kind == KindMessage {
+			last = ev
+		}
+	}
+	if last == nil || last.Text != "hello" || last.Room == nil || last.Room.Name() != "r2" {
+		t.Fatalf("the line after the /auth: %+v, want hello in #r2", last)
+	}
+	if got := m.Rooms(); len(got) != 4 || got[1] != "a0" || got[2] != "r1" || got[3] != "r2" {
+		t.Errorf("rooms %v, want the lobby, a0, r1, r2", got)
+	}
+}
+
+// TestRoomOpenQuit: a /quit that waits for an opening room is not refused
+// however much waits, and what was sent after it is not carried out.
+func TestRoomOpenQuit(t *testing.T) {
+	c := &gatedCluster{opened: map[string]bool{}}
+	h := NewHub(Options{Cluster: c})
+	g := &fakeGroup{}
+	s := &runnerSession{fakeSession: &fakeSession{}}
+	g.add(s.fakeSession)
+	m := h.Join(s, JoinOptions{Protocol: "test", Fanout: g})
+
+	h.JoinRoom(m, "games")
+	long := make([]byte, MaxHeld)
+	for i := range long {
+		long[i] = 'x'
+	}
+	h.Handle(m, long[:MaxHeld-HeldCost]) // fills what may wait
+	h.Handle(m, []byte("refused"))
+	h.Handle(m, []byte("/quit"))
+	h.Handle(m, []byte("after the quit"))
+	s.Drain()
+	c.confirm()
+	s.runAll()
+	var kinds []Kind
+	for _, ev := range s.Drain() {
+		if ev.Kind == KindMessage && ev.Text != string(long[:MaxHeld-HeldCost]) {
+			t.Errorf("carried out: %q", ev.Text)
+		}
+		kinds = append(kinds, ev.Kind)
+	}
+	if want := []Kind{KindEntered, KindMessage, KindBye}; !slices.Equal(kinds, want) {
+		t.Errorf("events %v, want %v", kinds, want)
+	}
+	if got := s.Closes(); len(got) != 1 || got[0] != ReasonClientQuit {
+		t.Errorf("closes %v, want the quit", got)
 	}
 }

@@ -83,13 +83,13 @@ type Node struct {
 	subMu  sync.Mutex
 	subs   []*nats.Subscription          // guarded by subMu: the fixed ones
 	rooms  map[string]*nats.Subscription // guarded by subMu: room key -> its subscription
-	opened map[string]bool               // guarded by subMu: rooms subscribed to, whose Subscribed has not come
+	opened map[string]*nats.Subscription // guarded by subMu: room subscriptions not yet confirmed (see Subscribed)
 
 	flushMu     sync.Mutex
-	flushes     []func()      // guarded by flushMu: the dones of Subscribed waiting for the next flush
-	flusherDone bool          // guarded by flushMu: the flusher has stopped
-	flushKick   chan struct{} // wakes the flusher
-	beforeFlush func()        // tests only: runs in the flusher before each flush
+	flushes     []pendingFlush // guarded by flushMu: the Subscribed waiting for the next flush
+	flusherDone bool           // guarded by flushMu: the flusher has stopped
+	flushKick   chan struct{}  // wakes the flusher
+	beforeFlush func()         // tests only: runs in the flusher before each flush
 	localMu     sync.Mutex
 	local       map[uint64]*member // guarded by localMu: this node's members
 
@@ -157,7 +157,7 @@ func Connect(cfg Config, log *slog.Logger) (*Node, error) {
 		cfg: cfg, log: log, id: hex.EncodeToString(idb[:]), prefix: cfg.Prefix,
 		in:        make(chan *nats.Msg, 1<<16),
 		rooms:     map[string]*nats.Subscription{},
-		opened:    map[string]bool{},
+		opened:    map[string]*nats.Subscription{},
 		local:     map[uint64]*member{},
 		dir:       newDirectory(),
 		releases:  make(chan nickClaim, 4096),

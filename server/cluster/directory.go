@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -516,7 +517,7 @@ func (n *Node) RoomOpened(r *chat.Room) {
 	}
 	if sub, err := n.nc.ChanSubscribe(n.subject(subRoom, roomToken(r.Key())), n.in); err == nil {
 		n.rooms[r.Key()] = sub
-		n.opened[r.Key()] = true
+		n.opened[r.Key()] = sub
 	}
 }
 
@@ -525,13 +526,14 @@ func (n *Node) RoomOpened(r *chat.Room) {
 // the node's flusher goroutine makes for every room opened since its last
 // one, and then calls their dones. So a member opening rooms again and
 // again costs NATS one flush at a time, and a done waits for at most two
-// of them. While NATS is down there is nothing to wait for.
+// of them. Every member that joins a room until its subscription is
+// confirmed waits, not only the one that opened it. While NATS is down
+// there is nothing to wait for.
 func (n *Node) Subscribed(r *chat.Room, done func()) bool {
 	n.subMu.Lock()
-	opened := n.opened[r.Key()]
-	delete(n.opened, r.Key())
+	sub := n.opened[r.Key()]
 	n.subMu.Unlock()
-	if !opened || !n.connected.Load() {
+	if sub == nil || !n.connected.Load() {
 		return false
 	}
 	n.flushMu.Lock()
@@ -539,7 +541,7 @@ func (n *Node) Subscribed(r *chat.Room, done func()) bool {
 	if n.flusherDone {
 		return false
 	}
-	n.flushes = append(n.flushes, done)
+	n.flushes = append(n.flushes, pendingFlush{key: r.Key(), sub: sub, done: done})
 	select {
 	case n.flushKick <- struct{}{}:
 	default: // a kick is pending: its flush takes this one too
@@ -547,39 +549,64 @@ func (n *Node) Subscribed(r *chat.Room, done func()) bool {
 	return true
 }
 
+// pendingFlush is a Subscribed waiting for the flusher: the room's key
+// and the subscription that opened it (a room closed and opened again
+// has a new one, which this flush may not confirm).
+type pendingFlush struct {
+	key  string
+	sub  *nats.Subscription
+	done func()
+}
+
 // flusher is the node's goroutine that confirms rooms' subscriptions (see
 // Subscribed). Its dones run on it; on the node's stop it calls those
-// waiting without a flush, and takes no more.
+// waiting without a flush, and takes no more. A flush under way ends with
+// the stop.
 func (n *Node) flusher() {
 	defer n.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-n.stop
+		cancel()
+	}()
 	for {
 		select {
 		case <-n.stop:
 			n.flushMu.Lock()
 			n.flusherDone = true
-			dones := n.flushes
+			waiting := n.flushes
 			n.flushes = nil
 			n.flushMu.Unlock()
-			for _, done := range dones {
-				done()
+			for _, p := range waiting {
+				p.done()
 			}
 			return
 		case <-n.flushKick:
 		}
-		// The subscriptions of these dones went out before this flush's
-		// PING, on the same connection: its PONG confirms them.
+		// The subscriptions of these went out before this flush's PING,
+		// on the same connection: its PONG confirms them.
 		n.flushMu.Lock()
-		dones := n.flushes
+		batch := n.flushes
 		n.flushes = nil
 		n.flushMu.Unlock()
 		if n.beforeFlush != nil {
 			n.beforeFlush()
 		}
 		if n.connected.Load() {
-			_ = n.nc.FlushTimeout(n.cfg.Timeout)
+			fctx, fcancel := context.WithTimeout(ctx, n.cfg.Timeout)
+			_ = n.nc.FlushWithContext(fctx)
+			fcancel()
 		}
-		for _, done := range dones {
-			done()
+		n.subMu.Lock()
+		for _, p := range batch {
+			if n.opened[p.key] == p.sub {
+				delete(n.opened, p.key)
+			}
+		}
+		n.subMu.Unlock()
+		for _, p := range batch {
+			p.done()
 		}
 	}
 }

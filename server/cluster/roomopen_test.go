@@ -12,11 +12,17 @@ import (
 // gatedNode starts a node whose flushes, which confirm the subscription
 // of a room a member opens here, wait for the returned open (a NATS far
 // away or busy answers that slowly); flushing receives once the flusher
-// waits at the gate. A watchdog opens after 3 s, so that code that waits
-// for the flush on the event loop fails a test instead of hanging it.
+// waits at the gate. A watchdog opens after testTimeout, so that code
+// that waits for the flush on the event loop fails a test instead of
+// hanging it.
 func gatedNode(t *testing.T) (tn *testNode, open func(), opened <-chan struct{}, flushing <-chan struct{}) {
 	t.Helper()
-	ns := startNATS(t, 0, "")
+	return gatedNodeOn(t, startNATS(t, 0, ""))
+}
+
+// gatedNodeOn is gatedNode on the NATS server ns.
+func gatedNodeOn(t *testing.T, ns *natsServer) (tn *testNode, open func(), opened <-chan struct{}, flushing <-chan struct{}) {
+	t.Helper()
 	gate, done := make(chan struct{}), make(chan struct{})
 	at := make(chan struct{}, 16)
 	open = func() {
@@ -27,7 +33,7 @@ func gatedNode(t *testing.T) (tn *testNode, open func(), opened <-chan struct{},
 			close(gate)
 		}
 	}
-	watchdog := time.AfterFunc(3*time.Second, open)
+	watchdog := time.AfterFunc(testTimeout, open)
 	t.Cleanup(func() { watchdog.Stop() })
 	tn = startNodeWith(t, Config{NATS: ns.ClientURL(), Name: "gated"}, func(n *Node) {
 		n.beforeFlush = func() {
@@ -167,4 +173,74 @@ func TestRoomOpenMemberGone(t *testing.T) {
 		defer tn.node.subMu.Unlock()
 		return tn.node.rooms["ghosts"] == nil && len(tn.node.opened) == 0
 	})
+}
+
+// TestRoomOpenHearsNothingBeforeTold: a member whose room opens hears
+// nothing of the room until it is told it is in, although its node hears
+// the room already, and a second member joining meanwhile waits for the
+// same confirmation; both hear the room from then on.
+func TestRoomOpenHearsNothingBeforeTold(t *testing.T) {
+	ns := startNATS(t, 0, "")
+	tn, open, _, flushing := gatedNodeOn(t, ns)
+	other := startNode(t, ns.ClientURL(), "other")
+	c := dial(t, other.addr)
+	c.send("/join games")
+	c.skipUntil("* you are now in #games (1 member)")
+	a, b := dial(t, tn.addr), dial(t, tn.addr)
+	waitFor(t, "the gated node sees #games", testTimeout, func() bool { return tn.node.RemoteCount("games") == 1 })
+	a.send("/join games")
+	waitFlushing(t, flushing)
+	b.send("/join games")
+	waitFor(t, "b waits for the confirmation too", testTimeout, func() bool {
+		tn.node.flushMu.Lock()
+		defer tn.node.flushMu.Unlock()
+		return len(tn.node.flushes) == 1
+	})
+	before := tn.node.Stats().Received
+	c.send("said early")
+	waitFor(t, "the gated node hears #games", testTimeout, func() bool { return tn.node.Stats().Received > before })
+	open()
+	for _, cl := range []*client{a, b} {
+		for {
+			l := cl.line()
+			if strings.Contains(l, "said early") {
+				t.Errorf("uid %d read %q before it was told it is in #games", cl.uid, l)
+			}
+			if strings.HasPrefix(l, "* you are now in #games") {
+				break
+			}
+		}
+	}
+	c.send("said late")
+	for _, cl := range []*client{a, b} {
+		for _, l := range cl.lines(fmt.Sprintf("uid %d: said late", c.uid)) {
+			if strings.Contains(l, "said early") {
+				t.Errorf("uid %d read %q after it was told it is in #games", cl.uid, l)
+			}
+		}
+	}
+}
+
+// TestRoomOpenQuitEndsInput: a /quit that waits for an opening room
+// closes the member once the room is entered, and what the member sent
+// after it is not carried out.
+func TestRoomOpenQuitEndsInput(t *testing.T) {
+	tn, open, _, flushing := gatedNode(t)
+	a, b := dial(t, tn.addr), dial(t, tn.addr)
+	a.skipUntil(fmt.Sprintf("* uid %d joined", b.uid))
+	a.send("/join x")
+	waitFlushing(t, flushing)
+	a.send("/quit")
+	a.send(fmt.Sprintf("$%d:after the quit", b.uid))
+	open()
+	a.skipUntil("* you are now in #x (1 member)")
+	if l := a.line(); l != "* bye" {
+		t.Fatalf("after the notice: %q, want the bye", l)
+	}
+	a.conn.Close() // as a client does once told: the server need not linger
+	for _, l := range b.lines(fmt.Sprintf("* uid %d left", a.uid)) {
+		if strings.Contains(l, "after the quit") {
+			t.Errorf("uid %d read %q, sent after a /quit", b.uid, l)
+		}
+	}
 }
