@@ -279,7 +279,9 @@ func (h *Hub) Handle(m *Member, line []byte) {
 		// After the rate limit, which so bounds what waits, and before
 		// anything else: a line waits for the room its member opens.
 		held := bytes.Clone(line)
-		if h.hold(m, len(held), cmd.Op == OpQuit, func() { cmd, target := parse(held); h.handle(m, cmd, target, h.now()) }) {
+		quit := cmd.Op == OpQuit
+		if h.hold(m, len(held), quit, func() { cmd, target := parse(held); h.handle(m, cmd, target, h.now()) }) {
+			m.rooms.quitting = m.rooms.quitting || quit
 			return
 		}
 	}

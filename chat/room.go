@@ -134,6 +134,7 @@ type memberRooms struct {
 	heldSize int
 	front    int  // where hold puts input: the end, or while resuming, the front
 	resuming bool // resume is running held input
+	quitting bool // a /quit waits: what comes after it is dropped
 }
 
 // heldInput is a member's input that waits for the room it opens: fn
@@ -337,14 +338,19 @@ const (
 // hold keeps fn, a member's input of size bytes of text, to run once the
 // room it opens is entered (see awaitRoom), and reports whether it did:
 // not if no room opens. Past MaxHeld the input is refused with
-// "! slow down", as a flood is, unless it must not be (a /quit). Input
-// that what resume runs holds goes before what still waits: it came from
-// that (a token's rooms, after the /auth). Callers check m.opening
-// first, so that fn is made only then. m's goroutine only.
+// "! slow down", as a flood is, unless it must not be: a /quit (the
+// first: what comes after one is dropped, as it would never run), or a
+// token's rooms (as many as the token lists, which the application
+// signed). Input that what resume runs holds goes before what still
+// waits: it came from that (a token's rooms, after the /auth). Callers
+// check m.opening first, so that fn is made only then. m's goroutine only.
 func (h *Hub) hold(m *Member, size int, must bool, fn func()) bool {
 	st := m.rooms
 	if st == nil || !st.opening {
 		return false
+	}
+	if st.quitting {
+		return true
 	}
 	size += HeldCost
 	if st.heldSize+size > MaxHeld && !must {

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"slices"
 	"sync"
 	"testing"
@@ -52,13 +53,16 @@ func (c *gatedCluster) Subscribed(r *Room, done func()) bool {
 }
 
 // confirm calls the dones of the subscriptions waiting.
-func (c *gatedCluster) confirm() {
-	c.mu.Lock()
-	dones := c.pending
-	c.pending = nil
-	c.mu.Unlock()
-	for _, done := range dones {
-		done()
+func (c *gatedCluster) confirm() { takeAndRun(&c.mu, &c.pending) }
+
+// takeAndRun empties *fns, guarded by mu, and runs what it held.
+func takeAndRun(mu *sync.Mutex, fns *[]func()) {
+	mu.Lock()
+	taken := *fns
+	*fns = nil
+	mu.Unlock()
+	for _, fn := range taken {
+		fn()
 	}
 }
 
@@ -77,14 +81,17 @@ func (s *runnerSession) Run(fn func()) {
 }
 
 // runAll runs what the session was asked to run.
-func (s *runnerSession) runAll() {
-	s.mu.Lock()
-	runs := s.runs
-	s.runs = nil
-	s.mu.Unlock()
-	for _, fn := range runs {
-		fn()
-	}
+func (s *runnerSession) runAll() { takeAndRun(&s.mu, &s.runs) }
+
+// gatedHub returns a Hub on a gatedCluster and a member of it whose
+// session is a runnerSession.
+func gatedHub() (*gatedCluster, *Hub, *runnerSession, *Member) {
+	c := &gatedCluster{opened: map[string]bool{}}
+	h := NewHub(Options{Cluster: c})
+	g := &fakeGroup{}
+	s := &runnerSession{fakeSession: &fakeSession{}}
+	g.add(s.fakeSession)
+	return c, h, s, h.Join(s, JoinOptions{Protocol: "test", Fanout: g})
 }
 
 // TestRoomOpenHoldsStructuredInput: while a room a member opens waits for
@@ -92,12 +99,7 @@ func (s *runnerSession) runAll() {
 // say, a room say, a leave) waits, and follows the entered notice in
 // order once the member's goroutine runs the answer.
 func TestRoomOpenHoldsStructuredInput(t *testing.T) {
-	c := &gatedCluster{opened: map[string]bool{}}
-	h := NewHub(Options{Cluster: c})
-	g := &fakeGroup{}
-	s := &runnerSession{fakeSession: &fakeSession{}}
-	g.add(s.fakeSession)
-	m := h.Join(s, JoinOptions{Protocol: "test", Fanout: g})
+	c, h, s, m := gatedHub()
 	s.Drain()
 
 	h.JoinRoom(m, "games")
@@ -138,22 +140,25 @@ func TestRoomOpenHoldsStructuredInput(t *testing.T) {
 
 // TestRoomOpenTokenRoomsInOrder: the rooms of a token whose /auth waited
 // for an opening room are joined, in the token's order, before the lines
-// sent after the /auth: the last line goes to the token's last room, as
-// it does with no room opening.
+// sent after the /auth, and are not refused when what may wait is full:
+// the last line goes to the token's last room, as it does with no room
+// opening.
 func TestRoomOpenTokenRoomsInOrder(t *testing.T) {
-	c := &gatedCluster{opened: map[string]bool{}}
-	h := NewHub(Options{Cluster: c})
+	c, h, s, m := gatedHub()
 	h.SetAuth(AuthOptions{Verify: func(string) (Identity, error) {
 		return Identity{User: "u1", Rooms: []string{"r1", "r2"}}, nil
 	}})
-	g := &fakeGroup{}
-	s := &runnerSession{fakeSession: &fakeSession{}}
-	g.add(s.fakeSession)
-	m := h.Join(s, JoinOptions{Protocol: "test", Fanout: g})
 
 	h.JoinRoom(m, "a0")
 	h.Handle(m, []byte("/auth token"))
+	// What may wait is full once the /auth is held: the token's rooms
+	// still wait, and are not refused.
+	fill := bytes.Repeat([]byte("x"), MaxHeld-m.rooms.heldSize-2*HeldCost-len("hello"))
+	h.Handle(m, fill)
 	h.Handle(m, []byte("hello"))
+	if m.rooms.heldSize != MaxHeld {
+		t.Fatalf("%d bytes wait, want MaxHeld", m.rooms.heldSize)
+	}
 	for range 3 { // a0, r1, r2 open one after the other
 		if !m.opening() {
 			t.Fatal("no room opening")
@@ -171,7 +176,7 @@ func TestRoomOpenTokenRoomsInOrder(t *testing.T) {
 		}
 	}
 	if last == nil || last.Text != "hello" || last.Room == nil || last.Room.Name() != "r2" {
-		t.Fatalf("the line after the /auth: %+v, want hello in #r2", last)
+		t.Fatal("the last line is not hello in #r2")
 	}
 	if got := m.Rooms(); len(got) != 4 || got[1] != "a0" || got[2] != "r1" || got[3] != "r2" {
 		t.Errorf("rooms %v, want the lobby, a0, r1, r2", got)
@@ -181,12 +186,7 @@ func TestRoomOpenTokenRoomsInOrder(t *testing.T) {
 // TestRoomOpenQuit: a /quit that waits for an opening room is not refused
 // however much waits, and what was sent after it is not carried out.
 func TestRoomOpenQuit(t *testing.T) {
-	c := &gatedCluster{opened: map[string]bool{}}
-	h := NewHub(Options{Cluster: c})
-	g := &fakeGroup{}
-	s := &runnerSession{fakeSession: &fakeSession{}}
-	g.add(s.fakeSession)
-	m := h.Join(s, JoinOptions{Protocol: "test", Fanout: g})
+	c, h, s, m := gatedHub()
 
 	h.JoinRoom(m, "games")
 	long := make([]byte, MaxHeld)
@@ -196,7 +196,14 @@ func TestRoomOpenQuit(t *testing.T) {
 	h.Handle(m, long[:MaxHeld-HeldCost]) // fills what may wait
 	h.Handle(m, []byte("refused"))
 	h.Handle(m, []byte("/quit"))
-	h.Handle(m, []byte("after the quit"))
+	held := len(m.rooms.held)
+	for range 1000 { // what comes after a /quit is dropped: it would never run
+		h.Handle(m, []byte("/quit"))
+		h.Handle(m, []byte("after the quit"))
+	}
+	if n := len(m.rooms.held); n != held {
+		t.Errorf("%d held after the /quit, want %d", n, held)
+	}
 	s.Drain()
 	c.confirm()
 	s.runAll()

@@ -208,12 +208,24 @@ func (h *Hub) Authenticate(m *Member, id Identity) bool {
 	default:
 		h.takeNick(m, nick, key, now)
 	}
-	for _, room := range id.Rooms {
+	h.joinTokenRooms(m, id.Rooms, now)
+	return true
+}
+
+// joinTokenRooms makes m join rooms, a token's. Once one of them opens
+// (see awaitRoom), the rest wait for it, together, and are not refused
+// however much waits (see hold). m's goroutine only.
+func (h *Hub) joinTokenRooms(m *Member, rooms []string, now time.Time) {
+	for i, room := range rooms {
+		if m.opening() {
+			rest := rooms[i:]
+			h.hold(m, 0, true, func() { h.joinTokenRooms(m, rest, h.now()) })
+			return
+		}
 		if s, key, ok := roomArg([]byte(room)); ok {
 			h.joinRoom(m, s, key, now)
 		}
 	}
-	return true
 }
 
 func cmpUID(a, b uint64) int {

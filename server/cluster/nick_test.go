@@ -4,11 +4,29 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// newGate returns a gate that open opens, once, and a channel closed
+// then; a watchdog opens it after the given time, so that code that waits
+// for the gate where it must not fails a test instead of hanging it.
+func newGate(t *testing.T, watchdog time.Duration) (gate <-chan struct{}, open func(), opened <-chan struct{}) {
+	g, done := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	open = func() {
+		once.Do(func() {
+			close(done)
+			close(g)
+		})
+	}
+	w := time.AfterFunc(watchdog, open)
+	t.Cleanup(func() { w.Stop() })
+	return g, open, done
+}
 
 // slowNode starts a node whose nick claims wait for the returned open
 // (a NATS cluster electing a leader answers that slowly), with at most
@@ -18,17 +36,7 @@ import (
 func slowNode(t *testing.T, claims int) (tn *testNode, open func(), opened <-chan struct{}) {
 	t.Helper()
 	ns := startNATS(t, 0, "")
-	gate, done := make(chan struct{}), make(chan struct{})
-	open = func() {
-		select {
-		case <-done:
-		default:
-			close(done)
-			close(gate)
-		}
-	}
-	watchdog := time.AfterFunc(3*time.Second, open)
-	t.Cleanup(func() { watchdog.Stop() })
+	gate, open, done := newGate(t, 3*time.Second)
 	tn = startNodeWith(t, Config{NATS: ns.ClientURL(), Name: "slow"}, func(n *Node) {
 		n.beforeClaim = func() { <-gate }
 		if claims > 0 {

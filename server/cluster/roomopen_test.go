@@ -2,11 +2,11 @@ package cluster
 
 import (
 	"fmt"
-
-	"github.com/fastws/fastws/chat"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastws/fastws/chat"
 )
 
 // gatedNode starts a node whose flushes, which confirm the subscription
@@ -23,18 +23,8 @@ func gatedNode(t *testing.T) (tn *testNode, open func(), opened <-chan struct{},
 // gatedNodeOn is gatedNode on the NATS server ns.
 func gatedNodeOn(t *testing.T, ns *natsServer) (tn *testNode, open func(), opened <-chan struct{}, flushing <-chan struct{}) {
 	t.Helper()
-	gate, done := make(chan struct{}), make(chan struct{})
+	gate, open, done := newGate(t, testTimeout)
 	at := make(chan struct{}, 16)
-	open = func() {
-		select {
-		case <-done:
-		default:
-			close(done)
-			close(gate)
-		}
-	}
-	watchdog := time.AfterFunc(testTimeout, open)
-	t.Cleanup(func() { watchdog.Stop() })
 	tn = startNodeWith(t, Config{NATS: ns.ClientURL(), Name: "gated"}, func(n *Node) {
 		n.beforeFlush = func() {
 			select {
@@ -188,6 +178,7 @@ func TestRoomOpenHearsNothingBeforeTold(t *testing.T) {
 	c.skipUntil("* you are now in #games (1 member)")
 	a, b := dial(t, tn.addr), dial(t, tn.addr)
 	waitFor(t, "the gated node sees #games", testTimeout, func() bool { return tn.node.RemoteCount("games") == 1 })
+	subs := ns.NumSubscriptions()
 	a.send("/join games")
 	waitFlushing(t, flushing)
 	b.send("/join games")
@@ -196,6 +187,9 @@ func TestRoomOpenHearsNothingBeforeTold(t *testing.T) {
 		defer tn.node.flushMu.Unlock()
 		return len(tn.node.flushes) == 1
 	})
+	// Said once NATS has the gated node's subscription, which its
+	// connection sent before the flush that waits at the gate.
+	waitFor(t, "NATS has the gated node's #games", testTimeout, func() bool { return ns.NumSubscriptions() > subs })
 	before := tn.node.Stats().Received
 	c.send("said early")
 	waitFor(t, "the gated node hears #games", testTimeout, func() bool { return tn.node.Stats().Received > before })
