@@ -49,9 +49,10 @@ type Cluster interface {
 	RoomClosed(r *Room)
 	// Subscribed calls done, later, on a goroutine of the cluster's, once
 	// the other nodes' events in r reach this node, and returns true, if
-	// RoomOpened subscribed to r since the last call for r: that takes a
-	// round trip to the cluster (at most its timeout). Otherwise it
-	// returns false and does not call done. It does not block.
+	// the subscription RoomOpened made for r is not confirmed yet: that
+	// takes a round trip to the cluster (at most its timeout), and every
+	// member joining r until then waits for it. Otherwise it returns false
+	// and does not call done. It does not block.
 	Subscribed(r *Room, done func()) bool
 
 	// Private sends ev, a private message to ev.To, to the node that

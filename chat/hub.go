@@ -272,20 +272,27 @@ func (h *Hub) Handle(m *Member, line []byte) {
 	case OpRooms:
 		cost = h.roomsCost(m)
 	}
-	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost, len(line))) || !h.authGate(m, cmd.Op) {
+	if cmd.Op == OpNone || (cmd.Op != OpQuit && !h.allow(m, now, cost, len(line))) {
 		return
 	}
 	if m.opening() {
 		// After the rate limit, which so bounds what waits, and before
-		// anything else: a line waits for the room its member opens.
+		// anything else, the authentication gate included (a /auth held
+		// before it may open it): a line waits for the room its member
+		// opens.
 		held := bytes.Clone(line)
 		quit := cmd.Op == OpQuit
-		if h.hold(m, len(held), quit, func() { cmd, target := parse(held); h.handle(m, cmd, target, h.now()) }) {
-			m.rooms.quitting = m.rooms.quitting || quit
-			return
-		}
+		h.hold(m, len(held), quit, func() {
+			if cmd, target := parse(held); h.authGate(m, cmd.Op) {
+				h.handle(m, cmd, target, h.now())
+			}
+		})
+		m.rooms.quitting = m.rooms.quitting || quit
+		return
 	}
-	h.handle(m, cmd, target, now)
+	if h.authGate(m, cmd.Op) {
+		h.handle(m, cmd, target, now)
+	}
 }
 
 // handle carries out cmd, a line of m's that passed the rate limit and
@@ -349,16 +356,23 @@ func (h *Hub) handle(m *Member, cmd Command, target []byte, now time.Time) {
 // form of a text line, used by the JSON subprotocol. It is safe for
 // concurrent use.
 func (h *Hub) Say(m *Member, to uint64, text string) {
-	if now := h.now(); h.take(m, now, 1, len(text), OpBroadcast) {
-		if m.opening() && h.hold(m, len(text), false, func() { h.said(m, to, text, h.now()) }) {
-			return
-		}
-		h.said(m, to, text, now)
+	now := h.now()
+	if !h.allow(m, now, 1, len(text)) {
+		return
 	}
+	if m.opening() {
+		h.hold(m, len(text), false, func() { h.sayGated(m, to, text, h.now()) })
+		return
+	}
+	h.sayGated(m, to, text, now)
 }
 
-// said is Say once its line passed.
-func (h *Hub) said(m *Member, to uint64, text string, now time.Time) {
+// sayGated is Say past the rate limit: the authentication gate, then the
+// say.
+func (h *Hub) sayGated(m *Member, to uint64, text string, now time.Time) {
+	if !h.authGate(m, OpBroadcast) {
+		return
+	}
 	var r *Room
 	if to == 0 {
 		if r = h.current(m); r == nil {
@@ -374,15 +388,24 @@ func (h *Hub) said(m *Member, to uint64, text string, now time.Time) {
 // Like Handle, it is called on the goroutine that handles m's lines.
 func (h *Hub) SayRoom(m *Member, room, text string) {
 	now := h.now()
-	if !h.take(m, now, 1, len(text), OpRoomSay) {
+	if !h.allow(m, now, 1, len(text)) {
+		return
+	}
+	if m.opening() {
+		h.hold(m, len(text), false, func() { h.sayRoomGated(m, room, text, h.now()) })
+		return
+	}
+	h.sayRoomGated(m, room, text, now)
+}
+
+// sayRoomGated is SayRoom past the rate limit.
+func (h *Hub) sayRoomGated(m *Member, room, text string, now time.Time) {
+	if !h.authGate(m, OpRoomSay) {
 		return
 	}
 	shown, key, ok := roomArg([]byte(room))
 	if !ok {
 		h.Refuse(m, "bad room name")
-		return
-	}
-	if m.opening() && h.hold(m, len(text), false, func() { h.sayRoom(m, shown, key, text, h.now()) }) {
 		return
 	}
 	h.sayRoom(m, shown, key, text, now)
@@ -393,7 +416,19 @@ func (h *Hub) SayRoom(m *Member, room, text string) {
 // handles m's lines.
 func (h *Hub) JoinRoom(m *Member, room string) {
 	now := h.now()
-	if !h.take(m, now, 1, len(room), OpJoin) {
+	if !h.allow(m, now, 1, len(room)) {
+		return
+	}
+	if m.opening() {
+		h.hold(m, len(room), false, func() { h.joinGated(m, room, h.now()) })
+		return
+	}
+	h.joinGated(m, room, now)
+}
+
+// joinGated is JoinRoom past the rate limit.
+func (h *Hub) joinGated(m *Member, room string, now time.Time) {
+	if !h.authGate(m, OpJoin) {
 		return
 	}
 	shown, key, ok := roomArg([]byte(room))
@@ -407,7 +442,19 @@ func (h *Hub) JoinRoom(m *Member, room string) {
 // LeaveRoom: see [Hub.JoinRoom].
 func (h *Hub) LeaveRoom(m *Member, room string) {
 	now := h.now()
-	if !h.take(m, now, 1, len(room), OpLeave) {
+	if !h.allow(m, now, 1, len(room)) {
+		return
+	}
+	if m.opening() {
+		h.hold(m, len(room), false, func() { h.leaveGated(m, room, h.now()) })
+		return
+	}
+	h.leaveGated(m, room, now)
+}
+
+// leaveGated is LeaveRoom past the rate limit.
+func (h *Hub) leaveGated(m *Member, room string, now time.Time) {
+	if !h.authGate(m, OpLeave) {
 		return
 	}
 	var shown, key string
@@ -419,13 +466,6 @@ func (h *Hub) LeaveRoom(m *Member, room string) {
 		}
 	}
 	h.leaveRoom(m, shown, key, now)
-}
-
-// take is what a member's structured input (a say, a join, a leave from
-// JSON or the API's transports) passes before it runs: the rate limit,
-// then, with requireAuth, the authentication gate for op.
-func (h *Hub) take(m *Member, now time.Time, cost, size int, op Op) bool {
-	return h.allow(m, now, cost, size) && h.authGate(m, op)
 }
 
 // RefuseInput refuses input of size bytes that the transport could not

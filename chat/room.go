@@ -230,7 +230,11 @@ func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
 	if i := st.find(key); i >= 0 {
 		r := st.in[i].room
 		st.current = r
-		m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: r, Online: int(r.count.Load()), Time: now})
+		n := int(r.count.Load())
+		if h.cluster != nil {
+			n += h.cluster.RemoteCount(key)
+		}
+		m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: r, Online: n, Time: now})
 		return
 	}
 	if limit := int(h.maxPerMember.Load()); limit > 0 && len(st.in)-lobbyIn(st) >= limit {
@@ -342,8 +346,11 @@ const (
 // first: what comes after one is dropped, as it would never run), or a
 // token's rooms (as many as the token lists, which the application
 // signed). Input that what resume runs holds goes before what still
-// waits: it came from that (a token's rooms, after the /auth). Callers
-// check m.opening first, so that fn is made only then. m's goroutine only.
+// waits: it came from that (a token's rooms, after the /auth). A member's
+// lines and structured input pass the rate limit when they come, and the
+// authentication gate and all else when they run: a /auth held before
+// them may open the gate. Callers check m.opening first, so that fn is
+// made only then. m's goroutine only.
 func (h *Hub) hold(m *Member, size int, must bool, fn func()) bool {
 	st := m.rooms
 	if st == nil || !st.opening {

@@ -15,7 +15,7 @@ type gatedCluster struct {
 
 	mu      sync.Mutex
 	uid     uint64
-	opened  map[string]bool
+	opened  map[string]bool // subscriptions not yet confirmed
 	pending []func()
 }
 
@@ -47,13 +47,17 @@ func (c *gatedCluster) Subscribed(r *Room, done func()) bool {
 	if !c.opened[r.Key()] {
 		return false
 	}
-	delete(c.opened, r.Key())
 	c.pending = append(c.pending, done)
 	return true
 }
 
-// confirm calls the dones of the subscriptions waiting.
-func (c *gatedCluster) confirm() { takeAndRun(&c.mu, &c.pending) }
+// confirm confirms the subscriptions and calls the dones waiting.
+func (c *gatedCluster) confirm() {
+	c.mu.Lock()
+	clear(c.opened)
+	c.mu.Unlock()
+	takeAndRun(&c.mu, &c.pending)
+}
 
 // takeAndRun empties *fns, guarded by mu, and runs what it held.
 func takeAndRun(mu *sync.Mutex, fns *[]func()) {
@@ -219,5 +223,62 @@ func TestRoomOpenQuit(t *testing.T) {
 	}
 	if got := s.Closes(); len(got) != 1 || got[0] != ReasonClientQuit {
 		t.Errorf("closes %v, want the quit", got)
+	}
+}
+
+// TestRoomOpenAPIInOrder: an API leave for a member whose room opens
+// comes after what the member sent before it, as if typed: a /join that
+// waits, then the API's leave of that room, leaves the member out of it.
+// A second member joining the room meanwhile waits for the same
+// confirmation.
+func TestRoomOpenAPIInOrder(t *testing.T) {
+	c, h, s, m := gatedHub()
+	g2 := &fakeGroup{}
+	s2 := &runnerSession{fakeSession: &fakeSession{}}
+	g2.add(s2.fakeSession)
+	m2 := h.Join(s2, JoinOptions{Protocol: "test", Fanout: g2})
+
+	h.JoinRoom(m, "a")
+	h.Handle(m, []byte("/join b"))
+	h.LeaveFor(Target{UID: m.UID()}, "b")
+	s.runAll() // the API's leave, which waits
+	h.JoinRoom(m2, "a")
+	if !m2.opening() {
+		t.Error("a second member joining #a before its subscription is confirmed does not wait")
+	}
+	for m.opening() {
+		c.confirm()
+		s.runAll()
+		s2.runAll()
+	}
+	if got := m.Rooms(); !slices.Equal(got, []string{LobbyName, "a"}) {
+		t.Errorf("rooms %v, want the lobby and a: the API's leave of b came after the /join b", got)
+	}
+	if got := m2.Rooms(); !slices.Equal(got, []string{LobbyName, "a"}) {
+		t.Errorf("second member's rooms %v, want the lobby and a", got)
+	}
+}
+
+// TestRoomOpenAuthGateWhenRun: with requireAuth, a line that waits behind
+// a /auth that waits passes the authentication gate when it runs, after
+// the /auth, not when it comes.
+func TestRoomOpenAuthGateWhenRun(t *testing.T) {
+	c, h, s, m := gatedHub()
+	h.SetAuth(AuthOptions{Require: true, Verify: func(string) (Identity, error) { return Identity{User: "u1"}, nil }})
+	h.JoinFor(Target{UID: m.UID()}, "a") // an application's join opens #a
+	s.runAll()
+	h.Handle(m, []byte("/auth token"))
+	h.Handle(m, []byte("hello"))
+	c.confirm()
+	s.runAll()
+	var said bool
+	for _, ev := range s.Drain() {
+		if ev.Kind == KindError {
+			t.Errorf("refused: %q", ev.Text)
+		}
+		said = said || ev.Kind == KindMessage && ev.Text == "hello"
+	}
+	if !said {
+		t.Error("the line after the /auth was not said")
 	}
 }

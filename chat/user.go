@@ -489,14 +489,24 @@ func (h *Hub) roomForLocal(t Target, shown, key string, join bool) int {
 		}
 		n++
 		r.Run(func() {
-			if join {
-				h.joinRoom(m, shown, key, h.now())
-			} else if m.rooms != nil && m.rooms.find(key) >= 0 || m.rooms == nil && key == LobbyName {
-				h.leaveRoom(m, shown, key, h.now())
+			if m.opening() { // after what m sent before, as if typed
+				h.hold(m, len(shown), false, func() { h.roomForMember(m, shown, key, join) })
+				return
 			}
+			h.roomForMember(m, shown, key, join)
 		})
 	}
 	return n
+}
+
+// roomForMember is roomForLocal for one member, on its goroutine: a leave
+// of a room it is not in does nothing.
+func (h *Hub) roomForMember(m *Member, shown, key string, join bool) {
+	if join {
+		h.joinRoom(m, shown, key, h.now())
+	} else if m.rooms != nil && m.rooms.find(key) >= 0 || m.rooms == nil && key == LobbyName {
+		h.leaveRoom(m, shown, key, h.now())
+	}
 }
 
 // Disconnect closes the connections of t.UID or t.User with

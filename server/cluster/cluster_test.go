@@ -212,6 +212,8 @@ func TestCrossNode(t *testing.T) {
 	a.send("/join Games")
 	a.skipUntil("* you are now in #Games (2 members)")
 	b.skipUntil(fmt.Sprintf("* uid %d joined #games", a.uid))
+	a.send("/join games") // again: the count still has b's node
+	a.skipUntil("* you are now in #Games (2 members)")
 	a.send("#games in the room")
 	b.skipUntil(fmt.Sprintf("[#games] uid %d: in the room", a.uid))
 
