@@ -414,16 +414,20 @@ func (h *Hub) sayRoomGated(m *Member, room, text string, now time.Time) {
 // JoinRoom is "/join room" from m; LeaveRoom is "/leave room" (room ""
 // = the current one). Like Handle, they are called on the goroutine that
 // handles m's lines.
-func (h *Hub) JoinRoom(m *Member, room string) {
+func (h *Hub) JoinRoom(m *Member, room string) { h.roomInput(m, room, (*Hub).joinGated) }
+
+// roomInput is JoinRoom and LeaveRoom: past the rate limit, gated (the
+// rest of them) runs now, or once the room m opens is entered.
+func (h *Hub) roomInput(m *Member, room string, gated func(*Hub, *Member, string, time.Time)) {
 	now := h.now()
 	if !h.allow(m, now, 1, len(room)) {
 		return
 	}
 	if m.opening() {
-		h.hold(m, len(room), false, func() { h.joinGated(m, room, h.now()) })
+		h.hold(m, len(room), false, func() { gated(h, m, room, h.now()) })
 		return
 	}
-	h.joinGated(m, room, now)
+	gated(h, m, room, now)
 }
 
 // joinGated is JoinRoom past the rate limit.
@@ -440,17 +444,7 @@ func (h *Hub) joinGated(m *Member, room string, now time.Time) {
 }
 
 // LeaveRoom: see [Hub.JoinRoom].
-func (h *Hub) LeaveRoom(m *Member, room string) {
-	now := h.now()
-	if !h.allow(m, now, 1, len(room)) {
-		return
-	}
-	if m.opening() {
-		h.hold(m, len(room), false, func() { h.leaveGated(m, room, h.now()) })
-		return
-	}
-	h.leaveGated(m, room, now)
-}
+func (h *Hub) LeaveRoom(m *Member, room string) { h.roomInput(m, room, (*Hub).leaveGated) }
 
 // leaveGated is LeaveRoom past the rate limit.
 func (h *Hub) leaveGated(m *Member, room string, now time.Time) {
