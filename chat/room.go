@@ -230,11 +230,7 @@ func (h *Hub) joinRoom(m *Member, shown, key string, now time.Time) {
 	if i := st.find(key); i >= 0 {
 		r := st.in[i].room
 		st.current = r
-		n := int(r.count.Load())
-		if h.cluster != nil {
-			n += h.cluster.RemoteCount(key)
-		}
-		m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: r, Online: n, Time: now})
+		m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: r, Online: h.roomCount(r), Time: now})
 		return
 	}
 	if limit := int(h.maxPerMember.Load()); limit > 0 && len(st.in)-lobbyIn(st) >= limit {
@@ -318,11 +314,10 @@ func (h *Hub) entered(m *Member, r *Room, now time.Time) {
 	r.mu.Unlock()
 	st.in[i] = roomRef{room: r, idx: len(l.members)}
 	l.members = append(l.members, m)
-	n := int(r.count.Load())
 	if h.cluster != nil {
 		h.cluster.Entered(m.uid, r)
-		n += h.cluster.RemoteCount(r.key)
 	}
+	n := h.roomCount(r)
 	st.current = r
 	m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: r, Online: n, Time: now})
 	if h.announced(int64(n)) {
