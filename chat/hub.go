@@ -149,7 +149,8 @@ type JoinOptions struct {
 }
 
 // Join admits s as a new member with a fresh uid: s gets the welcome and
-// everyone else the join notice. The transport must make s's fanout deliver
+// everyone else the join notice, which waits, with requireAuth, until the
+// member authenticates (an anonymous connection is no one to announce). The transport must make s's fanout deliver
 // to it before calling Join. It is safe for concurrent use.
 func (h *Hub) Join(s Session, o JoinOptions) *Member {
 	return h.JoinMember(new(Member), s, o)
@@ -180,7 +181,10 @@ func (h *Hub) JoinMember(m *Member, s Session, o JoinOptions) *Member {
 		h.cluster.Joined(m.uid, o.Protocol)
 		n += int64(h.cluster.RemoteCount(LobbyName))
 	}
-	if h.announced(n) {
+	switch {
+	case h.AuthRequired():
+		m.hidden = true // until it authenticates: see Authenticate
+	case h.announced(n):
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Except: m.uid, Room: h.lobby, Time: now})
 	}
 	return m
@@ -229,8 +233,8 @@ func (h *Hub) Leave(m *Member) {
 		}
 		n += int64(h.cluster.RemoteCount(LobbyName))
 	}
-	if !inLobby {
-		return // out of the lobby: nothing to tell it
+	if !inLobby || m.hidden {
+		return // out of the lobby, or never announced in it: nothing to tell
 	}
 	if n -= h.outOfLobby.Load(); h.announced(n) {
 		h.broker.Publish(&Event{Kind: KindLeave, UID: m.uid, Nick: nick, Except: m.uid, Room: h.lobby, Time: now})
@@ -711,6 +715,10 @@ type Member struct {
 	// claiming is set while the cluster answers the member's nick claim
 	// (see claimNick). Owned by the member's goroutine.
 	claiming bool
+	// hidden is set for a member that joined while requireAuth held and
+	// has not authenticated since: its join was not announced, and its
+	// leave will not be. Owned by the member's goroutine.
+	hidden bool
 
 	home *home // protocol and fanout
 }

@@ -201,6 +201,10 @@ func (h *Hub) Authenticate(m *Member, id Identity) bool {
 		shown = "uid " + strconv.FormatUint(m.uid, 10)
 	}
 	m.session.Reply(&Event{Kind: KindAuth, UID: m.uid, Nick: shown, Text: "authenticated as " + shown + " (user " + id.User + ")", Time: now})
+	if m.hidden { // joined anonymous under requireAuth: announced now
+		m.hidden = false
+		h.announceLobbyJoin(m, now)
+	}
 	switch {
 	case id.Name == "":
 	case err != nil:
@@ -225,6 +229,17 @@ func (h *Hub) joinTokenRooms(m *Member, rooms []string, now time.Time) {
 		if s, key, ok := roomArg([]byte(room)); ok {
 			h.joinRoom(m, s, key, now)
 		}
+	}
+}
+
+// announceLobbyJoin tells the lobby that m joined, if m is in it and the
+// lobby is not past the announce limit.
+func (h *Hub) announceLobbyJoin(m *Member, now time.Time) {
+	if !m.InLobby() {
+		return
+	}
+	if h.announced(int64(h.roomCount(h.lobby))) {
+		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Nick: m.Nick(), Except: m.uid, Room: h.lobby, Time: now})
 	}
 }
 

@@ -74,11 +74,17 @@ func TestAuthOff(t *testing.T) {
 	}
 }
 
+// TestRequireAuthGate: with requireAuth, an anonymous member may only
+// /auth, /help and /quit, and is no one to announce: its join is told
+// once it authenticates, and its leave, anonymous, not at all.
 func TestRequireAuthGate(t *testing.T) {
 	r := newTestRoom(t)
 	r.hub.SetAuth(AuthOptions{Verify: stubVerifier, Require: true, Timeout: time.Second})
 	a, sa := r.join(t, JoinOptions{})
 	b, sb := r.join(t, JoinOptions{})
+	if got := drainLines(t, sa); slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, "joined") }) {
+		t.Errorf("an anonymous member was announced: a got %q", got)
+	}
 	r.drainAll()
 	r.send(t, a.UID(), "hello", "/join games", "/nick x", "$2:psst", "#games hi", "/who", "/rooms")
 	got := drainLines(t, sa)
@@ -94,8 +100,8 @@ func TestRequireAuthGate(t *testing.T) {
 	}
 	r.hub.Say(a, 0, "structured")
 	r.send(t, a.UID(), "/auth good:u1:alice", "now I may")
-	if got := drainLines(t, sb); !slices.Equal(got, []string{"* uid 1 is now alice", "alice(1): now I may"}) {
-		t.Errorf("after auth: b got %q, want the nick change and the line, not what a said before", got)
+	if got := drainLines(t, sb); !slices.Equal(got, []string{"* uid 1 joined", "* uid 1 is now alice", "alice(1): now I may"}) {
+		t.Errorf("after auth: b got %q, want a's join, held until it authenticated, the nick change and the line, not what a said before", got)
 	}
 	if _, _, on := r.hub.AuthDeadline(); !on {
 		t.Errorf("AuthDeadline: requireAuth is off")
@@ -103,6 +109,16 @@ func TestRequireAuthGate(t *testing.T) {
 	r.send(t, b.UID(), "/quit")
 	if closes := sb.Closes(); !slices.Equal(closes, []CloseReason{ReasonClientQuit}) {
 		t.Errorf("/quit while anonymous: got %v", closes)
+	}
+	r.hub.Leave(b)
+	if got := drainLines(t, sa); slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, "left") }) {
+		t.Errorf("an anonymous member's leave was announced: a got %q", got)
+	}
+	_, sc := r.join(t, JoinOptions{}) // to see that a's leave, once authenticated, is announced
+	r.drainAll()
+	r.hub.Leave(a)
+	if got := drainLines(t, sc); !slices.Equal(got, []string{"* alice(1) left"}) {
+		t.Errorf("an authenticated member left: the others got %q", got)
 	}
 }
 

@@ -603,6 +603,29 @@ func TestRequireAuthHidesTheRooms(t *testing.T) {
 	ws.expect(map[string]any{"type": "message", "text": "now you see it"})
 }
 
+// TestRequireAuthAnnouncesOnlyMembers: with requireAuth, a connection
+// that comes and goes without authenticating is announced to no one; one
+// that authenticates is announced then.
+func TestRequireAuthAnnouncesOnlyMembers(t *testing.T) {
+	d, _ := apiDaemon(t, "", "requireAuth = true\nauthTimeout = 1h")
+	member := dialTelnet(t, d.Addrs()["Telnet"])
+	member.authAs(token(t, "u1", ""), "u1")
+	anon := dialTelnet(t, d.Addrs()["Telnet"])
+	anon.send("/quit")
+	anon.expectClosed()
+	later := dialTelnet(t, d.Addrs()["Telnet"])
+	later.authAs(token(t, "u2", ""), "u2")
+	for {
+		l := member.line()
+		if strings.Contains(l, fmt.Sprintf("uid %d ", anon.uid)) {
+			t.Errorf("uid %d read %q about a connection that never authenticated", member.uid, l)
+		}
+		if l == fmt.Sprintf("* uid %d joined", later.uid) {
+			break
+		}
+	}
+}
+
 func TestAPIConfig(t *testing.T) {
 	t.Run("short key", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "config.ini")
