@@ -131,13 +131,14 @@ func (h *Hub) DeliverPrivate(ev *Event) {
 
 // RemoteGone tells this node's members that uid, a member of a node that
 // is gone without a word (crashed, or cut off), left the lobby and the
-// rooms with keys: joins and leaves are announced as for a local member.
-// It is safe for concurrent use.
-func (h *Hub) RemoteGone(uid uint64, nick string, keys []string, deliver func(*Event)) {
+// rooms with keys: joins and leaves are announced as for a local member,
+// so the lobby's is not for a member still anonymous (never authenticated)
+// while requireAuth holds. It is safe for concurrent use.
+func (h *Hub) RemoteGone(uid uint64, nick string, anonymous bool, keys []string, deliver func(*Event)) {
 	now := h.now()
 	for _, key := range keys {
 		r := h.ClusterRoom(key)
-		if r == nil {
+		if r == nil || r.lobby && anonymous && h.AuthRequired() {
 			continue
 		}
 		if h.announced(int64(h.roomCount(r)) + 1) {

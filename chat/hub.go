@@ -209,9 +209,10 @@ func (h *Hub) home(protocol string, f Fanout) *home {
 }
 
 // Leave removes m from every room and tells their members. It is
-// idempotent. A member that joined or left a room must be left on the
-// goroutine that handles its lines (in the server, its event loop, in
-// OnClose); one that never did may be left from any goroutine.
+// idempotent. A member that joined or left a room, or authenticated,
+// must be left on the goroutine that handles its lines (in the server,
+// its event loop, in OnClose); one that did none of these may be left
+// from any goroutine.
 func (h *Hub) Leave(m *Member) {
 	// Under mu, so that a nick set meanwhile is not left behind in nicks.
 	h.mu.Lock()

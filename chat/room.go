@@ -416,7 +416,7 @@ func (h *Hub) joinLobby(m *Member, now time.Time) {
 		online += int64(h.cluster.RemoteCount(LobbyName))
 	}
 	m.session.Reply(&Event{Kind: KindEntered, UID: m.uid, Room: h.lobby, Online: int(online - n), Time: now})
-	if h.announced(online - n) {
+	if !m.hidden && h.announced(online-n) { // a hidden member is announced when it authenticates
 		h.broker.Publish(&Event{Kind: KindJoin, UID: m.uid, Nick: m.Nick(), Except: m.uid, Room: h.lobby, Time: now})
 	}
 }
@@ -451,7 +451,7 @@ func (h *Hub) leaveRoom(m *Member, shown, key string, now time.Time) {
 	// The leaver hears it too (as IRC echoes a PART): it is the answer to
 	// its /leave, and a JSON client learns which tab to close.
 	m.session.Reply(ev)
-	if n := h.dropRoom(m, st, i); h.announced(int64(n) + 1) {
+	if n := h.dropRoom(m, st, i); h.announced(int64(n)+1) && !(r.lobby && m.hidden) {
 		h.broker.Publish(ev)
 	}
 }

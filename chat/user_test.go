@@ -3,6 +3,7 @@ package chat
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -414,5 +415,22 @@ func TestAuthExpire(t *testing.T) {
 	}
 	if ReasonTokenExpired.String() != "token_expired" {
 		t.Errorf("ReasonTokenExpired is %q", ReasonTokenExpired)
+	}
+}
+
+// TestRequireAuthHiddenLobbyByAPI: the API taking an anonymous member out
+// of the lobby and back, under requireAuth, announces neither, and its
+// authentication announces its join once.
+func TestRequireAuthHiddenLobbyByAPI(t *testing.T) {
+	r := newTestRoom(t)
+	r.hub.SetAuth(AuthOptions{Verify: stubVerifier, Require: true})
+	_, so := r.join(t, JoinOptions{})
+	a, _ := r.join(t, JoinOptions{})
+	r.drainAll()
+	r.hub.roomForMember(a, LobbyName, LobbyName, false)
+	r.hub.roomForMember(a, LobbyName, LobbyName, true)
+	r.send(t, a.UID(), "/auth good:u1:")
+	if got := drainLines(t, so); !slices.Equal(got, []string{"* uid " + strconv.FormatUint(a.UID(), 10) + " joined"}) {
+		t.Errorf("the others got %q, want one join notice, at the authentication", got)
 	}
 }

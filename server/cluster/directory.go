@@ -273,14 +273,16 @@ func (n *Node) checkPeers(now time.Time) {
 // members they left. p is out of dir.peers already.
 func (n *Node) drop(p *peer) {
 	ms := slices.Collect(maps.Values(p.members))
+	slices.SortFunc(ms, func(a, b *member) int { return int(a.uid - b.uid) })
+	anonymous := make([]bool, len(ms)) // read before remove, which forgets the users
 	n.dirMu.Lock()
-	for _, m := range ms {
+	for i, m := range ms {
+		anonymous[i] = m.user == ""
 		n.dir.remove(m)
 	}
 	n.dirMu.Unlock()
-	slices.SortFunc(ms, func(a, b *member) int { return int(a.uid - b.uid) })
-	for _, m := range ms {
-		n.hub.RemoteGone(m.uid, m.nick, slices.Collect(maps.Keys(m.rooms)), n.deliver)
+	for i, m := range ms {
+		n.hub.RemoteGone(m.uid, m.nick, anonymous[i], slices.Collect(maps.Keys(m.rooms)), n.deliver)
 		if m.nickKey != "" {
 			n.releaseNick(nickClaim{node: p.name, uid: m.uid, key: m.nickKey})
 		}

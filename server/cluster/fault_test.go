@@ -259,3 +259,30 @@ func TestHostileMessages(t *testing.T) {
 	b.skipUntil(fmt.Sprintf("uid %d: still here", a.uid))
 	agree(t, []*testNode{n1, n2}, 1, 1)
 }
+
+// TestNodeKilledAnonymous: with requireAuth, a killed node's members
+// leave the others' lobby with a notice only if they were announced, that
+// is authenticated: an anonymous connection never was.
+func TestNodeKilledAnonymous(t *testing.T) {
+	ns := startNATS(t, 0, "")
+	n1 := startNode(t, ns.ClientURL(), "h1")
+	n2 := startNode(t, ns.ClientURL(), "h2")
+	for _, tn := range []*testNode{n1, n2} {
+		tn.srv.Hub().SetAuth(chat.AuthOptions{Require: true, Verify: func(tok string) (chat.Identity, error) { return chat.Identity{User: tok}, nil }})
+	}
+	a := dial(t, n1.addr)
+	a.send("/auth ua")
+	a.skipUntil(fmt.Sprintf("* authenticated as uid %d (user ua)", a.uid))
+	anon := dial(t, n2.addr)
+	c := dial(t, n2.addr)
+	c.send("/auth uc")
+	a.skipUntil(fmt.Sprintf("* uid %d joined", c.uid))
+	agree(t, []*testNode{n1, n2}, 1, 2)
+	waitFor(t, "n1 knows the user of c", testTimeout, func() bool { u, _, _ := n1.node.RemoteDetail(c.uid); return u == "uc" })
+	n2.node.Kill()
+	for _, l := range a.lines(fmt.Sprintf("* uid %d left", c.uid)) {
+		if strings.Contains(l, fmt.Sprintf("uid %d ", anon.uid)) {
+			t.Errorf("read %q about a connection that never authenticated", l)
+		}
+	}
+}
